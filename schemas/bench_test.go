@@ -1,0 +1,139 @@
+package schemas
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+)
+
+// benchEvent is a typical event: the sample sent status with conversation and
+// pricing, as the edge writes it.
+func benchEvent(b *testing.B) StatusEvent {
+	b.Helper()
+	w, err := ParseWebhook(readTestdata(b, "sent_with_conversation_and_pricing.json"), testRegion, testReceivedAt)
+	if err != nil || len(w.Events) != 1 {
+		b.Fatalf("ParseWebhook: %v", err)
+	}
+	return w.Events[0]
+}
+
+// benchMessageStatus is a typical folded one-to-one message.
+func benchMessageStatus() MessageStatus {
+	return MessageStatus{
+		WAMID: wamidSample, Status: "read", SentAt: 1750030073, DeliveredAt: 1750030073, ReadAt: 1750030075,
+		RecipientID:   "16505551234",
+		Conversation:  &Conversation{ID: "72b14d6bd5407799e66f64d1b338e567", ExpirationTimestamp: 1750116480, OriginType: "marketing"},
+		Pricing:       &Pricing{Billable: ptr(true), PricingModel: "PMP", Type: "regular", Category: "marketing"},
+		PhoneNumberID: "106540352242922", DisplayPhoneNumber: "15550783881", WABAID: "102290129340398",
+		FirstReceivedAt: testReceivedAt,
+		Sources: []AttributeSource{
+			{Attribute: "conversation", Status: "sent", Timestamp: 1750030073},
+			{Attribute: "metadata", Status: "read", Timestamp: 1750030075},
+			{Attribute: "pricing", Status: "sent", Timestamp: 1750030073},
+			{Attribute: "recipient", Status: "read", Timestamp: 1750030075},
+		},
+	}
+}
+
+func BenchmarkParseWebhook(b *testing.B) {
+	const status = `{"id":"wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQzQUFERjg0NDEzNDdFODU3MUMxMAA=","status":"delivered","timestamp":"1750030073","recipient_id":"16505551234"}`
+	bodies := []struct {
+		name string
+		body []byte
+	}{
+		{"sample", readTestdata(b, "sent_with_conversation_and_pricing.json")},
+		{"several", readTestdata(b, "several_statuses.json")},
+		{"1000-statuses", envelope(strings.TrimSuffix(strings.Repeat(status+",", 1000), ","))},
+	}
+	for _, bb := range bodies {
+		b.Run(bb.name, func(b *testing.B) {
+			b.SetBytes(int64(len(bb.body)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := ParseWebhook(bb.body, testRegion, testReceivedAt); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkEncodeStatusEvent(b *testing.B) {
+	c := newTestCodec(b)
+	ev := benchEvent(b)
+	buf, err := c.AppendStatusEvent(nil, &ev)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(buf)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if buf, err = c.AppendStatusEvent(buf[:0], &ev); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkDecodeStatusEvent(b *testing.B) {
+	c := newTestCodec(b)
+	ev := benchEvent(b)
+	buf, err := c.AppendStatusEvent(nil, &ev)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(buf)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := c.DecodeStatusEvent(buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkEncodeMessageStatus(b *testing.B) {
+	c := newTestCodec(b)
+	m := benchMessageStatus()
+	buf, err := c.AppendMessageStatus(nil, &m)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(buf)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if buf, err = c.AppendMessageStatus(buf[:0], &m); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkDecodeMessageStatus(b *testing.B) {
+	c := newTestCodec(b)
+	m := benchMessageStatus()
+	buf, err := c.AppendMessageStatus(nil, &m)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(buf)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := c.DecodeMessageStatus(buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// The structural check alone: its share of a decode.
+func BenchmarkCheckStatusEvent(b *testing.B) {
+	c := newTestCodec(b)
+	ev := benchEvent(b)
+	buf, err := c.AppendStatusEvent(nil, &ev)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := c.eventShape.check(buf[headerLen:]); err != nil {
+			b.Fatal(fmt.Sprint(err))
+		}
+	}
+}

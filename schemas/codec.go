@@ -1,0 +1,689 @@
+package schemas
+
+import (
+	"encoding/binary"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/linkedin/goavro/v2"
+)
+
+// IDs are the schema ids written in, and expected from, the Confluent framing
+// of each record type. A zero field means its default (StatusEventSchemaID,
+// MessageStatusSchemaID). With a schema registry, set them to the ids the
+// registry assigned to StatusEventSchema and MessageStatusSchema.
+type IDs struct {
+	StatusEvent   uint32
+	MessageStatus uint32
+}
+
+// Codec encodes and decodes StatusEvent and MessageStatus as Avro in the
+// Confluent wire format. Build one with NewCodec and share the pointer: it is
+// safe for concurrent use (and must not be copied).
+type Codec struct {
+	ids         IDs
+	event       *goavro.Codec
+	status      *goavro.Codec
+	eventShape  *shape
+	statusShape *shape
+	scratch     sync.Pool // of *nativeScratch, reused by the Append methods
+}
+
+// headerLen is the size of the Confluent framing: magic byte 0, then the
+// schema id as 4 big-endian bytes.
+const headerLen = 5
+
+// Names goavro gives the non-null branches of the schemas' unions.
+const (
+	unionString       = "string"
+	unionLong         = "long"
+	unionBoolean      = "boolean"
+	unionMillis       = "long.timestamp-millis"
+	unionConversation = "wastatus.v1.Conversation"
+	unionPricing      = "wastatus.v1.Pricing"
+)
+
+// NewCodec compiles both embedded schemas once. It fails with ErrSchemaID when
+// both record types would share an id.
+func NewCodec(ids IDs) (*Codec, error) {
+	if ids.StatusEvent == 0 {
+		ids.StatusEvent = StatusEventSchemaID
+	}
+	if ids.MessageStatus == 0 {
+		ids.MessageStatus = MessageStatusSchemaID
+	}
+	if ids.StatusEvent == ids.MessageStatus {
+		return nil, fmt.Errorf("%w: StatusEvent and MessageStatus both use id %d", ErrSchemaID, ids.StatusEvent)
+	}
+	c := &Codec{ids: ids}
+	c.scratch.New = func() any { return new(nativeScratch) }
+	var err error
+	if c.event, err = goavro.NewCodec(statusEventAVSC); err != nil {
+		return nil, fmt.Errorf("schemas: compile status_event.avsc: %w", err)
+	}
+	if c.status, err = goavro.NewCodec(messageStatusAVSC); err != nil {
+		return nil, fmt.Errorf("schemas: compile message_status.avsc: %w", err)
+	}
+	if c.eventShape, err = buildShape(statusEventAVSC); err != nil {
+		return nil, fmt.Errorf("schemas: walk status_event.avsc: %w", err)
+	}
+	if c.statusShape, err = buildShape(messageStatusAVSC); err != nil {
+		return nil, fmt.Errorf("schemas: walk message_status.avsc: %w", err)
+	}
+	return c, nil
+}
+
+// IDs returns the schema ids in use, defaults filled in.
+func (c *Codec) IDs() IDs { return c.ids }
+
+// AppendStatusEvent appends ev in the Confluent wire format (0x00, the 4-byte
+// big-endian StatusEvent schema id, the Avro binary record) to dst and
+// returns the extended slice. On error it returns dst unchanged.
+func (c *Codec) AppendStatusEvent(dst []byte, ev *StatusEvent) ([]byte, error) {
+	if ev == nil {
+		return dst, fmt.Errorf("%w: nil *StatusEvent", ErrEncode)
+	}
+	s := c.scratch.Get().(*nativeScratch)
+	defer c.release(s)
+	return appendFramed(dst, c.ids.StatusEvent, c.event, s.statusEvent(ev), statusEventSize(ev))
+}
+
+// AppendMessageStatus appends m in the Confluent wire format with the
+// MessageStatus schema id to dst and returns the extended slice. On error it
+// returns dst unchanged.
+func (c *Codec) AppendMessageStatus(dst []byte, m *MessageStatus) ([]byte, error) {
+	if m == nil {
+		return dst, fmt.Errorf("%w: nil *MessageStatus", ErrEncode)
+	}
+	s := c.scratch.Get().(*nativeScratch)
+	defer c.release(s)
+	return appendFramed(dst, c.ids.MessageStatus, c.status, s.messageStatus(m), messageStatusSize(m))
+}
+
+func (c *Codec) release(s *nativeScratch) {
+	if s.reset() {
+		c.scratch.Put(s)
+	}
+}
+
+// appendFramed appends the header and the Avro encoding of native to dst,
+// growing dst at most once for a record of about size bytes.
+func appendFramed(dst []byte, id uint32, codec *goavro.Codec, native map[string]any, size int) ([]byte, error) {
+	out := dst
+	if n := len(dst); cap(dst)-n < headerLen+size {
+		out = make([]byte, n, n+headerLen+size)
+		copy(out, dst)
+	}
+	out = binary.BigEndian.AppendUint32(append(out, 0), id)
+	out, err := codec.BinaryFromNative(out, native)
+	if err != nil {
+		return dst, fmt.Errorf("%w: %w", ErrEncode, err)
+	}
+	return out, nil
+}
+
+// DecodeStatusEvent decodes one StatusEvent value. It fails with ErrFraming
+// (short, or not magic byte 0), ErrSchemaID (an id other than IDs().StatusEvent)
+// or ErrDecode (not exactly one valid record). The result shares no memory
+// with b. Empty Errors and Raw decode as nil.
+func (c *Codec) DecodeStatusEvent(b []byte) (StatusEvent, error) {
+	native, err := c.decode(b, c.ids.StatusEvent, c.event, c.eventShape)
+	if err != nil {
+		return StatusEvent{}, err
+	}
+	r := nativeReader{}
+	ev := statusEventFromNative(&r, native)
+	if r.err != nil {
+		return StatusEvent{}, fmt.Errorf("%w: %w", ErrDecode, r.err)
+	}
+	return ev, nil
+}
+
+// DecodeMessageStatus decodes one MessageStatus value, with the errors of
+// DecodeStatusEvent. Empty Errors, Participants and Sources decode as nil.
+func (c *Codec) DecodeMessageStatus(b []byte) (MessageStatus, error) {
+	native, err := c.decode(b, c.ids.MessageStatus, c.status, c.statusShape)
+	if err != nil {
+		return MessageStatus{}, err
+	}
+	r := nativeReader{}
+	m := messageStatusFromNative(&r, native)
+	if r.err != nil {
+		return MessageStatus{}, fmt.Errorf("%w: %w", ErrDecode, r.err)
+	}
+	return m, nil
+}
+
+func (c *Codec) decode(b []byte, id uint32, codec *goavro.Codec, s *shape) (map[string]any, error) {
+	if len(b) < headerLen {
+		return nil, fmt.Errorf("%w: %d bytes, need at least %d", ErrFraming, len(b), headerLen)
+	}
+	if b[0] != 0 {
+		return nil, fmt.Errorf("%w: magic byte %#x, want 0", ErrFraming, b[0])
+	}
+	if got := binary.BigEndian.Uint32(b[1:headerLen]); got != id {
+		return nil, fmt.Errorf("%w: got %d, want %d", ErrSchemaID, got, id)
+	}
+	payload := b[headerLen:]
+	if err := s.check(payload); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrDecode, err)
+	}
+	native, _, err := codec.NativeFromBinary(payload)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrDecode, err)
+	}
+	m, ok := native.(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("%w: record decoded as %T", ErrDecode, native)
+	}
+	return m, nil
+}
+
+// Typed structs to goavro's native form. Absent optional values are left out
+// of the map: goavro then writes the field's default, null or [].
+//
+// goavro wants a map per record and a one-entry map per non-null union value:
+// a dozen maps per record. nativeScratch hands them out from a reusable set,
+// so that only the boxing of values into interfaces allocates.
+
+// nativeScratch is the reusable native form of one record being encoded. It
+// is used by one goroutine at a time (taken from the Codec's pool).
+type nativeScratch struct {
+	maps  []map[string]any // handed out in order; maps[:nmaps] are in use
+	nmaps int
+	lists [][]any // likewise for arrays
+	nlist int
+}
+
+// Past these sizes a scratch is dropped rather than pooled, so that one
+// huge record does not pin its memory for good.
+const (
+	maxScratchMaps  = 256
+	maxScratchItems = 1024
+)
+
+func (s *nativeScratch) record() map[string]any {
+	if s.nmaps == len(s.maps) {
+		s.maps = append(s.maps, make(map[string]any, 8))
+	}
+	m := s.maps[s.nmaps]
+	s.nmaps++
+	return m
+}
+
+// union returns goavro's form of a non-null union value: {branch: v}.
+func (s *nativeScratch) union(branch string, v any) map[string]any {
+	m := s.record()
+	m[branch] = v
+	return m
+}
+
+func (s *nativeScratch) list(n int) []any {
+	if s.nlist == len(s.lists) {
+		s.lists = append(s.lists, nil)
+	}
+	l := s.lists[s.nlist]
+	if cap(l) < n {
+		l = make([]any, n)
+	}
+	s.lists[s.nlist] = l
+	s.nlist++
+	return l[:n]
+}
+
+// reset clears the scratch for reuse, dropping its references to the
+// encoded values, and reports whether it is small enough to keep.
+func (s *nativeScratch) reset() bool {
+	for _, m := range s.maps[:s.nmaps] {
+		clear(m)
+	}
+	items := 0
+	for _, l := range s.lists[:s.nlist] {
+		clear(l[:cap(l)])
+		items += cap(l)
+	}
+	s.nmaps, s.nlist = 0, 0
+	return len(s.maps) <= maxScratchMaps && items <= maxScratchItems
+}
+
+func (s *nativeScratch) statusEvent(ev *StatusEvent) map[string]any {
+	m := s.record()
+	m["wamid"] = ev.WAMID
+	m["status"] = ev.Status
+	m["timestamp"] = ev.Timestamp
+	s.putString(m, "recipient_id", ev.RecipientID)
+	s.putString(m, "recipient_user_id", ev.RecipientUserID)
+	s.putString(m, "parent_user_id", ev.ParentUserID)
+	s.putString(m, "recipient_type", ev.RecipientType)
+	s.putString(m, "recipient_participant_id", ev.RecipientParticipantID)
+	s.putConversation(m, ev.Conversation)
+	s.putPricing(m, ev.Pricing)
+	s.putErrors(m, ev.Errors)
+	s.putString(m, "biz_opaque_callback_data", ev.BizOpaqueCallbackData)
+	s.putString(m, "phone_number_id", ev.PhoneNumberID)
+	s.putString(m, "display_phone_number", ev.DisplayPhoneNumber)
+	s.putString(m, "waba_id", ev.WABAID)
+	m["region"] = ev.Region
+	m["received_at"] = ev.ReceivedAt
+	m["raw"] = ev.Raw
+	return m
+}
+
+func (s *nativeScratch) messageStatus(ms *MessageStatus) map[string]any {
+	m := s.record()
+	m["wamid"] = ms.WAMID
+	m["status"] = ms.Status
+	s.putLong(m, "sent_at", ms.SentAt)
+	s.putLong(m, "delivered_at", ms.DeliveredAt)
+	s.putLong(m, "read_at", ms.ReadAt)
+	s.putLong(m, "played_at", ms.PlayedAt)
+	s.putLong(m, "failed_at", ms.FailedAt)
+	s.putString(m, "recipient_id", ms.RecipientID)
+	s.putString(m, "recipient_user_id", ms.RecipientUserID)
+	s.putString(m, "parent_user_id", ms.ParentUserID)
+	s.putString(m, "recipient_type", ms.RecipientType)
+	s.putConversation(m, ms.Conversation)
+	s.putPricing(m, ms.Pricing)
+	s.putErrors(m, ms.Errors)
+	s.putString(m, "biz_opaque_callback_data", ms.BizOpaqueCallbackData)
+	s.putString(m, "phone_number_id", ms.PhoneNumberID)
+	s.putString(m, "display_phone_number", ms.DisplayPhoneNumber)
+	s.putString(m, "waba_id", ms.WABAID)
+	if ms.FirstReceivedAt != 0 {
+		m["first_received_at"] = s.union(unionMillis, ms.FirstReceivedAt)
+	}
+	if len(ms.Participants) > 0 {
+		ps := s.list(len(ms.Participants))
+		for i := range ms.Participants {
+			p := &ms.Participants[i]
+			pm := s.record()
+			pm["id"] = p.ID
+			pm["status"] = p.Status
+			s.putLong(pm, "sent_at", p.SentAt)
+			s.putLong(pm, "delivered_at", p.DeliveredAt)
+			s.putLong(pm, "read_at", p.ReadAt)
+			s.putLong(pm, "played_at", p.PlayedAt)
+			s.putLong(pm, "failed_at", p.FailedAt)
+			ps[i] = pm
+		}
+		m["participants"] = ps
+	}
+	if len(ms.Sources) > 0 {
+		ss := s.list(len(ms.Sources))
+		for i := range ms.Sources {
+			src := &ms.Sources[i]
+			sm := s.record()
+			sm["attribute"] = src.Attribute
+			sm["status"] = src.Status
+			sm["timestamp"] = src.Timestamp
+			ss[i] = sm
+		}
+		m["sources"] = ss
+	}
+	return m
+}
+
+func (s *nativeScratch) putString(m map[string]any, key, v string) {
+	if v != "" {
+		m[key] = s.union(unionString, v)
+	}
+}
+
+func (s *nativeScratch) putLong(m map[string]any, key string, v int64) {
+	if v != 0 {
+		m[key] = s.union(unionLong, v)
+	}
+}
+
+func (s *nativeScratch) putConversation(m map[string]any, c *Conversation) {
+	if c == nil {
+		return
+	}
+	cm := s.record()
+	cm["id"] = c.ID
+	s.putLong(cm, "expiration_timestamp", c.ExpirationTimestamp)
+	s.putString(cm, "origin_type", c.OriginType)
+	m["conversation"] = s.union(unionConversation, cm)
+}
+
+func (s *nativeScratch) putPricing(m map[string]any, p *Pricing) {
+	if p == nil {
+		return
+	}
+	pm := s.record()
+	if p.Billable != nil {
+		pm["billable"] = s.union(unionBoolean, *p.Billable)
+	}
+	s.putString(pm, "pricing_model", p.PricingModel)
+	s.putString(pm, "type", p.Type)
+	s.putString(pm, "category", p.Category)
+	m["pricing"] = s.union(unionPricing, pm)
+}
+
+func (s *nativeScratch) putErrors(m map[string]any, errs []Error) {
+	if len(errs) == 0 {
+		return
+	}
+	es := s.list(len(errs))
+	for i := range errs {
+		e := &errs[i]
+		em := s.record()
+		em["code"] = e.Code
+		s.putString(em, "title", e.Title)
+		s.putString(em, "message", e.Message)
+		s.putString(em, "details", e.Details)
+		s.putString(em, "href", e.Href)
+		es[i] = em
+	}
+	m["errors"] = es
+}
+
+// statusEventSize estimates the Avro size of ev, so that dst grows once.
+func statusEventSize(ev *StatusEvent) int {
+	n := 64 + len(ev.WAMID) + len(ev.Status) + len(ev.RecipientID) + len(ev.RecipientUserID) +
+		len(ev.ParentUserID) + len(ev.RecipientType) + len(ev.RecipientParticipantID) +
+		len(ev.BizOpaqueCallbackData) + len(ev.PhoneNumberID) + len(ev.DisplayPhoneNumber) +
+		len(ev.WABAID) + len(ev.Region) + len(ev.Raw)
+	return n + conversationSize(ev.Conversation) + pricingSize(ev.Pricing) + errorsSize(ev.Errors)
+}
+
+// messageStatusSize estimates the Avro size of m, so that dst grows once.
+func messageStatusSize(m *MessageStatus) int {
+	n := 96 + len(m.WAMID) + len(m.Status) + len(m.RecipientID) + len(m.RecipientUserID) +
+		len(m.ParentUserID) + len(m.RecipientType) + len(m.BizOpaqueCallbackData) +
+		len(m.PhoneNumberID) + len(m.DisplayPhoneNumber) + len(m.WABAID)
+	for i := range m.Participants {
+		n += 32 + len(m.Participants[i].ID) + len(m.Participants[i].Status)
+	}
+	for i := range m.Sources {
+		n += 12 + len(m.Sources[i].Attribute) + len(m.Sources[i].Status)
+	}
+	return n + conversationSize(m.Conversation) + pricingSize(m.Pricing) + errorsSize(m.Errors)
+}
+
+func conversationSize(c *Conversation) int {
+	if c == nil {
+		return 0
+	}
+	return 16 + len(c.ID) + len(c.OriginType)
+}
+
+func pricingSize(p *Pricing) int {
+	if p == nil {
+		return 0
+	}
+	return 16 + len(p.PricingModel) + len(p.Type) + len(p.Category)
+}
+
+func errorsSize(errs []Error) int {
+	n := 0
+	for i := range errs {
+		e := &errs[i]
+		n += 24 + len(e.Title) + len(e.Message) + len(e.Details) + len(e.Href)
+	}
+	return n
+}
+
+// goavro's native form back to typed structs. goavro returns unions as nil or
+// a one-entry map keyed by the branch's type name, longs as int64 and
+// timestamp-millis as time.Time.
+
+// nativeReader reads fields of a decoded native map, keeping the first
+// mismatch. A mismatch would mean goavro's native form changed; it is
+// reported as ErrDecode rather than a panic.
+type nativeReader struct{ err error }
+
+func (r *nativeReader) fail(key string, v any) {
+	if r.err == nil {
+		r.err = fmt.Errorf("field %q decoded as %T", key, v)
+	}
+}
+
+func (r *nativeReader) str(m map[string]any, key string) string {
+	s, ok := m[key].(string)
+	if !ok {
+		r.fail(key, m[key])
+	}
+	return s
+}
+
+func (r *nativeReader) long(m map[string]any, key string) int64 {
+	n, ok := m[key].(int64)
+	if !ok {
+		r.fail(key, m[key])
+	}
+	return n
+}
+
+func (r *nativeReader) bytes(m map[string]any, key string) []byte {
+	b, ok := m[key].([]byte)
+	if !ok {
+		r.fail(key, m[key])
+	}
+	if len(b) == 0 {
+		return nil
+	}
+	// goavro returns a slice of the input buffer; the result must not alias it.
+	return append([]byte(nil), b...)
+}
+
+func (r *nativeReader) millis(m map[string]any, key string) int64 {
+	t, ok := m[key].(time.Time)
+	if !ok {
+		r.fail(key, m[key])
+	}
+	return unixMillis(t)
+}
+
+// unixMillis inverts goavro's time.Unix(ms/1e3, ms%1e3*1e6) exactly, for every
+// int64 (the multiplication may wrap; the sum wraps back).
+func unixMillis(t time.Time) int64 {
+	return t.Unix()*1e3 + int64(t.Nanosecond())/1e6
+}
+
+// union returns the value of a union field's branch, or nil for null.
+func (r *nativeReader) union(m map[string]any, key, branch string) any {
+	v := m[key]
+	if v == nil {
+		return nil
+	}
+	u, ok := v.(map[string]any)
+	if !ok {
+		r.fail(key, v)
+		return nil
+	}
+	b, ok := u[branch]
+	if !ok || len(u) != 1 {
+		r.fail(key, v)
+		return nil
+	}
+	return b
+}
+
+func (r *nativeReader) optStr(m map[string]any, key string) string {
+	v := r.union(m, key, unionString)
+	if v == nil {
+		return ""
+	}
+	s, ok := v.(string)
+	if !ok {
+		r.fail(key, v)
+	}
+	return s
+}
+
+func (r *nativeReader) optLong(m map[string]any, key string) int64 {
+	v := r.union(m, key, unionLong)
+	if v == nil {
+		return 0
+	}
+	n, ok := v.(int64)
+	if !ok {
+		r.fail(key, v)
+	}
+	return n
+}
+
+func (r *nativeReader) optMillis(m map[string]any, key string) int64 {
+	v := r.union(m, key, unionMillis)
+	if v == nil {
+		return 0
+	}
+	t, ok := v.(time.Time)
+	if !ok {
+		r.fail(key, v)
+	}
+	return unixMillis(t)
+}
+
+func (r *nativeReader) records(m map[string]any, key string) []map[string]any {
+	v, ok := m[key].([]any)
+	if !ok {
+		r.fail(key, m[key])
+		return nil
+	}
+	if len(v) == 0 {
+		return nil
+	}
+	out := make([]map[string]any, len(v))
+	for i, item := range v {
+		if out[i], ok = item.(map[string]any); !ok {
+			r.fail(key, item)
+			return nil
+		}
+	}
+	return out
+}
+
+func (r *nativeReader) conversation(m map[string]any) *Conversation {
+	v := r.union(m, "conversation", unionConversation)
+	if v == nil {
+		return nil
+	}
+	cm, ok := v.(map[string]any)
+	if !ok {
+		r.fail("conversation", v)
+		return nil
+	}
+	return &Conversation{
+		ID:                  r.str(cm, "id"),
+		ExpirationTimestamp: r.optLong(cm, "expiration_timestamp"),
+		OriginType:          r.optStr(cm, "origin_type"),
+	}
+}
+
+func (r *nativeReader) pricing(m map[string]any) *Pricing {
+	v := r.union(m, "pricing", unionPricing)
+	if v == nil {
+		return nil
+	}
+	pm, ok := v.(map[string]any)
+	if !ok {
+		r.fail("pricing", v)
+		return nil
+	}
+	p := &Pricing{
+		PricingModel: r.optStr(pm, "pricing_model"),
+		Type:         r.optStr(pm, "type"),
+		Category:     r.optStr(pm, "category"),
+	}
+	if b := r.union(pm, "billable", unionBoolean); b != nil {
+		billable, ok := b.(bool)
+		if !ok {
+			r.fail("billable", b)
+		}
+		p.Billable = &billable
+	}
+	return p
+}
+
+func (r *nativeReader) errors(m map[string]any) []Error {
+	items := r.records(m, "errors")
+	if len(items) == 0 {
+		return nil
+	}
+	errs := make([]Error, len(items))
+	for i, em := range items {
+		errs[i] = Error{
+			Code:    r.long(em, "code"),
+			Title:   r.optStr(em, "title"),
+			Message: r.optStr(em, "message"),
+			Details: r.optStr(em, "details"),
+			Href:    r.optStr(em, "href"),
+		}
+	}
+	return errs
+}
+
+func statusEventFromNative(r *nativeReader, m map[string]any) StatusEvent {
+	return StatusEvent{
+		WAMID:                  r.str(m, "wamid"),
+		Status:                 r.str(m, "status"),
+		Timestamp:              r.long(m, "timestamp"),
+		RecipientID:            r.optStr(m, "recipient_id"),
+		RecipientUserID:        r.optStr(m, "recipient_user_id"),
+		ParentUserID:           r.optStr(m, "parent_user_id"),
+		RecipientType:          r.optStr(m, "recipient_type"),
+		RecipientParticipantID: r.optStr(m, "recipient_participant_id"),
+		Conversation:           r.conversation(m),
+		Pricing:                r.pricing(m),
+		Errors:                 r.errors(m),
+		BizOpaqueCallbackData:  r.optStr(m, "biz_opaque_callback_data"),
+		PhoneNumberID:          r.optStr(m, "phone_number_id"),
+		DisplayPhoneNumber:     r.optStr(m, "display_phone_number"),
+		WABAID:                 r.optStr(m, "waba_id"),
+		Region:                 r.str(m, "region"),
+		ReceivedAt:             r.millis(m, "received_at"),
+		Raw:                    r.bytes(m, "raw"),
+	}
+}
+
+func messageStatusFromNative(r *nativeReader, m map[string]any) MessageStatus {
+	s := MessageStatus{
+		WAMID:                 r.str(m, "wamid"),
+		Status:                r.str(m, "status"),
+		SentAt:                r.optLong(m, "sent_at"),
+		DeliveredAt:           r.optLong(m, "delivered_at"),
+		ReadAt:                r.optLong(m, "read_at"),
+		PlayedAt:              r.optLong(m, "played_at"),
+		FailedAt:              r.optLong(m, "failed_at"),
+		RecipientID:           r.optStr(m, "recipient_id"),
+		RecipientUserID:       r.optStr(m, "recipient_user_id"),
+		ParentUserID:          r.optStr(m, "parent_user_id"),
+		RecipientType:         r.optStr(m, "recipient_type"),
+		Conversation:          r.conversation(m),
+		Pricing:               r.pricing(m),
+		Errors:                r.errors(m),
+		BizOpaqueCallbackData: r.optStr(m, "biz_opaque_callback_data"),
+		PhoneNumberID:         r.optStr(m, "phone_number_id"),
+		DisplayPhoneNumber:    r.optStr(m, "display_phone_number"),
+		WABAID:                r.optStr(m, "waba_id"),
+		FirstReceivedAt:       r.optMillis(m, "first_received_at"),
+	}
+	if ps := r.records(m, "participants"); len(ps) > 0 {
+		s.Participants = make([]Participant, len(ps))
+		for i, pm := range ps {
+			s.Participants[i] = Participant{
+				ID:          r.str(pm, "id"),
+				Status:      r.str(pm, "status"),
+				SentAt:      r.optLong(pm, "sent_at"),
+				DeliveredAt: r.optLong(pm, "delivered_at"),
+				ReadAt:      r.optLong(pm, "read_at"),
+				PlayedAt:    r.optLong(pm, "played_at"),
+				FailedAt:    r.optLong(pm, "failed_at"),
+			}
+		}
+	}
+	if ss := r.records(m, "sources"); len(ss) > 0 {
+		s.Sources = make([]AttributeSource, len(ss))
+		for i, sm := range ss {
+			s.Sources[i] = AttributeSource{
+				Attribute: r.str(sm, "attribute"),
+				Status:    r.str(sm, "status"),
+				Timestamp: r.long(sm, "timestamp"),
+			}
+		}
+	}
+	return s
+}

@@ -1,0 +1,552 @@
+package schemas
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+const (
+	testRegion = "eu-west-1"
+	// testReceivedAt is after every payload timestamp in testdata (unix ms).
+	testReceivedAt int64 = 1751200000123
+)
+
+func readTestdata(t testing.TB, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// meta fills the fields ParseWebhook copies from the envelope and the caller
+// into ev, as every sample has them.
+func meta(ev StatusEvent) StatusEvent {
+	ev.PhoneNumberID = "106540352242922"
+	ev.DisplayPhoneNumber = "15550783881"
+	ev.WABAID = "102290129340398"
+	ev.Region = testRegion
+	ev.ReceivedAt = testReceivedAt
+	return ev
+}
+
+// checkRaw checks that every event's and rejection's Raw is a verbatim
+// element of body, then clears it so the rest can be compared with want.
+func checkRaw(t *testing.T, body []byte, w *Webhook) {
+	t.Helper()
+	for i := range w.Events {
+		raw := w.Events[i].Raw
+		if !json.Valid(raw) || raw[0] != '{' || !bytes.Contains(body, raw) {
+			t.Errorf("event %d: Raw %q is not a status object of the body", i, raw)
+		}
+		w.Events[i].Raw = nil
+	}
+	for i := range w.Rejected {
+		raw := w.Rejected[i].Raw
+		if !json.Valid(raw) || !bytes.Contains(body, raw) {
+			t.Errorf("rejected %d: Raw %q is not an element of the body", i, raw)
+		}
+	}
+}
+
+const (
+	wamidSample = "wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQzQUFERjg0NDEzNDdFODU3MUMxMAA="
+	wamidGroup  = "wamid.HBgLMTIwMzYzNDE4NDc5FQIAERgSQkE1RjM0QjQ3RUQ2NUQ4RTM3AA=="
+	wamidOrder  = "wamid.HBgLMTY1MDU1NTEyMzQVAgARGBI5QTNDQTVCM0Q0Q0Q2RTY3RTcA"
+	wamidFailed = "wamid.HBgLMTY1MDU1NTk4NzYVAgARGBI3RjJBMEQ5QkE4RjFDMjQ1OUQA"
+	groupID     = "Y2FwaV9ncm91cDoxNTU1MDc4Mzg4MToxMjAzNjM0MTg0NzkyMzQ1Njc"
+	errorsHref  = "https://developers.facebook.com/docs/whatsapp/cloud-api/support/error-codes/"
+)
+
+// testdataWebhook is a testdata file and what ParseWebhook must make of it
+// (Raw aside), with testRegion and testReceivedAt.
+type testdataWebhook struct {
+	file string
+	want Webhook
+}
+
+func testdataWebhooks() []testdataWebhook {
+	return []testdataWebhook{{
+		file: "sent_minimal_v24.json",
+		want: Webhook{Events: []StatusEvent{meta(StatusEvent{
+			WAMID: wamidSample, Status: "sent", Timestamp: 1750030073, RecipientID: "16505551234",
+		})}},
+	}, {
+		file: "sent_with_conversation_and_pricing.json",
+		want: Webhook{Events: []StatusEvent{meta(StatusEvent{
+			WAMID: wamidSample, Status: "sent", Timestamp: 1750030073, RecipientID: "16505551234",
+			Conversation: &Conversation{ID: "72b14d6bd5407799e66f64d1b338e567", ExpirationTimestamp: 1750116480, OriginType: "marketing"},
+			Pricing:      &Pricing{Billable: ptr(true), PricingModel: "PMP", Type: "regular", Category: "marketing"},
+		})}},
+	}, {
+		file: "failed_with_errors.json",
+		want: Webhook{Events: []StatusEvent{meta(StatusEvent{
+			WAMID: "wamid.HBgLMTY1MDM4Nzk0MzkVAgARGBI0QUQ2MjA4NEYyRkExNjMyREUA", Status: "failed", Timestamp: 1751142888,
+			RecipientID: "16505551234",
+			Errors: []Error{{
+				Code:    131049,
+				Title:   "This message was not delivered to maintain healthy ecosystem engagement.",
+				Message: "This message was not delivered to maintain healthy ecosystem engagement.",
+				Details: "In order to maintain a healthy ecosystem engagement, the message failed to be delivered.",
+				Href:    errorsHref,
+			}},
+		})}},
+	}, {
+		// Since 2026 recipient_id may be missing, with recipient_user_id
+		// instead; contacts[] is ignored.
+		file: "delivered_user_id_no_recipient_id.json",
+		want: Webhook{Events: []StatusEvent{meta(StatusEvent{
+			WAMID: wamidSample, Status: "delivered", Timestamp: 1750030073,
+			RecipientUserID: "US.13491208655302741918", ParentUserID: "US.11815799212886844830",
+			Pricing: &Pricing{Billable: ptr(true), PricingModel: "PMP", Type: "regular", Category: "marketing"},
+		})}},
+	}, {
+		// A group message: one status per participant, all with the same id.
+		file: "group_fanout.json",
+		want: Webhook{Events: []StatusEvent{
+			meta(StatusEvent{WAMID: wamidGroup, Status: "delivered", Timestamp: 1750263773, RecipientID: groupID, RecipientType: "group", RecipientParticipantID: "16505551234"}),
+			meta(StatusEvent{WAMID: wamidGroup, Status: "delivered", Timestamp: 1750263774, RecipientID: groupID, RecipientType: "group", RecipientParticipantID: "16505550000"}),
+			meta(StatusEvent{WAMID: wamidGroup, Status: "read", Timestamp: 1750263801, RecipientID: groupID, RecipientType: "group", RecipientParticipantID: "16505551234"}),
+		}},
+	}, {
+		// Several statuses for two messages in one POST: sent and delivered
+		// tied to the second, a JSON-number timestamp and expiration, and a
+		// failed before a later-arriving delivered (multi-device).
+		file: "several_statuses.json",
+		want: Webhook{Events: []StatusEvent{
+			meta(StatusEvent{WAMID: wamidOrder, Status: "sent", Timestamp: 1750030073, RecipientID: "16505551234", BizOpaqueCallbackData: "order-8812"}),
+			meta(StatusEvent{
+				WAMID: wamidOrder, Status: "delivered", Timestamp: 1750030073, RecipientID: "16505551234",
+				Conversation: &Conversation{ID: "c0ffee4d6bd5407799e66f64d1b338e5", ExpirationTimestamp: 1750116480, OriginType: "utility"},
+				Pricing:      &Pricing{Billable: ptr(false), PricingModel: "PMP", Type: "free_customer_service", Category: "utility"},
+			}),
+			meta(StatusEvent{
+				WAMID: wamidFailed, Status: "failed", Timestamp: 1750030090, RecipientID: "16505559876",
+				Errors: []Error{{Code: 131026, Title: "Message undeliverable", Message: "Message undeliverable", Details: "Message Undeliverable.", Href: errorsHref}},
+			}),
+			meta(StatusEvent{WAMID: wamidFailed, Status: "delivered", Timestamp: 1750030085, RecipientID: "16505559876"}),
+		}},
+	}, {
+		// messages[] beside statuses[], a change with messages[] only, and a
+		// change of another field.
+		file: "messages_and_statuses.json",
+		want: Webhook{
+			Events:          []StatusEvent{meta(StatusEvent{WAMID: wamidOrder, Status: "read", Timestamp: 1750030099, RecipientID: "16505551234"})},
+			InboundMessages: 3,
+			OtherChanges:    1,
+		},
+	}, {
+		file: "played.json",
+		want: Webhook{Events: []StatusEvent{meta(StatusEvent{
+			WAMID: "wamid.HBgLMTY1MDU1NTEyMzQVAgARGBIyQjdFNUE4QzlEMUYzRTRBNkIA", Status: "played", Timestamp: 1750031200,
+			RecipientID: "16505551234", RecipientUserID: "US.13491208655302741918",
+		})}},
+	}, {
+		// A read with no delivered before it.
+		file: "read_only.json",
+		want: Webhook{Events: []StatusEvent{meta(StatusEvent{WAMID: wamidSample, Status: "read", Timestamp: 1750030075, RecipientID: "16505551234"})}},
+	}, {
+		// The same status three times, in two entries: all kept.
+		file: "duplicate_statuses.json",
+		want: Webhook{Events: []StatusEvent{
+			meta(StatusEvent{WAMID: wamidSample, Status: "delivered", Timestamp: 1750030074, RecipientID: "16505551234"}),
+			meta(StatusEvent{WAMID: wamidSample, Status: "delivered", Timestamp: 1750030074, RecipientID: "16505551234"}),
+			meta(StatusEvent{WAMID: wamidSample, Status: "delivered", Timestamp: 1750030074, RecipientID: "16505551234"}),
+		}},
+	}}
+}
+
+func TestParseWebhookTestdata(t *testing.T) {
+	for _, tt := range testdataWebhooks() {
+		t.Run(tt.file, func(t *testing.T) {
+			body := readTestdata(t, tt.file)
+			got, err := ParseWebhook(body, testRegion, testReceivedAt)
+			if err != nil {
+				t.Fatalf("ParseWebhook: %v", err)
+			}
+			checkRaw(t, body, &got)
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("ParseWebhook:\n got %+v\nwant %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+// Every JSON file in testdata has its expected result in a test, so that a new
+// fixture is not forgotten.
+func TestTestdataCovered(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("testdata", "*.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	covered := map[string]bool{"rejected_mixed.json": true} // TestParseWebhookRejectedMixed
+	for _, tt := range testdataWebhooks() {
+		covered[tt.file] = true
+	}
+	for _, f := range files {
+		if !covered[filepath.Base(f)] {
+			t.Errorf("%s has no expected result in testdataWebhooks", f)
+		}
+		delete(covered, filepath.Base(f))
+	}
+	for f := range covered {
+		t.Errorf("testdata/%s is expected but missing", f)
+	}
+}
+
+// The exact raw bytes of each element, whatever its whitespace, and the
+// rejection of each bad element without touching the others.
+func TestParseWebhookRejectedMixed(t *testing.T) {
+	body := readTestdata(t, "rejected_mixed.json")
+	got, err := ParseWebhook(body, testRegion, testReceivedAt)
+	if err != nil {
+		t.Fatalf("ParseWebhook: %v", err)
+	}
+	type rejection struct {
+		raw, wamid string
+		err        error
+	}
+	wantRejected := []rejection{
+		{`"not an object"`, "", ErrStatusNotObject},
+		{`{"status": "sent", "timestamp": "1750030073"}`, "", ErrNoWAMID},
+		{`{"id": "wamid.NOSTATUS", "status": 2, "timestamp": "1750030073"}`, "wamid.NOSTATUS", ErrNoStatus},
+		{`{"id": "wamid.NOTIME", "status": "sent"}`, "wamid.NOTIME", ErrBadTimestamp},
+		{`{"id": "wamid.MILLIS", "status": "sent", "timestamp": "1750030073000"}`, "wamid.MILLIS", ErrMillisTimestamp},
+		{`{"id": "wamid.FUTURE", "status": "sent", "timestamp": "1850030073"}`, "wamid.FUTURE", ErrFutureTimestamp},
+		{`{"id": "wamid.BADFIELD", "status": "sent", "timestamp": "1750030073", "pricing": {"billable": "yes"}}`, "wamid.BADFIELD", ErrBadField},
+	}
+	if len(got.Rejected) != len(wantRejected) {
+		t.Fatalf("got %d rejected, want %d: %+v", len(got.Rejected), len(wantRejected), got.Rejected)
+	}
+	for i, want := range wantRejected {
+		r := got.Rejected[i]
+		if string(r.Raw) != want.raw || r.WAMID != want.wamid || !errors.Is(r.Err, want.err) {
+			t.Errorf("rejected %d: got {%s %q %v}, want {%s %q %v}", i, r.Raw, r.WAMID, r.Err, want.raw, want.wamid, want.err)
+		}
+	}
+	wantEvents := []string{
+		`{"id": "wamid.VALID1", "status": "sent", "timestamp": "1750030073", "recipient_id": "16505551234"}`,
+		// An unknown status value is an event: the processor dead-letters it.
+		`{"id": "wamid.UNKNOWN", "status": "deleted", "timestamp": "1750030073"}`,
+	}
+	if len(got.Events) != len(wantEvents) {
+		t.Fatalf("got %d events, want %d", len(got.Events), len(wantEvents))
+	}
+	for i, want := range wantEvents {
+		if string(got.Events[i].Raw) != want {
+			t.Errorf("event %d Raw = %s, want %s", i, got.Events[i].Raw, want)
+		}
+	}
+}
+
+// envelope wraps status elements in a minimal body.
+func envelope(statuses ...string) []byte {
+	return []byte(`{"object":"whatsapp_business_account","entry":[{"id":"waba","changes":[{"field":"messages","value":` +
+		`{"metadata":{"phone_number_id":"pni","display_phone_number":"dpn"},"statuses":[` + strings.Join(statuses, ",") + `]}}]}]}`)
+}
+
+// parseOne parses a body holding the one status element s.
+func parseOne(t *testing.T, s string, receivedAt int64) (*StatusEvent, *RejectedStatus) {
+	t.Helper()
+	w, err := ParseWebhook(envelope(s), "r", receivedAt)
+	if err != nil {
+		t.Fatalf("ParseWebhook(%s): %v", s, err)
+	}
+	if len(w.Events)+len(w.Rejected) != 1 {
+		t.Fatalf("ParseWebhook(%s): %d events and %d rejected, want one in all", s, len(w.Events), len(w.Rejected))
+	}
+	if len(w.Events) == 1 {
+		return &w.Events[0], nil
+	}
+	return nil, &w.Rejected[0]
+}
+
+func TestParseWebhookStatusRules(t *testing.T) {
+	const now int64 = 1750000000000 // ms
+	tests := []struct {
+		name       string
+		status     string
+		receivedAt int64
+		wantErr    error // nil: an event
+		wantTS     int64
+		wantWAMID  string // of the rejection
+	}{
+		{"string timestamp", `{"id":"w","status":"sent","timestamp":"1750000000"}`, now, nil, 1750000000, ""},
+		{"number timestamp", `{"id":"w","status":"sent","timestamp":1750000000}`, now, nil, 1750000000, ""},
+		{"escaped digits", `{"id":"w","status":"sent","timestamp":"\u0031750000000"}`, now, nil, 1750000000, ""},
+		{"leading zeros", `{"id":"w","status":"sent","timestamp":"01750000000"}`, now, nil, 1750000000, ""},
+		{"one second", `{"id":"w","status":"sent","timestamp":"1"}`, now, nil, 1, ""},
+		{"unknown status kept", `{"id":"w","status":"deleted","timestamp":"1750000000"}`, now, nil, 1750000000, ""},
+		{"uppercase status kept", `{"id":"w","status":"READ","timestamp":"1750000000"}`, now, nil, 1750000000, ""},
+		{"exactly a day ahead", `{"id":"w","status":"sent","timestamp":"1750086400"}`, now, nil, 1750086400, ""},
+		{"a day and a second ahead", `{"id":"w","status":"sent","timestamp":"1750086401"}`, now, ErrFutureTimestamp, 0, "w"},
+		{"far future", `{"id":"w","status":"sent","timestamp":"99999999999"}`, now, ErrFutureTimestamp, 0, "w"},
+		{"no receive time: no future check", `{"id":"w","status":"sent","timestamp":"99999999999"}`, 0, nil, 99999999999, ""},
+		{"milliseconds", `{"id":"w","status":"sent","timestamp":"100000000000"}`, 0, ErrMillisTimestamp, 0, "w"},
+		{"milliseconds number", `{"id":"w","status":"sent","timestamp":1750000000000}`, now, ErrMillisTimestamp, 0, "w"},
+		{"zero", `{"id":"w","status":"sent","timestamp":"0"}`, now, ErrBadTimestamp, 0, "w"},
+		{"negative", `{"id":"w","status":"sent","timestamp":-5}`, now, ErrBadTimestamp, 0, "w"},
+		{"negative string", `{"id":"w","status":"sent","timestamp":"-5"}`, now, ErrBadTimestamp, 0, "w"},
+		{"plus sign", `{"id":"w","status":"sent","timestamp":"+1750000000"}`, now, ErrBadTimestamp, 0, "w"},
+		{"fraction", `{"id":"w","status":"sent","timestamp":1750000000.0}`, now, ErrBadTimestamp, 0, "w"},
+		{"exponent", `{"id":"w","status":"sent","timestamp":1.75e9}`, now, ErrBadTimestamp, 0, "w"},
+		{"spaces", `{"id":"w","status":"sent","timestamp":" 1750000000"}`, now, ErrBadTimestamp, 0, "w"},
+		{"empty string", `{"id":"w","status":"sent","timestamp":""}`, now, ErrBadTimestamp, 0, "w"},
+		{"overflow", `{"id":"w","status":"sent","timestamp":"99999999999999999999"}`, now, ErrBadTimestamp, 0, "w"},
+		{"bool", `{"id":"w","status":"sent","timestamp":true}`, now, ErrBadTimestamp, 0, "w"},
+		{"null timestamp", `{"id":"w","status":"sent","timestamp":null}`, now, ErrBadTimestamp, 0, "w"},
+		{"missing timestamp", `{"id":"w","status":"sent"}`, now, ErrBadTimestamp, 0, "w"},
+		{"missing id", `{"status":"sent","timestamp":"1750000000"}`, now, ErrNoWAMID, 0, ""},
+		{"empty id", `{"id":"","status":"sent","timestamp":"1750000000"}`, now, ErrNoWAMID, 0, ""},
+		{"null id", `{"id":null,"status":"sent","timestamp":"1750000000"}`, now, ErrNoWAMID, 0, ""},
+		{"number id", `{"id":7,"status":"sent","timestamp":"1750000000"}`, now, ErrNoWAMID, 0, ""},
+		{"missing status", `{"id":"w","timestamp":"1750000000"}`, now, ErrNoStatus, 0, "w"},
+		{"empty status", `{"id":"w","status":"","timestamp":"1750000000"}`, now, ErrNoStatus, 0, "w"},
+		{"object status", `{"id":"w","status":{},"timestamp":"1750000000"}`, now, ErrNoStatus, 0, "w"},
+		{"array", `["w","sent"]`, now, ErrStatusNotObject, 0, ""},
+		{"null element", `null`, now, ErrStatusNotObject, 0, ""},
+		{"number element", `17`, now, ErrStatusNotObject, 0, ""},
+		{"recipient_id number", `{"id":"w","status":"sent","timestamp":"1750000000","recipient_id":16505551234}`, now, ErrBadField, 0, "w"},
+		{"conversation string", `{"id":"w","status":"sent","timestamp":"1750000000","conversation":"c"}`, now, ErrBadField, 0, "w"},
+		{"expiration not integer", `{"id":"w","status":"sent","timestamp":"1750000000","conversation":{"id":"c","expiration_timestamp":"soon"}}`, now, ErrBadField, 0, "w"},
+		{"billable string", `{"id":"w","status":"sent","timestamp":"1750000000","pricing":{"billable":"true"}}`, now, ErrBadField, 0, "w"},
+		{"errors object", `{"id":"w","status":"failed","timestamp":"1750000000","errors":{"code":1}}`, now, ErrBadField, 0, "w"},
+		{"error code not integer", `{"id":"w","status":"failed","timestamp":"1750000000","errors":[{"code":"x"}]}`, now, ErrBadField, 0, "w"},
+		{"details number", `{"id":"w","status":"failed","timestamp":"1750000000","errors":[{"code":1,"error_data":{"details":5}}]}`, now, ErrBadField, 0, "w"},
+		// Earlier rules win: the id is checked before the timestamp.
+		{"no id and bad timestamp", `{"status":"sent","timestamp":"x"}`, now, ErrNoWAMID, 0, ""},
+		{"bad field and bad timestamp", `{"id":"w","status":"sent","timestamp":"x","recipient_id":1}`, now, ErrBadTimestamp, 0, "w"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ev, rej := parseOne(t, tt.status, tt.receivedAt)
+			if tt.wantErr == nil {
+				if rej != nil {
+					t.Fatalf("rejected with %v, want an event", rej.Err)
+				}
+				if ev.Timestamp != tt.wantTS {
+					t.Errorf("Timestamp = %d, want %d", ev.Timestamp, tt.wantTS)
+				}
+				return
+			}
+			if rej == nil {
+				t.Fatalf("got event %+v, want rejection %v", ev, tt.wantErr)
+			}
+			if !errors.Is(rej.Err, tt.wantErr) {
+				t.Errorf("Err = %v, want %v", rej.Err, tt.wantErr)
+			}
+			if rej.WAMID != tt.wantWAMID {
+				t.Errorf("WAMID = %q, want %q", rej.WAMID, tt.wantWAMID)
+			}
+			if string(rej.Raw) != tt.status {
+				t.Errorf("Raw = %s, want %s", rej.Raw, tt.status)
+			}
+		})
+	}
+}
+
+func TestParseWebhookFields(t *testing.T) {
+	tests := []struct {
+		name   string
+		status string
+		want   StatusEvent // Raw, metadata, region and receive time aside
+	}{{
+		name:   "nulls are absent",
+		status: `{"id":"w","status":"sent","timestamp":"5","recipient_id":null,"conversation":null,"pricing":null,"errors":null,"biz_opaque_callback_data":null}`,
+		want:   StatusEvent{WAMID: "w", Status: "sent", Timestamp: 5},
+	}, {
+		name:   "empty objects are present",
+		status: `{"id":"w","status":"sent","timestamp":"5","conversation":{},"pricing":{},"errors":[]}`,
+		want:   StatusEvent{WAMID: "w", Status: "sent", Timestamp: 5, Conversation: &Conversation{}, Pricing: &Pricing{}},
+	}, {
+		name:   "numbers as strings and as numbers",
+		status: `{"id":"w","status":"failed","timestamp":5,"conversation":{"id":"c","expiration_timestamp":"77"},"errors":[{"code":"131026"},{"code":-1}]}`,
+		want: StatusEvent{WAMID: "w", Status: "failed", Timestamp: 5, Conversation: &Conversation{ID: "c", ExpirationTimestamp: 77},
+			Errors: []Error{{Code: 131026}, {Code: -1}}},
+	}, {
+		name:   "escapes and unicode",
+		status: `{"id":"wamid.\u00e9\"x\"","status":"sent","timestamp":"5","biz_opaque_callback_data":"caf\u00e9 \ud83d\udc4d","recipient_id":"naïve"}`,
+		want:   StatusEvent{WAMID: "wamid.é\"x\"", Status: "sent", Timestamp: 5, BizOpaqueCallbackData: "café 👍", RecipientID: "naïve"},
+	}, {
+		name:   "unknown fields ignored",
+		status: `{"id":"w","status":"sent","timestamp":"5","type":"payment","payment":{"reference_id":"r"},"recipient_type":"individual"}`,
+		want:   StatusEvent{WAMID: "w", Status: "sent", Timestamp: 5, RecipientType: "individual"},
+	}, {
+		name:   "every field",
+		status: `{"id":"w","status":"read","timestamp":"5","recipient_id":"ri","recipient_user_id":"ru","parent_user_id":"pu","recipient_type":"group","recipient_participant_id":"rp","conversation":{"id":"c","expiration_timestamp":6,"origin":{"type":"service"}},"pricing":{"billable":false,"pricing_model":"CBP","type":"regular","category":"service"},"errors":[{"code":1,"title":"t","message":"m","error_data":{"details":"d"},"href":"h"}],"biz_opaque_callback_data":"b"}`,
+		want: StatusEvent{
+			WAMID: "w", Status: "read", Timestamp: 5, RecipientID: "ri", RecipientUserID: "ru", ParentUserID: "pu",
+			RecipientType: "group", RecipientParticipantID: "rp",
+			Conversation:          &Conversation{ID: "c", ExpirationTimestamp: 6, OriginType: "service"},
+			Pricing:               &Pricing{Billable: ptr(false), PricingModel: "CBP", Type: "regular", Category: "service"},
+			Errors:                []Error{{Code: 1, Title: "t", Message: "m", Details: "d", Href: "h"}},
+			BizOpaqueCallbackData: "b",
+		},
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ev, rej := parseOne(t, tt.status, 0)
+			if rej != nil {
+				t.Fatalf("rejected: %v", rej.Err)
+			}
+			if string(ev.Raw) != tt.status {
+				t.Errorf("Raw = %s, want %s", ev.Raw, tt.status)
+			}
+			want := tt.want
+			want.PhoneNumberID, want.DisplayPhoneNumber, want.WABAID, want.Region = "pni", "dpn", "waba", "r"
+			want.Raw = ev.Raw
+			if !reflect.DeepEqual(*ev, want) {
+				t.Errorf("got  %+v\nwant %+v", *ev, want)
+			}
+		})
+	}
+}
+
+func TestParseWebhookBodyErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		body string
+		want error
+	}{
+		{"empty", ``, ErrMalformed},
+		{"whitespace", " \n", ErrMalformed},
+		{"not json", `object=whatsapp`, ErrMalformed},
+		{"truncated", `{"object":"whatsapp_business_account","entry":[`, ErrMalformed},
+		{"trailing garbage", `{"object":"whatsapp_business_account"} x`, ErrMalformed},
+		{"null", `null`, ErrMalformed},
+		{"array", `[{"object":"whatsapp_business_account"}]`, ErrMalformed},
+		{"string", `"whatsapp_business_account"`, ErrMalformed},
+		{"entry not an array", `{"object":"whatsapp_business_account","entry":{}}`, ErrMalformed},
+		{"changes not an array", `{"object":"whatsapp_business_account","entry":[{"changes":"x"}]}`, ErrMalformed},
+		{"value not an object", `{"object":"whatsapp_business_account","entry":[{"changes":[{"field":"messages","value":[]}]}]}`, ErrMalformed},
+		{"statuses not an array", `{"object":"whatsapp_business_account","entry":[{"changes":[{"field":"messages","value":{"statuses":{}}}]}]}`, ErrMalformed},
+		{"metadata not an object", `{"object":"whatsapp_business_account","entry":[{"changes":[{"field":"messages","value":{"metadata":1}}]}]}`, ErrMalformed},
+		{"waba id a number", `{"object":"whatsapp_business_account","entry":[{"id":1}]}`, ErrMalformed},
+		{"no object", `{"entry":[]}`, ErrNotWhatsApp},
+		{"page webhook", `{"object":"page","entry":[{"id":"1","messaging":[]}]}`, ErrNotWhatsApp},
+		{"object case", `{"object":"WHATSAPP_BUSINESS_ACCOUNT","entry":[]}`, ErrNotWhatsApp},
+		{"other object, wrong shape", `{"object":"instagram","entry":"x"}`, ErrNotWhatsApp},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ParseWebhook([]byte(tt.body), testRegion, testReceivedAt)
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("err = %v, want %v", err, tt.want)
+			}
+			if !reflect.DeepEqual(got, Webhook{}) {
+				t.Errorf("got %+v with an error, want the zero Webhook", got)
+			}
+		})
+	}
+}
+
+// Error messages name JSON fields and types: the edge may return them.
+func TestParseWebhookErrorText(t *testing.T) {
+	tests := []struct {
+		name, body, want string
+	}{
+		{"envelope", `{"object":"whatsapp_business_account","entry":[{"changes":"x"}]}`,
+			"schemas: malformed webhook body: entry.changes is a JSON string, want array"},
+		{"nested envelope", `{"object":"whatsapp_business_account","entry":[{"changes":[{"field":"messages","value":{"metadata":[]}}]}]}`,
+			"schemas: malformed webhook body: entry.changes.value.metadata is a JSON array, want object"},
+		{"status field", string(envelope(`{"id":"w","status":"sent","timestamp":"1","pricing":{"billable":"yes"}}`)),
+			"schemas: status field has the wrong JSON type: pricing.billable is a JSON string, want boolean"},
+		{"status object field", string(envelope(`{"id":"w","status":"sent","timestamp":"1","conversation":"c"}`)),
+			"schemas: status field has the wrong JSON type: conversation is a JSON string, want object"},
+		{"status string field", string(envelope(`{"id":"w","status":"sent","timestamp":"1","recipient_id":5}`)),
+			"schemas: status field has the wrong JSON type: recipient_id is a JSON number, want string"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w, err := ParseWebhook([]byte(tt.body), "r", 0)
+			if err == nil && len(w.Rejected) == 1 {
+				err = w.Rejected[0].Err
+			}
+			if err == nil || err.Error() != tt.want {
+				t.Errorf("error %q, want %q", err, tt.want)
+			}
+		})
+	}
+	_, err := ParseWebhook([]byte(`{"object":"whatsapp_business_account","entry":1}`), "r", 0)
+	if _, ok := errors.AsType[*json.UnmarshalTypeError](err); !ok || !errors.Is(err, ErrMalformed) {
+		t.Errorf("err = %v, want ErrMalformed wrapping the json error", err)
+	}
+}
+
+func TestParseWebhookEmpty(t *testing.T) {
+	tests := []struct {
+		name, body string
+		want       Webhook
+	}{
+		{"no entry", `{"object":"whatsapp_business_account"}`, Webhook{}},
+		{"no statuses", `{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"field":"messages","value":{}}]}]}`, Webhook{}},
+		{"statuses of another field skipped", `{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"field":"smb_message_echoes","value":{"statuses":[{"id":"w","status":"sent","timestamp":"1"}]}}]}]}`, Webhook{OtherChanges: 1}},
+		{"no field", `{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"value":{"statuses":[{"id":"w","status":"sent","timestamp":"1"}]}}]}]}`, Webhook{OtherChanges: 1}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ParseWebhook([]byte(tt.body), testRegion, testReceivedAt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("got %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+// The result must not alias the body: the edge may reuse its buffer.
+func TestParseWebhookCopiesRaw(t *testing.T) {
+	body := envelope(`{"id":"w","status":"sent","timestamp":"5"}`, `{"id":"w","status":"sent"}`)
+	w, err := ParseWebhook(body, "r", 0)
+	if err != nil || len(w.Events) != 1 || len(w.Rejected) != 1 {
+		t.Fatalf("ParseWebhook = %+v, %v", w, err)
+	}
+	wantEv, wantRej := string(w.Events[0].Raw), string(w.Rejected[0].Raw)
+	for i := range body {
+		body[i] = 'x'
+	}
+	if string(w.Events[0].Raw) != wantEv || string(w.Rejected[0].Raw) != wantRej {
+		t.Errorf("Raw changed with the body: %s, %s", w.Events[0].Raw, w.Rejected[0].Raw)
+	}
+}
+
+func TestParseInt(t *testing.T) {
+	tests := []struct {
+		in     string
+		want   int64
+		wantOK bool
+	}{
+		{"0", 0, true},
+		{"-0", 0, true},
+		{"42", 42, true},
+		{"9223372036854775807", 1<<63 - 1, true},
+		{"9223372036854775808", 0, false},
+		{"-9223372036854775808", -1 << 63, true},
+		{"-9223372036854775809", 0, false},
+		{"00000000000000000001", 0, false}, // 20 digits
+		{"", 0, false},
+		{"-", 0, false},
+		{"+1", 0, false},
+		{"1.0", 0, false},
+		{"1e3", 0, false},
+		{"1_000", 0, false},
+		{"0x10", 0, false},
+	}
+	for _, tt := range tests {
+		got, ok := parseInt([]byte(tt.in))
+		if got != tt.want || ok != tt.wantOK {
+			t.Errorf("parseInt(%q) = %d, %v; want %d, %v", tt.in, got, ok, tt.want, tt.wantOK)
+		}
+	}
+}
