@@ -1,0 +1,56 @@
+package edge
+
+import "sync/atomic"
+
+// Stats is a snapshot of a Receiver's counters since it was created. The
+// answer counters count requests by the status they were answered with;
+// record counters count Kafka's verdicts, which can arrive after the answer
+// (a record still in flight when its POST timed out is counted when Kafka
+// settles it).
+type Stats struct {
+	Verified      uint64 // GET handshakes answered 200 with the challenge
+	VerifyRefused uint64 // GET handshakes answered 403
+	Accepted      uint64 // POSTs answered 200: every record acknowledged
+	BadRequest    uint64 // POSTs answered 400: unreadable body, not JSON, not a WhatsApp webhook
+	Unauthorized  uint64 // POSTs answered 401: signature missing, malformed or wrong
+	TooLarge      uint64 // POSTs answered 413: body over Config.MaxBodyBytes
+	Unavailable   uint64 // POSTs answered 503: a record failed, timed out, or the client left first
+
+	Events          uint64 // records Kafka acknowledged on the events topic
+	DeadLetters     uint64 // records Kafka acknowledged on the dead-letter topic
+	ProduceErrors   uint64 // records Kafka failed, or that were canceled unsent
+	Rejected        uint64 // status objects sent to the dead-letter topic instead of the events topic
+	InboundMessages uint64 // value.messages[] entries seen and skipped (not status objects)
+	OtherChanges    uint64 // changes whose field is not "messages", skipped
+
+	InFlight int64 // POSTs being handled right now
+}
+
+// counters are the live values behind Stats. All fields are atomics, so the
+// handlers and Kafka's promise goroutine update them without a lock.
+type counters struct {
+	verified, verifyRefused                                   atomic.Uint64
+	accepted, badRequest, unauthorized, tooLarge, unavailable atomic.Uint64
+	events, deadLetters, produceErrors                        atomic.Uint64
+	rejected, inboundMessages, otherChanges                   atomic.Uint64
+	inFlight                                                  atomic.Int64
+}
+
+func (c *counters) snapshot() Stats {
+	return Stats{
+		Verified:        c.verified.Load(),
+		VerifyRefused:   c.verifyRefused.Load(),
+		Accepted:        c.accepted.Load(),
+		BadRequest:      c.badRequest.Load(),
+		Unauthorized:    c.unauthorized.Load(),
+		TooLarge:        c.tooLarge.Load(),
+		Unavailable:     c.unavailable.Load(),
+		Events:          c.events.Load(),
+		DeadLetters:     c.deadLetters.Load(),
+		ProduceErrors:   c.produceErrors.Load(),
+		Rejected:        c.rejected.Load(),
+		InboundMessages: c.inboundMessages.Load(),
+		OtherChanges:    c.otherChanges.Load(),
+		InFlight:        c.inFlight.Load(),
+	}
+}

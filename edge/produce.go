@@ -1,0 +1,266 @@
+package edge
+
+import (
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/wastatus/wastatus/schemas"
+)
+
+// Record header keys the edge writes. Event records carry HeaderRegion;
+// dead-letter records carry all but HeaderTruncated, which is added only
+// when the value was cut to fit Config.MaxRecordBytes (its value is the
+// original length in bytes, decimal).
+const (
+	HeaderRegion    = "region"
+	HeaderError     = "error"
+	HeaderSource    = "source"
+	HeaderTruncated = "truncated"
+
+	// SourceEdge is the value of the "source" header of the dead-letter
+	// records the edge writes.
+	SourceEdge = "edge"
+)
+
+const (
+	// producerBatchMaxBytes is the record batch limit ProducerOpts sets:
+	// franz-go's default, which is also the smallest max.message.bytes a
+	// Kafka broker has shipped with, so every record the edge writes fits.
+	producerBatchMaxBytes = 1_000_012
+
+	// producerLinger is how long a partition waits for more records before
+	// a produce request is cut. Zero: a POST waits on Kafka, not on a
+	// timer, and requests still batch while earlier ones are in flight.
+	producerLinger = 0 * time.Millisecond
+
+	// recordOverhead bounds what Kafka's batch framing adds to a record's
+	// key, value and headers (batch header, varints, attributes).
+	recordOverhead = 512
+
+	// maxErrorHeaderBytes bounds the "error" header of a dead-letter record.
+	maxErrorHeaderBytes = 1 << 10
+
+	// maxDLQKeyBytes bounds a dead-letter key; a longer wamid is not a
+	// wamid, and the record is written without a key.
+	maxDLQKeyBytes = 1 << 10
+)
+
+// ProducerOpts returns the franz-go options an edge producer needs: acks
+// from all in-sync replicas, idempotent writes (franz-go's default, left on),
+// the Java-compatible murmur2 key partitioner so that every edge in every
+// region sends a wamid to the same partition, no linger, and a batch limit
+// that holds any record the edge writes. Append seed brokers, TLS, SASL,
+// logging and metrics hooks; do not add a transactional id, manual flushing
+// or DefaultProduceTopicAlways (New refuses such a client).
+func ProducerOpts() []kgo.Opt {
+	return []kgo.Opt{
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),
+		kgo.ProducerLinger(producerLinger),
+		kgo.ProducerBatchMaxBytes(producerBatchMaxBytes),
+	}
+}
+
+// checkClient returns an error wrapping ErrClient when cl cannot give the
+// receiver's guarantee that a 200 means every record is durably in Kafka.
+func checkClient(cl *kgo.Client, cfg Config) error {
+	if cl == nil {
+		return fmt.Errorf("%w: nil client", ErrClient)
+	}
+	if acks, _ := cl.OptValue(kgo.RequiredAcks).(kgo.Acks); acks != kgo.AllISRAcks() {
+		return fmt.Errorf("%w: acks must be all in-sync replicas (kgo.AllISRAcks)", ErrClient)
+	}
+	if off, _ := cl.OptValue(kgo.DisableIdempotentWrite).(bool); off {
+		return fmt.Errorf("%w: idempotent writes are disabled", ErrClient)
+	}
+	if vs := cl.OptValues(kgo.TransactionalID); len(vs) == 2 && vs[1] == true {
+		return fmt.Errorf("%w: a transactional client cannot produce outside a transaction", ErrClient)
+	}
+	if manual, _ := cl.OptValue(kgo.ManualFlushing).(bool); manual {
+		return fmt.Errorf("%w: manual flushing would never send a record", ErrClient)
+	}
+	if always, _ := cl.OptValue(kgo.DefaultProduceTopicAlways).(bool); always {
+		return fmt.Errorf("%w: DefaultProduceTopicAlways would send dead letters to the events topic", ErrClient)
+	}
+	if batchMax, ok := cl.OptValue(kgo.ProducerBatchMaxBytesFn).(func(string) int32); ok {
+		for _, topic := range []string{cfg.EventsTopic, cfg.DLQTopic} {
+			if n := int(batchMax(topic)); n < cfg.MaxRecordBytes+recordOverhead {
+				return fmt.Errorf("%w: producer batch max bytes %d for %q is below max record bytes %d plus %d of overhead",
+					ErrClient, n, topic, cfg.MaxRecordBytes, recordOverhead)
+			}
+		}
+	}
+	return nil
+}
+
+// outbox is the records of one POST.
+type outbox struct {
+	recs     []*kgo.Record
+	accepted int   // records for the events topic
+	rejected int   // records for the dead-letter topic
+	firstErr error // the first rejection's reason, for the log
+}
+
+// records turns a parsed webhook into records: one event record per event
+// that encodes and fits, one dead-letter record per rejected status and per
+// event that does not. The records follow the events in body order, then the
+// rejected statuses in body order.
+func (r *Receiver) records(wh *schemas.Webhook) outbox {
+	n := len(wh.Events) + len(wh.Rejected)
+	// One allocation for all records and one buffer for all values: a POST
+	// can carry a thousand statuses.
+	store := make([]kgo.Record, n)
+	out := outbox{recs: make([]*kgo.Record, n)}
+	for i := range store {
+		out.recs[i] = &store[i]
+	}
+	size := 0
+	for i := range wh.Events {
+		// An event holds its raw JSON, fields decoded from it (no longer
+		// than their JSON), the envelope's ids, and a little framing.
+		ev := &wh.Events[i]
+		size += 2*len(ev.Raw) + len(ev.Region) + len(ev.PhoneNumberID) +
+			len(ev.DisplayPhoneNumber) + len(ev.WABAID) + 96
+	}
+	buf := make([]byte, 0, size)
+
+	i := 0
+	for k := range wh.Events {
+		ev := &wh.Events[k]
+		rec := out.recs[i]
+		i++
+		start := len(buf)
+		enc, err := r.codec.AppendStatusEvent(buf, ev)
+		if err != nil {
+			err = fmt.Errorf("%w: %w", ErrEncode, err)
+			r.deadLetter(rec, ev.WAMID, ev.Raw, err)
+			out.reject(err)
+			continue
+		}
+		if sz := len(ev.WAMID) + len(enc) - start + r.eventHeadersSize; sz > r.cfg.MaxRecordBytes {
+			err := fmt.Errorf("%w: event record of %d bytes, limit %d", ErrRecordTooLarge, sz, r.cfg.MaxRecordBytes)
+			r.deadLetter(rec, ev.WAMID, ev.Raw, err)
+			out.reject(err)
+			continue
+		}
+		buf = enc
+		rec.Topic = r.cfg.EventsTopic
+		rec.Key = []byte(ev.WAMID)
+		rec.Value = buf[start:len(buf):len(buf)]
+		rec.Headers = r.eventHeaders
+		out.accepted++
+	}
+	for k := range wh.Rejected {
+		rs := &wh.Rejected[k]
+		rec := out.recs[i]
+		i++
+		r.deadLetter(rec, rs.WAMID, rs.Raw, rs.Err)
+		out.reject(rs.Err)
+	}
+	return out
+}
+
+func (o *outbox) reject(reason error) {
+	o.rejected++
+	if o.firstErr == nil {
+		o.firstErr = reason
+	}
+}
+
+// deadLetter fills rec as a dead-letter record for raw, a status object that
+// could not become an event for reason. The value is cut to keep the record
+// within Config.MaxRecordBytes, and the cut recorded in a header.
+func (r *Receiver) deadLetter(rec *kgo.Record, wamid string, raw []byte, reason error) {
+	msg := "unknown"
+	if reason != nil {
+		msg = reason.Error()
+	}
+	if len(msg) > maxErrorHeaderBytes {
+		msg = msg[:maxErrorHeaderBytes]
+	}
+	rec.Topic = r.cfg.DLQTopic
+	if wamid != "" && len(wamid) <= maxDLQKeyBytes {
+		rec.Key = []byte(wamid)
+	}
+	rec.Headers = []kgo.RecordHeader{
+		{Key: HeaderError, Value: []byte(msg)},
+		{Key: HeaderSource, Value: []byte(SourceEdge)},
+		{Key: HeaderRegion, Value: []byte(r.cfg.Region)},
+		{}, // room for HeaderTruncated without growing
+	}[:3]
+	rec.Value = raw
+	if recordSize(rec) <= r.cfg.MaxRecordBytes {
+		return
+	}
+	rec.Headers = append(rec.Headers, kgo.RecordHeader{
+		Key:   HeaderTruncated,
+		Value: strconv.AppendInt(nil, int64(len(raw)), 10),
+	})
+	keep := max(r.cfg.MaxRecordBytes-(recordSize(rec)-len(raw)), 0)
+	rec.Value = raw[:keep:keep]
+}
+
+// recordSize is the part of a record's size that its contents decide; the
+// framing adds at most recordOverhead.
+func recordSize(rec *kgo.Record) int {
+	return len(rec.Key) + len(rec.Value) + headersSize(rec.Headers)
+}
+
+func headersSize(hs []kgo.RecordHeader) int {
+	n := 0
+	for _, h := range hs {
+		n += len(h.Key) + len(h.Value)
+	}
+	return n
+}
+
+// acks collects Kafka's verdicts on the records of one POST. Its promise is
+// called once per record by franz-go's promise goroutine, possibly after the
+// POST was answered; it only counts and never blocks, so an abandoned POST
+// leaves nothing waiting behind it.
+type acks struct {
+	stats       *counters
+	eventsTopic string
+	pending     atomic.Int64
+	done        chan struct{} // closed when every record has a verdict
+
+	mu  sync.Mutex
+	err error // the first failure
+}
+
+func newAcks(r *Receiver, n int) *acks {
+	a := &acks{stats: &r.stats, eventsTopic: r.cfg.EventsTopic, done: make(chan struct{})}
+	a.pending.Store(int64(n))
+	return a
+}
+
+func (a *acks) promise(rec *kgo.Record, err error) {
+	switch {
+	case err != nil:
+		a.stats.produceErrors.Add(1)
+		a.mu.Lock()
+		if a.err == nil {
+			a.err = fmt.Errorf("topic %s: %w", rec.Topic, err)
+		}
+		a.mu.Unlock()
+	case rec.Topic == a.eventsTopic:
+		a.stats.events.Add(1)
+	default:
+		a.stats.deadLetters.Add(1)
+	}
+	if a.pending.Add(-1) == 0 {
+		close(a.done)
+	}
+}
+
+// failure returns the first failure reported so far, or nil.
+func (a *acks) failure() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.err
+}

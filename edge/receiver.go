@@ -1,0 +1,253 @@
+package edge
+
+import (
+	"bytes"
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/wastatus/wastatus/schemas"
+)
+
+// WebhookPath is the path Register serves: GET for Meta's subscription
+// handshake, POST for notifications.
+const WebhookPath = "/webhook"
+
+// Receiver is Meta's webhook endpoint. It is safe for concurrent use by any
+// number of HTTP requests; it starts no goroutines of its own.
+type Receiver struct {
+	cfg    Config
+	client *kgo.Client
+	codec  *schemas.Codec
+	log    *slog.Logger
+
+	// eventHeaders is shared, read-only, by every event record; its
+	// capacity equals its length so that an append can never write into it.
+	eventHeaders     []kgo.RecordHeader
+	eventHeadersSize int
+
+	timeout error // the cause of a produce context that ran out of time
+
+	stats counters
+}
+
+// New returns a Receiver that writes to Kafka through client and encodes
+// events with codec. The client stays the caller's: close it after the HTTP
+// server has shut down. It must be a plain producer with acks from all
+// in-sync replicas and idempotence, as ProducerOpts configures; New returns
+// an error wrapping ErrClient otherwise, and one wrapping ErrConfig for an
+// invalid cfg or a nil codec.
+func New(cfg Config, client *kgo.Client, codec *schemas.Codec) (*Receiver, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	if codec == nil {
+		return nil, fmt.Errorf("%w: nil codec", ErrConfig)
+	}
+	if err := checkClient(client, cfg); err != nil {
+		return nil, err
+	}
+	hs := []kgo.RecordHeader{{Key: HeaderRegion, Value: []byte(cfg.Region)}}
+	r := &Receiver{
+		cfg:              cfg,
+		client:           client,
+		codec:            codec,
+		log:              cfg.Logger,
+		eventHeaders:     hs[:len(hs):len(hs)],
+		eventHeadersSize: headersSize(hs),
+		timeout:          fmt.Errorf("no acknowledgement within %s", cfg.ProduceTimeout),
+	}
+	if cfg.InsecureSkipSignature {
+		r.log.Warn("webhook signatures are not verified")
+	}
+	if cfg.VerifyToken == "" {
+		r.log.Warn("no verify token: subscription handshakes will be refused")
+	}
+	return r, nil
+}
+
+// Register adds GET and POST WebhookPath to mux. Like any ServeMux
+// registration it panics if mux already has a conflicting pattern. Other
+// methods on the path are answered 405 by the mux.
+func (r *Receiver) Register(mux *http.ServeMux) {
+	mux.HandleFunc(http.MethodGet+" "+WebhookPath, r.handleVerify)
+	mux.HandleFunc(http.MethodPost+" "+WebhookPath, r.handleNotify)
+}
+
+// Stats returns a snapshot of the receiver's counters.
+func (r *Receiver) Stats() Stats { return r.stats.snapshot() }
+
+// handleVerify answers Meta's subscription handshake: the challenge, as
+// text, when hub.mode is "subscribe" and hub.verify_token equals
+// Config.VerifyToken; 403 otherwise.
+func (r *Receiver) handleVerify(w http.ResponseWriter, req *http.Request) {
+	q := req.URL.Query()
+	token := q.Get("hub.verify_token")
+	if q.Get("hub.mode") != "subscribe" || r.cfg.VerifyToken == "" ||
+		subtle.ConstantTimeCompare([]byte(token), []byte(r.cfg.VerifyToken)) != 1 {
+		r.stats.verifyRefused.Add(1)
+		r.log.Warn("subscription handshake refused", "mode", q.Get("hub.mode"), "remote", req.RemoteAddr)
+		writeError(w, http.StatusForbidden, "edge: verification refused")
+		return
+	}
+	r.stats.verified.Add(1)
+	r.log.Info("subscription handshake verified", "remote", req.RemoteAddr)
+	h := w.Header()
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff") // the challenge is caller input
+	w.WriteHeader(http.StatusOK)
+	_, _ = io.WriteString(w, q.Get("hub.challenge"))
+}
+
+// handleNotify turns one notification POST into records and answers 200
+// only once Kafka has acknowledged all of them.
+func (r *Receiver) handleNotify(w http.ResponseWriter, req *http.Request) {
+	r.stats.inFlight.Add(1)
+	defer r.stats.inFlight.Add(-1)
+	start := time.Now()
+	receivedAt := r.cfg.Now().UnixMilli()
+
+	body, err := r.readBody(w, req)
+	if err != nil {
+		if tooLarge := (*http.MaxBytesError)(nil); errors.As(err, &tooLarge) {
+			r.stats.tooLarge.Add(1)
+			r.log.Warn("body too large", "limit", r.cfg.MaxBodyBytes, "remote", req.RemoteAddr)
+			writeError(w, http.StatusRequestEntityTooLarge,
+				"edge: body larger than "+strconv.FormatInt(r.cfg.MaxBodyBytes, 10)+" bytes")
+			return
+		}
+		r.stats.badRequest.Add(1)
+		r.log.Warn("cannot read body", "remote", req.RemoteAddr, "err", err)
+		writeError(w, http.StatusBadRequest, "edge: cannot read body")
+		return
+	}
+
+	if !r.cfg.InsecureSkipSignature {
+		if err := Verify(body, req.Header.Get(SignatureHeader), r.cfg.AppSecret); err != nil {
+			r.stats.unauthorized.Add(1)
+			r.log.Warn("signature rejected", "remote", req.RemoteAddr, "err", err)
+			writeError(w, http.StatusUnauthorized, err.Error())
+			return
+		}
+	}
+
+	wh, err := schemas.ParseWebhook(body, r.cfg.Region, receivedAt)
+	if err != nil {
+		r.stats.badRequest.Add(1)
+		r.log.Warn("malformed webhook", "remote", req.RemoteAddr, "err", err)
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	r.stats.inboundMessages.Add(uint64(wh.InboundMessages))
+	r.stats.otherChanges.Add(uint64(wh.OtherChanges))
+
+	out := r.records(&wh)
+	if out.rejected > 0 {
+		r.stats.rejected.Add(uint64(out.rejected))
+		r.log.Warn("statuses sent to the dead-letter topic",
+			"topic", r.cfg.DLQTopic, "rejected", out.rejected, "err", out.firstErr)
+	}
+	if err := r.produce(req.Context(), out.recs); err != nil {
+		r.stats.unavailable.Add(1)
+		if req.Context().Err() != nil {
+			r.log.Info("client went away before kafka acknowledged", "records", len(out.recs), "err", err)
+		} else {
+			r.log.Error("kafka did not acknowledge every record", "records", len(out.recs), "err", err)
+		}
+		writeError(w, http.StatusServiceUnavailable, err.Error())
+		return
+	}
+	r.stats.accepted.Add(1)
+	r.log.Debug("webhook accepted", "accepted", out.accepted, "rejected", out.rejected,
+		"inbound_messages", wh.InboundMessages, "took", time.Since(start))
+	writeAccepted(w, out.accepted, out.rejected)
+}
+
+// readBody reads the whole body, or returns an *http.MaxBytesError when it is
+// longer than Config.MaxBodyBytes. A declared length over the limit is
+// refused before anything is read.
+func (r *Receiver) readBody(w http.ResponseWriter, req *http.Request) ([]byte, error) {
+	limit := r.cfg.MaxBodyBytes
+	if req.ContentLength > limit {
+		return nil, &http.MaxBytesError{Limit: limit}
+	}
+	var buf bytes.Buffer
+	if req.ContentLength > 0 {
+		// +1 so that reading to EOF does not grow the buffer.
+		buf.Grow(int(req.ContentLength) + 1)
+	}
+	if _, err := buf.ReadFrom(http.MaxBytesReader(w, req.Body, limit)); err != nil {
+		return nil, fmt.Errorf("edge: reading body: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// produce writes recs and waits until Kafka has acknowledged all of them.
+// It returns an error wrapping ErrNotAcknowledged when a record failed, when
+// Config.ProduceTimeout passed first, or when ctx (the request's) ended.
+// Either way it returns without waiting further: records still in flight
+// settle in franz-go, and their contexts are canceled so that those not yet
+// sent are dropped.
+func (r *Receiver) produce(ctx context.Context, recs []*kgo.Record) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeoutCause(ctx, r.cfg.ProduceTimeout, r.timeout)
+	defer cancel()
+
+	a := newAcks(r, len(recs))
+	for _, rec := range recs {
+		if ctx.Err() != nil {
+			break // Produce was blocked on a full buffer until ctx ended
+		}
+		r.client.Produce(ctx, rec, a.promise)
+	}
+	select {
+	case <-a.done:
+	case <-ctx.Done():
+		select {
+		case <-a.done: // settled as the timer fired: the verdicts decide
+		default:
+			return fmt.Errorf("%w: %w", ErrNotAcknowledged, context.Cause(ctx))
+		}
+	}
+	if err := a.failure(); err != nil {
+		return fmt.Errorf("%w: %w", ErrNotAcknowledged, err)
+	}
+	return nil
+}
+
+func writeAccepted(w http.ResponseWriter, accepted, rejected int) {
+	b := make([]byte, 0, 64)
+	b = append(b, `{"accepted":`...)
+	b = strconv.AppendInt(b, int64(accepted), 10)
+	b = append(b, `,"rejected":`...)
+	b = strconv.AppendInt(b, int64(rejected), 10)
+	b = append(b, "}\n"...)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(b)
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	b, err := json.Marshal(struct {
+		Error string `json:"error"`
+	}{msg})
+	if err != nil { // a string always marshals; keep the answer valid anyway
+		b = []byte(`{"error":"edge: internal error"}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	_, _ = w.Write(append(b, '\n'))
+}
