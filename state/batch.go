@@ -1,0 +1,267 @@
+package state
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/wastatus/wastatus/schemas"
+)
+
+// Batch collects all the writes for one polled batch of one partition:
+// states, history and the next offset, committed together in one synced
+// Pebble batch. It caches every message it touches, so a message seen many
+// times in a batch is read from Pebble once and written once.
+//
+// A Batch belongs to one goroutine: the partition's worker. At most one
+// Batch per partition may be in use, since it reads Pebble directly and
+// relies on being the partition's only writer. After Commit (or Reset) it is
+// empty and may be reused for the partition's next polled batch; Close it
+// when the partition is revoked.
+type Batch struct {
+	s         *Store
+	partition int32
+	err       error // sticky: invalid partition, failed commit, closed
+	pb        *pebble.Batch
+
+	msgs    map[string]*entry // by wamid
+	order   []*entry          // first-touch order
+	free    []*entry          // reset entries to reuse
+	changed []*Message        // Changed's result, reused
+
+	nextOffset    int64
+	hasNextOffset bool
+
+	key []byte // scratch key
+	val []byte // scratch value
+}
+
+// entry is one message cached in a Batch.
+type entry struct {
+	m       Message
+	hash    uint64 // wamidHash of the wamid
+	hist    []byte // the record's history entries, then this batch's
+	histN   int    // number of entries in hist
+	dirty   bool   // the record must be written: state or history changed
+	changed bool   // the state changed in this batch
+}
+
+// NewBatch returns an empty Batch for the partition. A negative partition
+// makes every method of the Batch return ErrInvalidPartition.
+func (s *Store) NewBatch(partition int32) *Batch {
+	b := &Batch{
+		s:         s,
+		partition: partition,
+		err:       checkPartition(partition),
+		msgs:      make(map[string]*entry),
+	}
+	if b.err == nil {
+		b.pb = s.db.NewBatch()
+	}
+	return b
+}
+
+// Partition returns the batch's partition.
+func (b *Batch) Partition() int32 { return b.partition }
+
+// check returns the sticky error, or ErrClosed after the store closed.
+func (b *Batch) check() error {
+	if b.err != nil {
+		return b.err
+	}
+	if b.s.closed.Load() {
+		return ErrClosed
+	}
+	return nil
+}
+
+// Apply folds ev, read at offset in the batch's partition, into its
+// message's state (read from the batch's cache, or Pebble the first time),
+// records it in the message's history, and returns the Outcome and the
+// message. The Message is the batch's: valid until Commit, Reset or Close,
+// and not to be modified. Errors as for Message.Apply (nothing is then
+// changed or recorded), or a Pebble read error.
+//
+// Apply does not allocate once the batch has warmed up, except to read a
+// message from Pebble (one string holds all its fields) and as
+// Message.Apply does.
+func (b *Batch) Apply(ev *schemas.StatusEvent, offset int64) (Outcome, *Message, error) {
+	if err := b.check(); err != nil {
+		return 0, nil, err
+	}
+	st, err := checkEvent(ev)
+	if err != nil {
+		return 0, nil, err
+	}
+	e, err := b.load(ev.WAMID)
+	if err != nil {
+		return 0, nil, err
+	}
+	out := e.m.apply(ev, st, b.s.opts.Policy)
+	if out.Changed() {
+		e.dirty, e.changed = true, true
+	}
+	if limit := b.s.opts.HistoryLimit; limit > 0 {
+		e.hist, b.val = appendHistoryEntry(e.hist, b.val, offset, ev, st, out)
+		e.histN++
+		e.dirty = true
+		if e.histN >= 2*limit { // a busy message: keep the batch's memory bounded
+			kept := skipHistory(e.hist, e.histN-limit)
+			e.hist = e.hist[:copy(e.hist, kept)]
+			e.histN = limit
+		}
+	}
+	return out, &e.m, nil
+}
+
+// Restore joins m (typically FromView of a record of the current topic) into
+// the state of its message, marking it changed if that changed it. The
+// zero Message is a no-op. Nothing is recorded in the history.
+func (b *Batch) Restore(m *Message) error {
+	if err := b.check(); err != nil {
+		return err
+	}
+	if m.wamid == "" {
+		return nil
+	}
+	e, err := b.load(m.wamid)
+	if err != nil {
+		return err
+	}
+	changed, err := e.m.join(m)
+	if err != nil {
+		return err
+	}
+	if changed {
+		e.dirty, e.changed = true, true
+	}
+	return nil
+}
+
+// load returns the cached entry of wamid, reading it from Pebble first if
+// needed.
+func (b *Batch) load(wamid string) (*entry, error) {
+	if e, ok := b.msgs[wamid]; ok {
+		return e, nil
+	}
+	var e *entry
+	if n := len(b.free); n > 0 {
+		e, b.free = b.free[n-1], b.free[:n-1]
+	} else {
+		e = new(entry)
+	}
+	e.hash = wamidHash(wamid)
+	b.key = appendMessageKey(b.key[:0], b.partition, e.hash, wamid)
+	hist, n, found, err := b.s.getRecord(b.key, wamid, &e.m)
+	if err != nil {
+		e.m.reset()
+		b.free = append(b.free, e)
+		return nil, err
+	}
+	e.hist, e.histN = append(e.hist[:0], hist...), n
+	key := wamid
+	if found {
+		key = e.m.wamid // a substring of the record: no reference to the caller's string
+	}
+	b.msgs[key] = e
+	b.order = append(b.order, e)
+	return e, nil
+}
+
+// Changed returns the messages whose state changed in this batch (by Apply
+// or Restore), in first-touch order: the ones to emit. The slice and the
+// Messages are the batch's: valid until the next Changed, Commit, Reset or
+// Close, and not to be modified.
+func (b *Batch) Changed() []*Message {
+	b.changed = b.changed[:0]
+	for _, e := range b.order {
+		if e.changed {
+			b.changed = append(b.changed, &e.m)
+		}
+	}
+	return b.changed
+}
+
+// Len returns the number of messages the batch holds.
+func (b *Batch) Len() int { return len(b.order) }
+
+// SetNextOffset sets the partition's next input offset, written by Commit
+// together with the states.
+func (b *Batch) SetNextOffset(off int64) {
+	b.nextOffset, b.hasNextOffset = off, true
+}
+
+// Commit writes the batch (every changed state, the history entries, and the
+// next offset if set) in one synced Pebble batch, atomically, and leaves the
+// batch empty for reuse. A batch with nothing to write commits nothing. If
+// Commit fails the batch is unusable (every later call returns the error):
+// Close it and rebuild the partition's state from what was committed.
+func (b *Batch) Commit() error {
+	if err := b.check(); err != nil {
+		return err
+	}
+	for _, e := range b.order {
+		if !e.dirty {
+			continue
+		}
+		b.key = appendMessageKey(b.key[:0], b.partition, e.hash, e.m.wamid)
+		b.val = appendRecord(b.val[:0], &e.m, e.hist, e.histN, b.s.opts.HistoryLimit)
+		if err := b.pb.Set(b.key, b.val, nil); err != nil {
+			b.err = fmt.Errorf("state: batch: %w", err)
+			return b.err
+		}
+	}
+	if b.hasNextOffset {
+		b.key = appendOffsetKey(b.key[:0], b.partition)
+		b.val = binary.AppendVarint(b.val[:0], b.nextOffset)
+		if err := b.pb.Set(b.key, b.val, nil); err != nil {
+			b.err = fmt.Errorf("state: batch: %w", err)
+			return b.err
+		}
+	}
+	if !b.pb.Empty() {
+		if err := b.pb.Commit(pebble.Sync); err != nil {
+			b.err = fmt.Errorf("state: commit partition %d: %w", b.partition, err)
+			return b.err
+		}
+	}
+	b.reset()
+	return nil
+}
+
+// Reset discards everything not committed (after an aborted transaction,
+// or a DropPartition) and leaves the batch empty for reuse.
+func (b *Batch) Reset() {
+	if b.err != nil {
+		return
+	}
+	b.reset()
+}
+
+// reset empties the batch, keeping its allocations.
+func (b *Batch) reset() {
+	b.pb.Reset()
+	for _, e := range b.order {
+		e.m.reset()
+		*e = entry{m: e.m, hist: e.hist[:0]}
+		b.free = append(b.free, e)
+	}
+	clear(b.order)
+	b.order = b.order[:0]
+	clear(b.msgs)
+	clear(b.changed)
+	b.changed = b.changed[:0]
+	b.hasNextOffset = false
+}
+
+// Close releases the batch without committing what it holds. It may be
+// called more than once.
+func (b *Batch) Close() {
+	if b.pb != nil {
+		_ = b.pb.Close() // only fails when already closed
+		b.pb = nil
+	}
+	b.err = ErrClosed
+	b.msgs, b.order, b.free, b.changed = nil, nil, nil, nil
+}

@@ -1,0 +1,137 @@
+// Package state holds what wastatus knows about each WhatsApp message: the
+// status lattice, the fold of status events into it, its compact binary
+// encoding, and the Pebble store that keeps it per Kafka partition.
+//
+// It imports schemas (the event and record types) and Pebble; no Kafka
+// client. Everything here is deterministic: nothing reads a clock.
+//
+// # The lattice
+//
+// A [Message] is the state of one message (wamid). Meta reports a message's
+// lifecycle as separate events, in any order, duplicated, with steps
+// skipped, so the state is built only from joins: every field is a minimum,
+// a maximum, a set union or a first-by-fixed-order. Folding is therefore
+// commutative, associative and idempotent: any permutation of any multiset
+// of a message's events gives byte-identical state ([Message.AppendBinary])
+// and an identical [Message.View]. The zero Message is the bottom: nothing
+// seen.
+//
+// The state holds, per participant (the recipient_participant_id of a group
+// message; "" for a one-to-one message), the earliest payload timestamp of
+// each of the five statuses: sent, delivered, read, played, failed. So a read
+// without a delivered leaves delivered_at empty, a delivered arriving after
+// the read still fills delivered_at, and a retry with a later timestamp
+// changes nothing. Timestamps come from the payload only (one-second
+// resolution, so ties are common and harmless); a [schemas.StatusEvent]
+// with an unknown status, an empty wamid or a timestamp that is not
+// positive is never folded.
+//
+// The top-level timestamps of a message are the minimum over its
+// participants. [Message.Status] is derived, not stored: the status of
+// highest rank, under a [Policy], among the statuses seen by any participant.
+//
+//   - [FailedWins] (the default): sent 1 < delivered 2 < read 3 < played 4 <
+//     failed 5. A failed is terminal, so a delivery error is never masked.
+//   - [DeliveryWins]: sent 1 < failed 2 < delivered 3 < read 4 < played 5.
+//     Providers report a failed after a delivered for multi-device users; it
+//     is recorded (failed_at, errors) but the status stays delivered. A
+//     failed with nothing past sent is still the status.
+//
+// Either way the status is a function of the set of statuses seen, so it
+// never depends on arrival order, and under a fixed policy it never moves to
+// a lower rank ([Policy.Rank]). A participant's own status is derived the
+// same way from its own statuses.
+//
+// The first receive time (the edge's clock, for latency metrics only) is the
+// minimum positive ReceivedAt.
+//
+// # Attributes and their preference
+//
+// Eleven attributes are merged, each on its own: recipient_id,
+// recipient_user_id, parent_user_id, recipient_type, conversation, pricing,
+// errors, biz_opaque_callback_data, phone_number_id, display_phone_number
+// and waba_id. An event carries an attribute when its value is present: a
+// non-empty string, a conversation or pricing with some field set, a
+// non-empty errors list. An event that does not carry an attribute never
+// erases it.
+//
+// Among the events that carry an attribute, the state keeps the value of the
+// preferred one, comparing in order:
+//
+//  1. the event's canonical status rank (sent 1 ... failed 5, whatever the
+//     policy): higher wins;
+//  2. the event's payload timestamp: later wins;
+//  3. the value's bytes: greater wins (bytewise; a string by its UTF-8 bytes,
+//     a conversation, pricing or errors list by its canonical encoding, see
+//     encoding.go).
+//
+// This is a total order, so the choice is a join. Objects are kept whole: a
+// conversation, pricing or errors list is the preferred event's, never a mix
+// of fields from several events. Identifiers are separate attributes so
+// that, for example, a delivered carrying only recipient_user_id (as Meta
+// sends since 2026) does not hide the recipient_id that the sent carried.
+//
+// The winner's status and timestamp are kept as the attribute's source
+// ([schemas.AttributeSource]), so that a state can be compared with a later
+// event, or another state, without the events it came from.
+//
+// # Views, joins and restore
+//
+// [Message.View] is the Avro-facing record ([schemas.MessageStatus]): the
+// top-level statuses and timestamps, the attributes and their sources, and,
+// for a group message (any participant other than ""), every participant's
+// sub-state sorted by id. [FromView] is its exact inverse: FromView(View(m))
+// equals m under either policy, so a partition restored from the current
+// topic keeps folding exactly as the original would. [Message.Join] merges
+// two states (restoring into what a store already holds); folding events
+// into separate states and joining them equals folding them all into one.
+// [Message.AppendBinary] is the compact canonical encoding: equal states,
+// equal bytes.
+//
+// # Outcomes
+//
+// [Message.Apply] and [Batch.Apply] return an [Outcome]: Advanced (the
+// message's status moved up), Filled (the state changed otherwise), Stale (no
+// change; the event ranks below its participant's status) or Duplicate (no
+// change). A record is emitted exactly when [Outcome.Changed].
+//
+// # The store
+//
+// A [Store] is one Pebble database per process, holding every partition the
+// process owns. Keys start with the partition number, so [Store.DropPartition]
+// is one range delete; message keys put an 8-byte hash of the wamid before
+// the wamid, since wamids share a long common prefix. Each message is one
+// record: its encoding, then its bounded history (the events folded into it,
+// in arrival order, for the timeline: [Store.History]). The processor reads
+// the record for every event anyway, so history costs no extra read, and
+// state and history are never apart. A format version key guards the
+// layout. Point lookups use bloom filters and a block cache sized by
+// [Options]; the store's memory is about CacheSize + 2 × MemTableSize,
+// because Pebble charges its memtables to the block cache (the cache is
+// created that much larger).
+//
+// All the writes for one polled batch of one partition go through one
+// [Batch]: [Batch.Apply] per event, [Batch.SetNextOffset], then
+// [Batch.Commit], which writes every touched record and the partition's
+// next offset in one synced Pebble batch. State and offset are never apart:
+// after a crash at any point, [Store.NextOffset] is the offset after the
+// last committed batch and the states are exactly the fold of the input
+// before it. A batch that is not committed (a Kafka transaction that
+// aborted) is dropped with [Batch.Reset].
+//
+// # Files
+//
+//	doc.go       this overview
+//	errors.go    sentinel errors
+//	status.go    Status, Policy (ranks, derivation), Outcome
+//	message.go   Message: Apply, Join, View, FromView, the attribute preference
+//	encoding.go  the compact canonical versioned binary encoding of a Message
+//	keys.go      the Pebble key layout and the format version
+//	history.go   HistoryEntry and the record: state plus bounded history
+//	store.go     Options, Store (Open, Get, History, NextOffset, DropPartition, Scan, Stats)
+//	batch.go     Batch: the per-partition write path and its cache
+//
+// The package starts no goroutines (Pebble runs its own flushes and
+// compactions). A Store is safe for concurrent use; a Batch and a Message
+// are not.
+package state

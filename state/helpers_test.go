@@ -1,0 +1,127 @@
+package state
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/wastatus/wastatus/schemas"
+)
+
+// testWAMID is the wamid of the shared samples.
+const testWAMID = "wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQzQUFERjg0NDEzNDdFODU3MUMxMAA="
+
+// ev builds an event of testWAMID with the given status and payload time;
+// opts set the rest.
+func ev(status string, ts int64, opts ...func(*schemas.StatusEvent)) schemas.StatusEvent {
+	e := schemas.StatusEvent{WAMID: testWAMID, Status: status, Timestamp: ts, Region: "eu"}
+	for _, o := range opts {
+		o(&e)
+	}
+	return e
+}
+
+func participantID(id string) func(*schemas.StatusEvent) {
+	return func(e *schemas.StatusEvent) { e.RecipientParticipantID = id }
+}
+
+func recipientID(id string) func(*schemas.StatusEvent) {
+	return func(e *schemas.StatusEvent) { e.RecipientID = id }
+}
+
+func userIDs(user, parent string) func(*schemas.StatusEvent) {
+	return func(e *schemas.StatusEvent) { e.RecipientUserID, e.ParentUserID = user, parent }
+}
+
+func recipientType(typ string) func(*schemas.StatusEvent) {
+	return func(e *schemas.StatusEvent) { e.RecipientType = typ }
+}
+
+func conv(id string, exp int64, origin string) func(*schemas.StatusEvent) {
+	return func(e *schemas.StatusEvent) {
+		e.Conversation = &schemas.Conversation{ID: id, ExpirationTimestamp: exp, OriginType: origin}
+	}
+}
+
+func pricingCategory(category string) func(*schemas.StatusEvent) {
+	return func(e *schemas.StatusEvent) {
+		billable := true
+		e.Pricing = &schemas.Pricing{Billable: &billable, PricingModel: "PMP", Type: "regular", Category: category}
+	}
+}
+
+func errorsOf(codes ...int64) func(*schemas.StatusEvent) {
+	return func(e *schemas.StatusEvent) {
+		for _, c := range codes {
+			e.Errors = append(e.Errors, schemas.Error{Code: c, Title: "title " + strconv.FormatInt(c, 10)})
+		}
+	}
+}
+
+func biz(s string) func(*schemas.StatusEvent) {
+	return func(e *schemas.StatusEvent) { e.BizOpaqueCallbackData = s }
+}
+
+func metadata(phoneID, display, waba string) func(*schemas.StatusEvent) {
+	return func(e *schemas.StatusEvent) { e.PhoneNumberID, e.DisplayPhoneNumber, e.WABAID = phoneID, display, waba }
+}
+
+func receivedAt(ms int64) func(*schemas.StatusEvent) {
+	return func(e *schemas.StatusEvent) { e.ReceivedAt = ms }
+}
+
+func wamid(id string) func(*schemas.StatusEvent) {
+	return func(e *schemas.StatusEvent) { e.WAMID = id }
+}
+
+// fold applies evs in order to a zero Message under p.
+func fold(t testing.TB, p Policy, evs ...schemas.StatusEvent) (Message, []Outcome) {
+	t.Helper()
+	var m Message
+	outs := make([]Outcome, 0, len(evs))
+	for i := range evs {
+		o, err := m.Apply(&evs[i], p)
+		if err != nil {
+			t.Fatalf("Apply(event %d %+v): %v", i, evs[i], err)
+		}
+		outs = append(outs, o)
+	}
+	return m, outs
+}
+
+// encode returns m's encoding.
+func encode(m *Message) []byte {
+	b, _ := m.AppendBinary(nil)
+	return b
+}
+
+// jsonString renders v for failure messages.
+func jsonString(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Sprintf("%+v", v)
+	}
+	return string(b)
+}
+
+// testSeed returns the seed of a randomized test: WASTATUS_SEED if set,
+// else the clock. It logs how to rerun.
+func testSeed(t testing.TB) uint64 {
+	t.Helper()
+	if s := os.Getenv("WASTATUS_SEED"); s != "" {
+		seed, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			t.Fatalf("WASTATUS_SEED=%q: %v", s, err)
+		}
+		t.Logf("seed %d (from WASTATUS_SEED)", seed)
+		return seed
+	}
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d (rerun with WASTATUS_SEED=%d)", seed, seed)
+	return seed
+}
+
+func ptr[T any](v T) *T { return &v }

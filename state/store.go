@@ -1,0 +1,385 @@
+package state
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
+
+// Defaults of Options.
+const (
+	DefaultCacheSize    int64  = 64 << 20 // 64 MiB block cache
+	DefaultMemTableSize uint64 = 32 << 20 // 32 MiB memtable
+	DefaultHistoryLimit int    = 64       // history entries kept per message
+)
+
+// memTablesCharged is the number of memtables Pebble may hold at once (its
+// MemTableStopWritesThreshold), all charged to the block cache.
+const memTablesCharged = 2
+
+// bloomBitsPerKey sizes the bloom filters of every level: about 1% false
+// positives, so a point lookup of a message that is not in a table almost
+// never reads (and decompresses) one of its data blocks.
+const bloomBitsPerKey = 10
+
+// Options configures a Store. The zero value is valid: every zero field gets
+// its default.
+type Options struct {
+	// FS is the file system; nil means the operating system's (disk).
+	// Tests use vfs.NewMem or vfs.NewCrashableMem.
+	FS vfs.FS
+	// CacheSize is the Pebble block cache size in bytes; 0 means
+	// DefaultCacheSize (Pebble's own default of 8 MiB made point lookups
+	// decompress blocks on most reads). Pebble charges memtables to its
+	// cache, so the cache is created with 2*MemTableSize more: the store's
+	// memory is about CacheSize + 2*MemTableSize.
+	CacheSize int64
+	// MemTableSize is the Pebble memtable size in bytes; 0 means
+	// DefaultMemTableSize. Up to two memtables exist at a time (one
+	// flushing); writes wait for a flush beyond that.
+	MemTableSize uint64
+	// HistoryLimit is how many events are kept per message in its
+	// history; 0 means DefaultHistoryLimit, a negative value turns history
+	// off (nothing more is recorded; what was is kept). The history is
+	// stored in the message's record, so it is read with every state:
+	// keep it small.
+	HistoryLimit int
+	// Logger receives Pebble's log lines; nil discards them.
+	Logger *slog.Logger
+	// Policy derives statuses (it decides Batch.Apply's Outcome); the zero
+	// value is FailedWins.
+	Policy Policy
+}
+
+// withDefaults returns o with every zero field set to its default.
+func (o Options) withDefaults() Options {
+	if o.CacheSize == 0 {
+		o.CacheSize = DefaultCacheSize
+	}
+	if o.MemTableSize == 0 {
+		o.MemTableSize = DefaultMemTableSize
+	}
+	if o.HistoryLimit == 0 {
+		o.HistoryLimit = DefaultHistoryLimit
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return o
+}
+
+// Validate reports an invalid option: a negative CacheSize, a MemTableSize of
+// 4 GiB or more (Pebble's limit), or an unknown Policy.
+func (o *Options) Validate() error {
+	switch {
+	case o.CacheSize < 0:
+		return fmt.Errorf("state: options: negative CacheSize %d", o.CacheSize)
+	case o.MemTableSize >= 4<<30:
+		return fmt.Errorf("state: options: MemTableSize %d is not below 4 GiB", o.MemTableSize)
+	case !o.Policy.valid():
+		return fmt.Errorf("state: options: %w: %s", ErrUnknownPolicy, o.Policy)
+	}
+	return nil
+}
+
+// Store is the durable state of every partition this process owns: one
+// Pebble database. Its methods are safe for concurrent use; writes go
+// through a Batch, one per partition at a time.
+type Store struct {
+	db     *pebble.DB
+	opts   Options
+	closed atomic.Bool
+}
+
+// Open opens (creating if needed) the store in dir. A new store gets the
+// format version key; an existing one must have this version's
+// (ErrFormatVersion otherwise).
+func Open(dir string, o Options) (*Store, error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	o = o.withDefaults()
+
+	// Pebble charges its memtables to the block cache (up to
+	// memTablesCharged of them at a time): size the cache so that CacheSize
+	// is left for blocks. Sized at CacheSize alone, the default 32 MiB
+	// memtables would leave the 64 MiB cache no room for a single block.
+	cache := pebble.NewCache(o.CacheSize + memTablesCharged*int64(o.MemTableSize))
+	defer cache.Unref() // the DB holds its own reference
+	po := &pebble.Options{
+		FS:           o.FS,
+		Cache:        cache,
+		MemTableSize: o.MemTableSize,
+		// Writes stall when this many memtables are waiting (the mutable one
+		// included): the bound on what Pebble charges to the cache.
+		MemTableStopWritesThreshold: memTablesCharged,
+		Logger:                      pebbleLogger{o.Logger},
+		FormatMajorVersion:          pebble.FormatNewest,
+	}
+	for i := range po.Levels {
+		po.Levels[i].FilterPolicy = bloom.FilterPolicy(bloomBitsPerKey)
+	}
+	db, err := pebble.Open(dir, po)
+	if err != nil {
+		return nil, fmt.Errorf("state: open %s: %w", dir, err)
+	}
+	s := &Store{db: db, opts: o}
+	if err := s.checkFormat(); err != nil {
+		return nil, errors.Join(err, db.Close())
+	}
+	return s, nil
+}
+
+// checkFormat checks the format version key, writing it into an empty
+// database.
+func (s *Store) checkFormat() error {
+	val, closer, err := s.db.Get([]byte(formatKey))
+	if err == nil {
+		v, n := binary.Uvarint(val)
+		ok := n == len(val) && v == formatVersion
+		closer.Close()
+		if !ok {
+			return fmt.Errorf("%w: found %x, want %d", ErrFormatVersion, val, formatVersion)
+		}
+		return nil
+	}
+	if !errors.Is(err, pebble.ErrNotFound) {
+		return fmt.Errorf("state: read format version: %w", err)
+	}
+	it, err := s.db.NewIter(nil)
+	if err != nil {
+		return fmt.Errorf("state: check empty: %w", err)
+	}
+	nonEmpty := it.First()
+	if err := errors.Join(it.Error(), it.Close()); err != nil {
+		return fmt.Errorf("state: check empty: %w", err)
+	}
+	if nonEmpty {
+		return fmt.Errorf("%w: keys but no format version key (not a wastatus state database)", ErrFormatVersion)
+	}
+	if err := s.db.Set([]byte(formatKey), binary.AppendUvarint(nil, formatVersion), pebble.Sync); err != nil {
+		return fmt.Errorf("state: write format version: %w", err)
+	}
+	return nil
+}
+
+// Close closes the store. Batches must be closed first.
+func (s *Store) Close() error {
+	if s.closed.Swap(true) {
+		return ErrClosed
+	}
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("state: close: %w", err)
+	}
+	return nil
+}
+
+// Policy returns the policy the store was opened with.
+func (s *Store) Policy() Policy { return s.opts.Policy }
+
+// check returns ErrClosed after Close, and rejects a negative partition.
+func (s *Store) check(partition int32) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	return checkPartition(partition)
+}
+
+// Get returns the committed state of wamid in partition; false if there is
+// none.
+func (s *Store) Get(partition int32, wamid string) (Message, bool, error) {
+	if err := s.check(partition); err != nil {
+		return Message{}, false, err
+	}
+	var m Message
+	key := appendMessageKey(nil, partition, wamidHash(wamid), wamid)
+	_, _, found, err := s.getRecord(key, wamid, &m)
+	if err != nil || !found {
+		return Message{}, false, err
+	}
+	return m, true, nil
+}
+
+// getRecord reads the record at key (wamid's message key) into the reset m
+// and returns its history section and entry count.
+func (s *Store) getRecord(key []byte, wamid string, m *Message) (hist string, n int, found bool, err error) {
+	val, closer, err := s.db.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return "", 0, false, nil
+	}
+	if err != nil {
+		return "", 0, false, fmt.Errorf("state: get %s: %w", wamid, err)
+	}
+	hist, n, err = decodeRecord(string(val), m)
+	closer.Close()
+	if err == nil && m.wamid != wamid {
+		err = fmt.Errorf("%w: record of %q holds %q", ErrCorrupt, wamid, m.wamid)
+	}
+	if err != nil {
+		return "", 0, false, fmt.Errorf("state: get %s: %w", wamid, err)
+	}
+	return hist, n, true, nil
+}
+
+// History returns the committed history of wamid in partition: the last
+// HistoryLimit events folded into it, oldest first (arrival order). It is
+// empty for an unknown message. History is local to this store: a partition
+// restored from the current topic starts with none.
+func (s *Store) History(partition int32, wamid string) ([]HistoryEntry, error) {
+	if err := s.check(partition); err != nil {
+		return nil, err
+	}
+	var m Message
+	key := appendMessageKey(nil, partition, wamidHash(wamid), wamid)
+	hist, n, found, err := s.getRecord(key, wamid, &m)
+	if err != nil || !found {
+		return nil, err
+	}
+	h, err := decodeHistory(hist, n, s.opts.HistoryLimit)
+	if err != nil {
+		return nil, fmt.Errorf("state: history %s: %w", wamid, err)
+	}
+	return h, nil
+}
+
+// NextOffset returns the partition's next input offset, as last committed by
+// a Batch; false when the partition has no state.
+func (s *Store) NextOffset(partition int32) (int64, bool, error) {
+	if err := s.check(partition); err != nil {
+		return 0, false, err
+	}
+	val, closer, err := s.db.Get(appendOffsetKey(nil, partition))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("state: next offset of partition %d: %w", partition, err)
+	}
+	d := decoder{s: string(val)}
+	off := d.varint()
+	err = d.end()
+	closer.Close()
+	if err != nil {
+		return 0, false, fmt.Errorf("state: next offset of partition %d: %w: %w", partition, ErrCorrupt, err)
+	}
+	return off, true, nil
+}
+
+// DropPartition deletes everything stored for the partition (states,
+// history, next offset) with one synced range delete. No Batch of the
+// partition may be in use meanwhile; one created before must be Reset
+// before it is used again.
+func (s *Store) DropPartition(partition int32) error {
+	if err := s.check(partition); err != nil {
+		return err
+	}
+	lo, hi := partitionBounds(partition)
+	if err := s.db.DeleteRange(lo, hi, pebble.Sync); err != nil {
+		return fmt.Errorf("state: drop partition %d: %w", partition, err)
+	}
+	return nil
+}
+
+// Scan calls fn with the committed state of every message of the partition,
+// in key order (the order of the wamids' hashes: stable, not meaningful).
+// fn may keep the Message. The first error fn returns stops the scan and is
+// returned as is.
+func (s *Store) Scan(partition int32, fn func(*Message) error) error {
+	if err := s.check(partition); err != nil {
+		return err
+	}
+	lo, hi := kindBounds(partition, kindMessage)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return fmt.Errorf("state: scan partition %d: %w", partition, err)
+	}
+	var key []byte
+	for valid := it.First(); valid; valid = it.Next() {
+		m := new(Message)
+		_, _, err := decodeRecord(string(it.Value()), m)
+		key = appendMessageKey(key[:0], partition, wamidHash(m.wamid), m.wamid)
+		if err == nil && !bytes.Equal(it.Key(), key) {
+			err = fmt.Errorf("%w: record of %q under another key", ErrCorrupt, m.wamid)
+		}
+		if err != nil {
+			return errors.Join(fmt.Errorf("state: scan partition %d: key %x: %w", partition, it.Key(), err), it.Close())
+		}
+		if err := fn(m); err != nil {
+			if cerr := it.Close(); cerr != nil {
+				return errors.Join(err, cerr)
+			}
+			return err
+		}
+	}
+	if err := errors.Join(it.Error(), it.Close()); err != nil {
+		return fmt.Errorf("state: scan partition %d: %w", partition, err)
+	}
+	return nil
+}
+
+// Stats is a snapshot of the store's Pebble metrics, for a metrics
+// exporter.
+type Stats struct {
+	BlockCacheSize   int64  // bytes in the block cache
+	BlockCacheHits   int64  // block cache hits since Open
+	BlockCacheMisses int64  // block cache misses since Open
+	FilterHits       int64  // point lookups a bloom filter answered without reading a block
+	FilterMisses     int64  // bloom filter checks that could not avoid the read
+	MemTableSize     uint64 // bytes allocated to memtables
+	MemTableCount    int64  // memtables (including the mutable one)
+	DiskSpaceUsage   uint64 // bytes on disk (tables, WAL, manifests)
+	ReadAmp          int    // sublevels and levels a read may visit
+	Flushes          int64  // memtable flushes since Open
+	Compactions      int64  // compactions since Open
+}
+
+// Stats returns a snapshot of the store's metrics.
+func (s *Store) Stats() Stats {
+	if s.closed.Load() {
+		return Stats{}
+	}
+	m := s.db.Metrics()
+	return Stats{
+		BlockCacheSize:   m.BlockCache.Size,
+		BlockCacheHits:   m.BlockCache.Hits,
+		BlockCacheMisses: m.BlockCache.Misses,
+		FilterHits:       m.Filter.Hits,
+		FilterMisses:     m.Filter.Misses,
+		MemTableSize:     m.MemTable.Size,
+		MemTableCount:    m.MemTable.Count,
+		DiskSpaceUsage:   m.DiskSpaceUsage(),
+		ReadAmp:          m.ReadAmp(),
+		Flushes:          m.Flush.Count,
+		Compactions:      m.Compact.Count,
+	}
+}
+
+// pebbleLogger hands Pebble's log lines to slog.
+type pebbleLogger struct{ l *slog.Logger }
+
+func (p pebbleLogger) log(level slog.Level, format string, args ...any) {
+	if p.l.Enabled(context.Background(), level) {
+		p.l.Log(context.Background(), level, "pebble", "detail", fmt.Sprintf(format, args...))
+	}
+}
+
+// Infof logs at Info.
+func (p pebbleLogger) Infof(format string, args ...any) { p.log(slog.LevelInfo, format, args...) }
+
+// Errorf logs at Error.
+func (p pebbleLogger) Errorf(format string, args ...any) { p.log(slog.LevelError, format, args...) }
+
+// Fatalf logs at Error and panics: Pebble calls it on an invariant violation
+// it cannot continue from, and a library must not exit the process.
+func (p pebbleLogger) Fatalf(format string, args ...any) {
+	p.log(slog.LevelError, format, args...)
+	panic(fmt.Sprintf("state: pebble fatal: "+format, args...))
+}
