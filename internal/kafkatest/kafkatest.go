@@ -1,0 +1,92 @@
+// Package kafkatest gives tests a Kafka cluster: franz-go's in-process kfake
+// by default, or the real broker named by WASTATUS_TEST_BROKERS, so one set of
+// scenarios runs against both backends.
+//
+// Tests that share a real broker must not share topics or groups: Names gives
+// each test its own.
+package kafkatest
+
+import (
+	"crypto/rand"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+)
+
+// EnvBrokers names the environment variable that points the tests at a real
+// broker: a comma-separated list of seed brokers, as scripts/kafka start
+// prints them.
+const EnvBrokers = "WASTATUS_TEST_BROKERS"
+
+// Cluster is a Kafka cluster for one test.
+type Cluster struct {
+	Brokers []string
+	// Fake is the in-process cluster, nil against a real broker.
+	Fake *kfake.Cluster
+}
+
+// Real reports whether the cluster is a real broker.
+func (c *Cluster) Real() bool { return c.Fake == nil }
+
+// New returns a cluster for t: the real broker when WASTATUS_TEST_BROKERS is
+// set, else a new in-process kfake cluster with opts, closed when t ends.
+func New(t testing.TB, opts ...kfake.Opt) *Cluster {
+	t.Helper()
+	if b := os.Getenv(EnvBrokers); b != "" {
+		return &Cluster{Brokers: strings.Split(b, ",")}
+	}
+	c, err := kfake.NewCluster(append([]kfake.Opt{kfake.NumBrokers(1)}, opts...)...)
+	if err != nil {
+		t.Fatalf("kfake: %v", err)
+	}
+	t.Cleanup(c.Close)
+	return &Cluster{Brokers: c.ListenAddrs(), Fake: c}
+}
+
+// RequireReal skips t unless WASTATUS_TEST_BROKERS names a real broker, and
+// says how to run it.
+func RequireReal(t testing.TB) *Cluster {
+	t.Helper()
+	if os.Getenv(EnvBrokers) == "" {
+		t.Skipf("needs a real Kafka broker: run `scripts/kafka start` and set %s to the address it prints", EnvBrokers)
+	}
+	return New(t)
+}
+
+// Name returns a topic or group name unique to t and this run, with suffix.
+func Name(t testing.TB, suffix string) string {
+	t.Helper()
+	base := strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '-' {
+			return r
+		}
+		return '_'
+	}, t.Name())
+	if len(base) > 80 {
+		base = base[:80]
+	}
+	return fmt.Sprintf("%s.%s.%s", base, rand.Text()[:8], suffix)
+}
+
+// Eventually polls cond every few milliseconds until it returns nil or
+// timeout passes, and then fails t with cond's last error.
+func Eventually(t testing.TB, timeout time.Duration, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	wait := time.Millisecond
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met after %s: %v", timeout, err)
+		}
+		time.Sleep(wait)
+		wait = min(2*wait, 100*time.Millisecond)
+	}
+}

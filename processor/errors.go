@@ -1,0 +1,31 @@
+package processor
+
+import "errors"
+
+var (
+	// ErrConfig is returned by Config.Validate and New for an unusable
+	// configuration.
+	ErrConfig = errors.New("processor: invalid config")
+
+	// ErrPartitionMismatch is returned by Run at start when the events and
+	// current topics have different partition counts: the current topic is
+	// written to the same partition number as its input, so the counts must
+	// match.
+	ErrPartitionMismatch = errors.New("processor: events and current topics differ in partition count")
+
+	// ErrNotOwner is returned by Get for a message whose partition this
+	// instance does not own.
+	ErrNotOwner = errors.New("processor: partition not owned by this instance")
+
+	// ErrNotFound is returned by Get for a message with no state.
+	ErrNotFound = errors.New("processor: message not found")
+
+	// ErrProduce is returned by Run when an output record could not be
+	// written; the batch is neither stored nor committed and the process
+	// should restart (Kafka redelivers it).
+	ErrProduce = errors.New("processor: produce failed")
+
+	// ErrStore is returned by Run when the state store fails; the processor
+	// stops rather than serve or emit wrong state.
+	ErrStore = errors.New("processor: state store failed")
+)

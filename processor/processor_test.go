@@ -1,0 +1,339 @@
+package processor_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/goleak"
+
+	"github.com/wastatus/wastatus/internal/kafkatest"
+	"github.com/wastatus/wastatus/processor"
+	"github.com/wastatus/wastatus/schemas"
+	"github.com/wastatus/wastatus/state"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		// kfake's and franz-go's background goroutines end shortly after Close.
+		goleak.IgnoreTopFunction("github.com/twmb/franz-go/pkg/kgo.(*Client).updateMetadataLoop"),
+		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
+	)
+}
+
+type fixture struct {
+	t       *testing.T
+	cluster *kafkatest.Cluster
+	codec   *schemas.Codec
+	cfg     processor.Config
+	cl      *kgo.Client
+}
+
+func newFixture(t *testing.T, partitions int32) *fixture {
+	t.Helper()
+	c := kafkatest.New(t)
+	codec, err := schemas.NewCodec(schemas.IDs{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.Brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return &fixture{t: t, cluster: c, codec: codec, cl: cl, cfg: processor.Config{
+		Brokers:      c.Brokers,
+		Group:        kafkatest.Name(t, "group"),
+		EventsTopic:  kafkatest.Name(t, "events"),
+		CurrentTopic: kafkatest.Name(t, "current"),
+		DLQTopic:     kafkatest.Name(t, "dlq"),
+		Partitions:   partitions,
+	}}
+}
+
+type running struct {
+	p      *processor.Processor
+	store  *state.Store
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func (f *fixture) start(dir string) *running {
+	f.t.Helper()
+	store, err := state.Open(dir, state.Options{})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	p, err := processor.New(f.cfg, store, f.codec)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(f.t.Context())
+	r := &running{p: p, store: store, cancel: cancel, done: make(chan error, 1)}
+	go func() { r.done <- p.Run(ctx) }()
+	kafkatest.Eventually(f.t, 60*time.Second, func() error {
+		select {
+		case err := <-r.done:
+			r.done <- err
+			return fmt.Errorf("Run returned: %w", err)
+		default:
+		}
+		if ok, why := p.Ready(); !ok {
+			return errors.New(why)
+		}
+		return nil
+	})
+	return r
+}
+
+func (r *running) stop(t *testing.T) {
+	t.Helper()
+	r.cancel()
+	if err := <-r.done; err != nil {
+		t.Errorf("Run: %v", err)
+	}
+	if err := r.store.Close(); err != nil {
+		t.Errorf("store: %v", err)
+	}
+}
+
+func (f *fixture) event(wamid, status string, ts int64) *kgo.Record {
+	f.t.Helper()
+	ev := schemas.StatusEvent{WAMID: wamid, Status: status, Timestamp: ts, RecipientID: "16505551234", Region: "test", ReceivedAt: 1, Raw: []byte(`{}`)}
+	v, err := f.codec.AppendStatusEvent(nil, &ev)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return &kgo.Record{Topic: f.cfg.EventsTopic, Key: []byte(wamid), Value: v}
+}
+
+func (f *fixture) produce(recs ...*kgo.Record) {
+	f.t.Helper()
+	if err := f.cl.ProduceSync(f.t.Context(), recs...).FirstErr(); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+// consume reads topic from its start (read_committed) until cond holds for
+// what was read.
+func (f *fixture) consume(topic string, cond func([]*kgo.Record) error) []*kgo.Record {
+	f.t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(f.cluster.Brokers...), kgo.ConsumeTopics(topic),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	defer cl.Close()
+	var (
+		mu   sync.Mutex
+		recs []*kgo.Record
+	)
+	kafkatest.Eventually(f.t, 60*time.Second, func() error {
+		ctx, cancel := context.WithTimeout(f.t.Context(), 200*time.Millisecond)
+		defer cancel()
+		fs := cl.PollFetches(ctx)
+		mu.Lock()
+		defer mu.Unlock()
+		recs = append(recs, fs.Records()...)
+		return cond(recs)
+	})
+	return recs
+}
+
+func header(r *kgo.Record, key string) string {
+	for _, h := range r.Headers {
+		if h.Key == key {
+			return string(h.Value)
+		}
+	}
+	return ""
+}
+
+func TestRefusesPartitionMismatch(t *testing.T) {
+	f := newFixture(t, 4)
+	adm := kadm.NewClient(f.cl)
+	for topic, n := range map[string]int32{f.cfg.EventsTopic: 4, f.cfg.CurrentTopic: 3} {
+		if _, err := adm.CreateTopic(t.Context(), n, -1, nil, topic); err != nil {
+			t.Fatal(err)
+		}
+	}
+	store, err := state.Open(t.TempDir(), state.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	p, err := processor.New(f.cfg, store, f.codec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = p.Run(t.Context())
+	if !errors.Is(err, processor.ErrPartitionMismatch) {
+		t.Fatalf("Run = %v, want ErrPartitionMismatch", err)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  processor.Config
+		ok   bool
+	}{
+		{"defaults", processor.Config{Brokers: []string{"x:9092"}}, true},
+		{"no brokers", processor.Config{}, false},
+		{"short retention", processor.Config{Brokers: []string{"x"}, EventsRetention: 24 * time.Hour}, false},
+		{"same topics", processor.Config{Brokers: []string{"x"}, EventsTopic: "a", CurrentTopic: "a"}, false},
+		{"negative partitions", processor.Config{Brokers: []string{"x"}, Partitions: -1}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.cfg.Validate()
+			if (err == nil) != tc.ok {
+				t.Fatalf("Validate() = %v, want ok=%v", err, tc.ok)
+			}
+			if err != nil && !errors.Is(err, processor.ErrConfig) {
+				t.Fatalf("Validate() = %v, not ErrConfig", err)
+			}
+		})
+	}
+}
+
+// TestPoisonGoesToDeadLetters feeds undecodable bytes, an unknown status and
+// a record whose key is not its wamid between valid events: each poison
+// record lands in the dead-letter topic with its reason and source, and the
+// valid events around it are folded and emitted.
+func TestPoisonGoesToDeadLetters(t *testing.T) {
+	f := newFixture(t, 1)
+	r := f.start(t.TempDir())
+	defer r.stop(t)
+
+	mismatch := f.event("wamid.B", "read", 20)
+	mismatch.Key = []byte("wamid.other")
+	f.produce(
+		f.event("wamid.A", "sent", 10),
+		&kgo.Record{Topic: f.cfg.EventsTopic, Key: []byte("wamid.A"), Value: []byte("not avro")},
+		f.event("wamid.A", "deleted", 11),
+		mismatch,
+		f.event("wamid.A", "read", 12),
+	)
+
+	dead := f.consume(f.cfg.DLQTopic, func(recs []*kgo.Record) error {
+		if len(recs) < 3 {
+			return fmt.Errorf("%d dead letters", len(recs))
+		}
+		return nil
+	})
+	wantReasons := []string{processor.ReasonUndecodable, processor.ReasonUnknownStatus, processor.ReasonKeyMismatch}
+	for i, d := range dead {
+		if got := header(d, "reason"); got != wantReasons[i] {
+			t.Errorf("dead letter %d reason %q, want %q", i, got, wantReasons[i])
+		}
+		if header(d, "source.topic") != f.cfg.EventsTopic || header(d, "source.offset") != fmt.Sprint(i+1) {
+			t.Errorf("dead letter %d source %s@%s", i, header(d, "source.topic"), header(d, "source.offset"))
+		}
+		if header(d, "error") == "" {
+			t.Errorf("dead letter %d has no error header", i)
+		}
+	}
+	f.consume(f.cfg.CurrentTopic, func(recs []*kgo.Record) error {
+		if len(recs) == 0 {
+			return errors.New("nothing emitted")
+		}
+		v, err := f.codec.DecodeMessageStatus(recs[len(recs)-1].Value)
+		if err != nil {
+			return err
+		}
+		if v.WAMID != "wamid.A" || v.Status != "read" || v.SentAt != 10 || v.ReadAt != 12 {
+			return fmt.Errorf("last state %+v", v)
+		}
+		return nil
+	})
+	if st := r.p.Stats(); st.Unknown != 1 || st.DeadLetters != 3 {
+		t.Errorf("stats %+v: want 1 unknown, 3 dead letters", st)
+	}
+}
+
+// TestOutputOnInputPartition checks the changelog property: every state is
+// written to the current topic's partition with the number of the events
+// partition its input came from.
+func TestOutputOnInputPartition(t *testing.T) {
+	f := newFixture(t, 5)
+	r := f.start(t.TempDir())
+	defer r.stop(t)
+
+	var recs []*kgo.Record
+	for i := range 50 {
+		recs = append(recs, f.event(fmt.Sprintf("wamid.P%02d", i), "delivered", 100))
+	}
+	f.produce(recs...)
+	inPart := make(map[string]int32)
+	for _, rec := range recs {
+		inPart[string(rec.Key)] = rec.Partition
+	}
+	out := f.consume(f.cfg.CurrentTopic, func(out []*kgo.Record) error {
+		if len(out) < len(recs) {
+			return fmt.Errorf("%d of %d states", len(out), len(recs))
+		}
+		return nil
+	})
+	for _, o := range out {
+		if o.Partition != inPart[string(o.Key)] {
+			t.Errorf("%s: state on partition %d, input on %d", o.Key, o.Partition, inPart[string(o.Key)])
+		}
+		if p, _ := r.p.Partition(string(o.Key)); p != o.Partition {
+			t.Errorf("%s: Partition() = %d, Kafka chose %d", o.Key, p, o.Partition)
+		}
+	}
+}
+
+// TestStaleStoreNeverEmitsOlderState runs two instances, one after the other,
+// on separate stores: the second catches up silently from an empty store,
+// then the first comes back with a store that missed the second's work. The
+// output of the key never goes back.
+func TestStaleStoreNeverEmitsOlderState(t *testing.T) {
+	f := newFixture(t, 1)
+	dirA, dirB := t.TempDir(), t.TempDir()
+
+	a := f.start(dirA)
+	f.produce(f.event("wamid.S", "sent", 10))
+	f.consume(f.cfg.CurrentTopic, countAtLeast(1))
+	a.stop(t)
+
+	b := f.start(dirB) // empty store: folds offset 0 silently, then resumes
+	f.produce(f.event("wamid.S", "read", 30))
+	f.consume(f.cfg.CurrentTopic, countAtLeast(2))
+	if st := b.p.Stats(); st.Replayed != 1 {
+		t.Errorf("second instance replayed %d events, want 1", st.Replayed)
+	}
+	b.stop(t)
+
+	a = f.start(dirA) // stale: its store ends before read
+	f.produce(f.event("wamid.S", "delivered", 20))
+	out := f.consume(f.cfg.CurrentTopic, countAtLeast(3))
+	a.stop(t)
+
+	var statuses []string
+	for _, o := range out {
+		v, err := f.codec.DecodeMessageStatus(o.Value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		statuses = append(statuses, v.Status)
+	}
+	want := []string{"sent", "read", "read"}
+	if fmt.Sprint(statuses) != fmt.Sprint(want) {
+		t.Fatalf("emitted statuses %v, want %v", statuses, want)
+	}
+}
+
+func countAtLeast(n int) func([]*kgo.Record) error {
+	return func(recs []*kgo.Record) error {
+		if len(recs) < n {
+			return fmt.Errorf("%d of %d records", len(recs), n)
+		}
+		return nil
+	}
+}

@@ -1,0 +1,18 @@
+package processor
+
+import "github.com/wastatus/wastatus/state"
+
+// Store is what the processor needs of its state store. *state.Store is the
+// implementation; the interface keeps the processor's dependency small.
+type Store interface {
+	NewBatch(partition int32) *state.Batch
+	Get(partition int32, wamid string) (state.Message, bool, error)
+	History(partition int32, wamid string) ([]state.HistoryEntry, error)
+	NextOffset(partition int32) (int64, bool, error)
+	DropPartition(partition int32) error
+	// Policy is the failed-after-delivered policy the store folds with; the
+	// processor derives every emitted status with it too.
+	Policy() state.Policy
+}
+
+var _ Store = (*state.Store)(nil)
