@@ -1,0 +1,130 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// syncBuffer is an io.Writer that tests can read while the command writes.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// TestRunDemo runs the README's first command in-process: everything on an
+// embedded broker, and the reference article's test against it.
+func TestRunDemo(t *testing.T) {
+	t.Setenv(envAppSecret, "")
+	t.Setenv(envVerifyToken, "")
+	dir := t.TempDir()
+	var out, errOut syncBuffer
+	cmd := newRootCmd()
+	cmd.SetArgs([]string{"run", "--demo", "--data-dir", dir,
+		"--embedded-kafka-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--partitions", "3"})
+	cmd.SetOut(&out)
+	cmd.SetErr(&errOut)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- cmd.ExecuteContext(ctx) }()
+
+	deadline := time.After(60 * time.Second)
+	for !strings.Contains(out.String(), "no mismatch") {
+		select {
+		case err := <-done:
+			t.Fatalf("run returned early: %v\nstdout:\n%s\nstderr:\n%s", err, out.String(), errOut.String())
+		case <-deadline:
+			t.Fatalf("demo did not finish\nstdout:\n%s\nstderr:\n%s", out.String(), errOut.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	s := out.String()
+	for _, want := range []string{`"status": "read"`, `"delivered_at": `, "DEMO SECRETS", "posted read", "posted delivered"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("output lacks %q:\n%s", want, s)
+		}
+	}
+	// The generated secrets are kept for the next run and for `post`.
+	d, err := readDemoSecrets(dir + "/" + demoSecretFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(s, d.appSecret) {
+		t.Errorf("printed secret differs from the kept one")
+	}
+}
+
+func TestEnvSetsFlags(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		env  string
+		args []string
+		want string
+	}{
+		{"default", "", nil, "127.0.0.1:8080"},
+		{"env", "127.0.0.1:9999", nil, "127.0.0.1:9999"},
+		{"flag wins", "127.0.0.1:9999", []string{"--http-addr", "127.0.0.1:7777"}, "127.0.0.1:7777"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.env != "" {
+				t.Setenv("WASTATUS_HTTP_ADDR", tc.env)
+			}
+			root := newRootCmd()
+			run, _, err := root.Find([]string{"run"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := run.ParseFlags(tc.args); err != nil {
+				t.Fatal(err)
+			}
+			if err := applyEnv(run.Flags()); err != nil {
+				t.Fatal(err)
+			}
+			if got, _ := run.Flags().GetString("http-addr"); got != tc.want {
+				t.Fatalf("http-addr = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestEnvBadValue(t *testing.T) {
+	t.Setenv("WASTATUS_PARTITIONS", "twelve")
+	root := newRootCmd()
+	run, _, _ := root.Find([]string{"run"})
+	if err := applyEnv(run.Flags()); err == nil || !strings.Contains(err.Error(), "WASTATUS_PARTITIONS") {
+		t.Fatalf("applyEnv = %v, want an error naming WASTATUS_PARTITIONS", err)
+	}
+}
+
+func TestSecretsFromEnvOrFile(t *testing.T) {
+	t.Setenv(envAppSecret, "from-env")
+	t.Setenv(envVerifyToken, "tok")
+	s, err := (&secretFlags{}).load("")
+	if err != nil || string(s.appSecret) != "from-env" || s.verifyToken != "tok" || s.generated {
+		t.Fatalf("env: %+v, %v", s, err)
+	}
+	t.Setenv(envAppSecret, "")
+	if _, err := (&secretFlags{}).load(""); err == nil {
+		t.Fatal("no secret and no demo dir: want an error")
+	}
+}

@@ -1,0 +1,149 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"golang.org/x/sync/errgroup"
+)
+
+type runFlags struct {
+	kafka         kafkaFlags
+	edge          edgeFlags
+	proc          processFlags
+	httpAddr      string
+	embeddedKafka string
+	demo          bool
+}
+
+func newRunCmd(g *globals) *cobra.Command {
+	f := &runFlags{}
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "Run everything in one process: edge, processor, query API (and an embedded Kafka broker when --brokers is empty)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := g.logger(cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			return runAll(cmd.Context(), f, log, cmd.OutOrStdout())
+		},
+	}
+	fs := cmd.Flags()
+	f.kafka.register(fs)
+	f.edge.register(fs)
+	f.proc.register(fs)
+	fs.StringVar(&f.httpAddr, "http-addr", "127.0.0.1:8080", "listen address of the webhook receiver, query API and metrics")
+	fs.StringVar(&f.embeddedKafka, "embedded-kafka-addr", "127.0.0.1:9092", "listen address of the embedded broker (used when --brokers is empty)")
+	fs.BoolVar(&f.demo, "demo", false, "after start, post the reference article's test (read, then delivered) and print what the API says")
+	return cmd
+}
+
+func runAll(ctx context.Context, f *runFlags, log *slog.Logger, out io.Writer) error {
+	sec, err := f.edge.load(f.proc.dataDir)
+	if err != nil {
+		return err
+	}
+	if len(f.kafka.brokers) == 0 {
+		cluster, err := startEmbedded(f.embeddedKafka, filepath.Join(f.proc.dataDir, "kafka"))
+		if err != nil {
+			return err
+		}
+		defer cluster.Close()
+		f.kafka.brokers = cluster.ListenAddrs()
+		log.Info("embedded kafka broker started", "addr", strings.Join(f.kafka.brokers, ","))
+	}
+
+	s, err := newStack(log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := s.close(); err != nil {
+			log.Error("close", "err", err)
+		}
+	}()
+	if _, err := s.startEdge(&f.kafka, &f.edge, sec); err != nil {
+		return err
+	}
+	proc, err := s.startProcessor(&f.kafka, &f.proc)
+	if err != nil {
+		return err
+	}
+	l, err := net.Listen("tcp", f.httpAddr)
+	if err != nil {
+		return fmt.Errorf("http listen: %w", err)
+	}
+	base := "http://" + hostPort(l.Addr())
+	printBanner(out, base, f, sec)
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return proc.Run(gctx) })
+	g.Go(func() error { return serve(gctx, l, s.mux, log) })
+	if f.demo {
+		g.Go(func() error { return runDemo(gctx, out, base, sec) })
+	}
+	err = g.Wait()
+	if errors.Is(err, context.Canceled) {
+		err = nil
+	}
+	return err
+}
+
+// startEmbedded starts franz-go's kfake as a one-broker Kafka cluster that
+// keeps its data under dir and listens on addr.
+func startEmbedded(addr, dir string) (*kfake.Cluster, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("--embedded-kafka-addr: %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("embedded kafka: %w", err)
+	}
+	c, err := kfake.NewCluster(
+		kfake.NumBrokers(1),
+		kfake.DataDir(dir),
+		kfake.ListenFn(func(network, _ string) (net.Listener, error) {
+			return net.Listen(network, net.JoinHostPort(host, port))
+		}),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("embedded kafka on %s: %w", addr, err)
+	}
+	return c, nil
+}
+
+func printBanner(out io.Writer, base string, f *runFlags, sec secrets) {
+	fmt.Fprintf(out, `
+wastatus is running
+  webhook (Meta → here)  %[1]s/webhook
+  query API              %[1]s/v1/messages/{wamid}
+  metrics                %[1]s/metrics
+  kafka                  %[2]s
+  state                  %[3]s
+`, base, strings.Join(f.kafka.brokers, ","), filepath.Join(f.proc.dataDir, "state"))
+	if sec.generated {
+		fmt.Fprintf(out, `
+  !!! DEMO SECRETS: no %s / %s was set, so these were generated
+  !!! and kept in %s. Never use them in production.
+  !!!   %s=%s
+  !!!   %s=%s
+`, envAppSecret, envVerifyToken, sec.demoFile, envAppSecret, sec.appSecret, envVerifyToken, sec.verifyToken)
+	}
+	fmt.Fprintf(out, `
+Post a signed sample, then ask for it:
+  go run ./cmd/wastatus post --url %[1]s/webhook --data-dir %[2]s examples/walkthrough/1-read.json examples/walkthrough/2-delivered.json
+  curl -s %[1]s/v1/messages/wamid.HBgLMTY1MDU1NTExMTEXMjg0Nzc0Mjk2Mjk2
+
+`, base, f.proc.dataDir)
+}

@@ -1,0 +1,215 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/pflag"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/plugin/kprom"
+	"github.com/twmb/franz-go/plugin/kslog"
+
+	"github.com/wastatus/wastatus/edge"
+	"github.com/wastatus/wastatus/processor"
+	"github.com/wastatus/wastatus/schemas"
+	"github.com/wastatus/wastatus/state"
+)
+
+// kafkaFlags say where Kafka is and what the topics are called.
+type kafkaFlags struct {
+	brokers    []string
+	events     string
+	current    string
+	dlq        string
+	partitions int32
+}
+
+func (k *kafkaFlags) register(fs *pflag.FlagSet) {
+	fs.StringSliceVar(&k.brokers, "brokers", nil, "Kafka seed brokers, comma separated (run: empty starts an embedded broker)")
+	fs.StringVar(&k.events, "events-topic", processor.DefaultEventsTopic, "topic of raw status events")
+	fs.StringVar(&k.current, "current-topic", processor.DefaultCurrentTopic, "compacted topic of current message states")
+	fs.StringVar(&k.dlq, "dlq-topic", processor.DefaultDLQTopic, "dead-letter topic")
+	fs.Int32Var(&k.partitions, "partitions", 12, "partitions of topics the processor creates")
+}
+
+// edgeFlags configure the webhook receiver.
+type edgeFlags struct {
+	secretFlags
+	region         string
+	maxBody        int64
+	produceTimeout time.Duration
+}
+
+func (e *edgeFlags) register(fs *pflag.FlagSet) {
+	fs.StringVar(&e.region, "region", "local", "region this edge serves, carried in every event")
+	fs.StringVar(&e.appSecretFile, "app-secret-file", "", "file holding the Meta app secret (else "+envAppSecret+")")
+	fs.StringVar(&e.verifyTokenFile, "verify-token-file", "", "file holding the webhook verify token (else "+envVerifyToken+")")
+	fs.Int64Var(&e.maxBody, "max-body-bytes", 4<<20, "largest webhook body accepted")
+	fs.DurationVar(&e.produceTimeout, "produce-timeout", 5*time.Second, "how long a webhook waits for Kafka before answering 503")
+}
+
+// processFlags configure the processor and its store.
+type processFlags struct {
+	group      string
+	policy     string
+	dataDir    string
+	cacheBytes int64
+}
+
+func (p *processFlags) register(fs *pflag.FlagSet) {
+	fs.StringVar(&p.group, "group", processor.DefaultGroup, "consumer group of the processors")
+	fs.StringVar(&p.policy, "policy", "failed-wins", "failed after delivered: failed-wins (terminal) or delivery-wins")
+	fs.StringVar(&p.dataDir, "data-dir", "./data", "directory for the state store (and the embedded broker)")
+	fs.Int64Var(&p.cacheBytes, "cache-bytes", 64<<20, "Pebble block cache size")
+}
+
+// stack holds what a subcommand started, for one place to close it.
+type stack struct {
+	log     *slog.Logger
+	reg     *prometheus.Registry
+	kprom   *kprom.Metrics
+	mux     *http.ServeMux
+	codec   *schemas.Codec
+	closers []func() error
+}
+
+func newStack(log *slog.Logger) (*stack, error) {
+	codec, err := schemas.NewCodec(schemas.IDs{})
+	if err != nil {
+		return nil, err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	s := &stack{
+		log:   log,
+		reg:   reg,
+		kprom: kprom.NewMetrics("wastatus_kafka", kprom.Registerer(reg), kprom.Gatherer(reg), kprom.WithClientLabel()),
+		mux:   http.NewServeMux(),
+		codec: codec,
+	}
+	s.mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	return s, nil
+}
+
+func (s *stack) close() error {
+	var errs []error
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		errs = append(errs, s.closers[i]())
+	}
+	return errors.Join(errs...)
+}
+
+// clientOpts are the options every Kafka client of this process shares
+// (the processor takes its brokers from its Config).
+func (s *stack) clientOpts(name string) []kgo.Opt {
+	return []kgo.Opt{
+		kgo.ClientID("wastatus-" + name),
+		kgo.WithLogger(kslog.New(clientLogger(s.log).With("client", name))),
+		kgo.WithHooks(s.kprom),
+	}
+}
+
+// startEdge builds the webhook receiver and its producer on s.mux.
+func (s *stack) startEdge(k *kafkaFlags, e *edgeFlags, sec secrets) (*edge.Receiver, error) {
+	cl, err := kgo.NewClient(append(append(s.clientOpts("edge"), kgo.SeedBrokers(k.brokers...)), edge.ProducerOpts()...)...)
+	if err != nil {
+		return nil, fmt.Errorf("edge client: %w", err)
+	}
+	s.closers = append(s.closers, func() error { cl.Close(); return nil })
+	r, err := edge.New(edge.Config{
+		EventsTopic:    k.events,
+		DLQTopic:       k.dlq,
+		Region:         e.region,
+		AppSecret:      sec.appSecret,
+		VerifyToken:    sec.verifyToken,
+		MaxBodyBytes:   e.maxBody,
+		ProduceTimeout: e.produceTimeout,
+		Logger:         s.log.With("component", "edge"),
+	}, cl, s.codec)
+	if err != nil {
+		return nil, err
+	}
+	r.Register(s.mux)
+	s.reg.MustRegister(edgeCollector(r))
+	return r, nil
+}
+
+// startProcessor opens the store and builds the processor and its API on
+// s.mux. The caller runs it.
+func (s *stack) startProcessor(k *kafkaFlags, p *processFlags) (*processor.Processor, error) {
+	policy, err := state.ParsePolicy(p.policy)
+	if err != nil {
+		return nil, fmt.Errorf("--policy: %w", err)
+	}
+	store, err := state.Open(filepath.Join(p.dataDir, "state"), state.Options{
+		CacheSize: p.cacheBytes,
+		Logger:    s.log.With("component", "store"),
+		Policy:    policy,
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.closers = append(s.closers, store.Close)
+	proc, err := processor.New(processor.Config{
+		Brokers:      k.brokers,
+		Group:        p.group,
+		EventsTopic:  k.events,
+		CurrentTopic: k.current,
+		DLQTopic:     k.dlq,
+		Partitions:   k.partitions,
+		ClientOpts:   s.clientOpts("processor"),
+		Logger:       s.log.With("component", "processor"),
+	}, store, s.codec)
+	if err != nil {
+		return nil, err
+	}
+	proc.Register(s.mux)
+	s.reg.MustRegister(processorCollector(proc))
+	return proc, nil
+}
+
+// serve runs the HTTP server on l until ctx is done, then shuts it down.
+func serve(ctx context.Context, l net.Listener, h http.Handler, log *slog.Logger) error {
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      time.Minute, // longer than any --produce-timeout worth setting
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(l) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("http: %w", err)
+	case <-ctx.Done():
+	}
+	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutCtx); err != nil {
+		return fmt.Errorf("http shutdown: %w", err)
+	}
+	return nil
+}
+
+// hostPort turns a listen address into one a client on this machine can dial.
+func hostPort(addr net.Addr) string {
+	s := addr.String()
+	if strings.HasPrefix(s, "[::]:") || strings.HasPrefix(s, "0.0.0.0:") {
+		_, port, _ := net.SplitHostPort(s)
+		return net.JoinHostPort("127.0.0.1", port)
+	}
+	return s
+}
