@@ -113,8 +113,7 @@ func (e *env) startProcessor(dir string) *runningProcessor {
 	kafkatest.Eventually(e.t, 60*time.Second, func() error {
 		select {
 		case err := <-rp.done:
-			rp.done <- err
-			return fmt.Errorf("processor stopped: %w", err)
+			e.t.Fatalf("processor stopped: %v", err)
 		default:
 		}
 		if ok, why := proc.Ready(); !ok {

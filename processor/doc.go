@@ -25,17 +25,32 @@
 // # Resuming a partition
 //
 // On assignment (AdjustFetchOffsetsFn) the store's next offset P is compared
-// with the group's committed offset C. P ≥ C resumes at P. P < C means
-// another instance owned the partition meanwhile: the worker resumes at P and
-// folds up to C without emitting, since the other owner already emitted those
-// states, so no older state is ever written after a newer one. With no state
-// at all the worker folds from the start of the log, silently up to C.
-// /readyz stays false until every owned partition has caught up.
+// with the group's committed offset C and the start of the events log:
+//
+//   - P ≥ C: resume at P; the records in between are in the store already and
+//     were emitted before the offset commit was lost.
+//   - P < C (another instance owned the partition meanwhile): resume at P and
+//     fold up to C without emitting, since the other owner already emitted
+//     those states, so no older state is ever written after a newer one.
+//   - no state and nothing committed: a new partition, folded from the start.
+//   - no state although the group has progressed (a lost disk, a new
+//     instance), or P below the log's start (retention deleted what the store
+//     missed): drop the partition's state and restore it from the current
+//     topic, read_committed to its last stable offset, then resume at C. The
+//     partition's fetches are paused meanwhile; the restore runs on the
+//     partition's worker and is abandoned if the partition is revoked. Its
+//     next offset is written last, so a crash mid-restore restores again.
+//
+// A restored state may already include events after C (at-least-once output
+// runs ahead of offset commits); folding them again changes nothing, because
+// the fold is idempotent. /readyz stays false until every owned partition has
+// restored and caught up.
 //
 // # Poison
 //
 // A record that cannot be decoded, is over the size limit, carries a status
-// value this version does not know, or whose key is not its wamid, goes to
+// value this version does not know, cannot be folded (no wamid, a timestamp
+// that is not positive), or whose key is not its wamid, goes to
 // the dead-letter topic with headers reason, error, source (processor), source.topic,
 // source.partition and source.offset, and the pipeline keeps going. A
 // failure to produce or to write the store is not poison: Run returns the
@@ -53,6 +68,7 @@
 //	topics.go     topic specs, creation with kadm, the partition-count check
 //	processor.go  New, Run, the poll loop, group callbacks, offset decisions
 //	worker.go     the per-partition worker: fold, emit, dead letters, commit
+//	restore.go    rebuilding partitions of the store from the current topic
 //	api.go        HTTP query API and its JSON forms
 //	store.go      the Store interface the processor needs
 //	metrics.go    Stats counters
@@ -61,5 +77,6 @@
 // Goroutines: the caller's Run goroutine polls; franz-go's group goroutine
 // runs the assign/revoke callbacks (never during a batch); one worker
 // goroutine per owned partition, started on assignment and stopped (and
-// waited for) on revocation, loss and shutdown.
+// waited for) on revocation, loss and shutdown; a restoring worker runs a
+// consumer client of its own for the current topic until it is done.
 package processor

@@ -15,11 +15,13 @@ type Stats struct {
 	Emitted     uint64 // states written to the current topic
 	Replayed    uint64 // events folded without emitting while catching up
 	Batches     uint64 // polled batches committed
+	Restored    uint64 // states read from the current topic by restores
 }
 
 type counters struct {
 	events, advanced, filled, stale, duplicates, failedAfter atomic.Uint64
 	unknown, deadLetters, emitted, replayed, batches         atomic.Uint64
+	restored                                                 atomic.Uint64
 }
 
 func (c *counters) snapshot() Stats {
@@ -35,5 +37,6 @@ func (c *counters) snapshot() Stats {
 		Emitted:     c.emitted.Load(),
 		Replayed:    c.replayed.Load(),
 		Batches:     c.batches.Load(),
+		Restored:    c.restored.Load(),
 	}
 }

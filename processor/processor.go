@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/wastatus/wastatus/schemas"
@@ -198,9 +199,10 @@ func (p *Processor) process(ctx context.Context, cl *kgo.Client, fs kgo.Fetches)
 	return nil
 }
 
-// assigned starts a worker for every newly assigned partition. It runs in
-// the group's goroutine while no batch is in flight.
-func (p *Processor) assigned(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
+// assigned creates a worker for every newly assigned partition. It runs in
+// the group's goroutine while no batch is in flight; the workers start once
+// adjustOffsets has decided where each partition resumes.
+func (p *Processor) assigned(ctx context.Context, cl *kgo.Client, assigned map[string][]int32) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.joined = true
@@ -208,7 +210,7 @@ func (p *Processor) assigned(_ context.Context, _ *kgo.Client, assigned map[stri
 		if _, ok := p.owned[part]; ok {
 			continue
 		}
-		w := newWorker(p, part)
+		w := newWorker(ctx, p, cl, part)
 		p.owned[part] = w
 		go w.run()
 		p.log.Info("partition assigned", "topic", p.cfg.EventsTopic, "partition", part)
@@ -217,9 +219,12 @@ func (p *Processor) assigned(_ context.Context, _ *kgo.Client, assigned map[stri
 
 // revoked stops the workers of revoked or lost partitions and waits for
 // them, so no worker writes state for a partition it no longer owns.
-func (p *Processor) revoked(_ context.Context, _ *kgo.Client, revoked map[string][]int32) {
-	p.stopWorkers(revoked[p.cfg.EventsTopic])
-	for _, part := range revoked[p.cfg.EventsTopic] {
+func (p *Processor) revoked(_ context.Context, cl *kgo.Client, revoked map[string][]int32) {
+	parts := revoked[p.cfg.EventsTopic]
+	p.stopWorkers(parts)
+	// A partition revoked while it was restoring is still paused.
+	cl.ResumeFetchPartitions(map[string][]int32{p.cfg.EventsTopic: parts})
+	for _, part := range parts {
 		p.log.Info("partition revoked", "topic", p.cfg.EventsTopic, "partition", part)
 	}
 }
@@ -243,41 +248,83 @@ func (p *Processor) stopWorkers(parts []int32) {
 	}
 	p.mu.Unlock()
 	for _, w := range stopping {
-		close(w.jobs)
-		<-w.done
+		w.stop()
+	}
+}
+
+// resumeDecision is where a partition resumes and how.
+type resumeDecision struct {
+	at          int64 // the first events offset to fetch
+	silentUntil int64 // fold without emitting below this offset
+	restore     bool  // rebuild from the current topic first
+	why         string
+}
+
+// decide applies the resume rules to a partition's stored next offset
+// (stored false when the store has no state for it), the group's committed
+// offset (negative when none) and the events log's start offset.
+func decide(stored bool, next, committed, logStart int64) resumeDecision {
+	logStart = max(logStart, 0)
+	switch {
+	case stored && next >= committed && next >= logStart:
+		return resumeDecision{at: next, silentUntil: next, why: "store at or past the group's offset"}
+	case stored && next >= logStart:
+		return resumeDecision{at: next, silentUntil: committed, why: "store behind the group's offset: catching up without emitting"}
+	case !stored && committed < 0:
+		return resumeDecision{at: logStart, silentUntil: logStart, why: "new partition: folding from the start of the log"}
+	default:
+		// No state although the group has progressed, or a store older
+		// than the log's start: the current topic holds every state the
+		// group has emitted.
+		at := max(committed, logStart)
+		return resumeDecision{at: at, silentUntil: at, restore: true, why: "restoring from the current topic"}
 	}
 }
 
 // adjustOffsets decides where each newly assigned partition resumes, from
-// the group's committed offset C and the store's next offset P:
-//
-//   - P ≥ C: resume at P; the records in between are already in the store
-//     and were emitted before the offset commit was lost.
-//   - P < C (another instance owned the partition meanwhile): resume at P
-//     and fold up to C without emitting, so the output never goes back.
-//   - no state: fold from the start of the log, emitting only from C on.
+// the store's next offset P, the group's committed offset C and the start
+// of the events log (see decide and the package doc), then starts the
+// partition's worker.
 func (p *Processor) adjustOffsets(ctx context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
 	parts := offsets[p.cfg.EventsTopic]
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	var cl *kgo.Client
+	for part := range parts {
+		if w := p.owned[part]; w != nil {
+			cl = w.cl
+			break
+		}
+	}
+	if cl == nil {
+		return offsets, nil
+	}
+	starts, err := listStartOffsets(ctx, kadm.NewClient(cl), p.cfg.EventsTopic)
+	if err != nil {
+		return nil, err
+	}
 	for part, off := range parts {
 		w := p.owned[part]
 		if w == nil {
 			continue
 		}
-		committed := off.EpochOffset().Offset // < 0: nothing committed
+		committed := off.EpochOffset().Offset
 		next, ok, err := p.store.NextOffset(part)
 		if err != nil {
 			return nil, fmt.Errorf("%w: next offset of partition %d: %w", ErrStore, part, err)
 		}
-		if !ok {
-			next = 0
+		logStart, _ := starts.Lookup(p.cfg.EventsTopic, part)
+		d := decide(ok, next, committed, logStart.Offset)
+		w.next, w.silentUntil = d.at, d.silentUntil
+		if d.restore {
+			w.restoreTo = d.at
+			cl.PauseFetchPartitions(map[string][]int32{p.cfg.EventsTopic: {part}})
 		}
-		w.next = next
-		w.silentUntil = max(committed, 0)
-		w.caughtUp.Store(next >= w.silentUntil)
-		w.log.Info("partition resumes", "offset", next, "committed", committed, "stored", ok)
-		parts[part] = kgo.NewOffset().At(next).WithEpoch(-1)
+		w.caughtUp.Store(!d.restore && d.at >= d.silentUntil)
+		w.log.Info("partition resumes", "offset", d.at, "stored", ok, "stored_offset", next,
+			"committed", committed, "log_start", logStart.Offset, "why", d.why)
+		parts[part] = kgo.NewOffset().At(d.at).WithEpoch(-1)
+		close(w.started)
 	}
 	return offsets, nil
 }
@@ -290,4 +337,32 @@ func samePartition() kgo.Partitioner {
 	return kgo.BasicConsistentPartitioner(func(string) func(*kgo.Record, int) int {
 		return func(r *kgo.Record, n int) int { return int(r.Partition) % n }
 	})
+}
+
+// listStartOffsets lists the start offsets of topic's partitions.
+func listStartOffsets(ctx context.Context, adm *kadm.Client, topic string) (kadm.ListedOffsets, error) {
+	return listOffsets(ctx, "start", topic, adm.ListStartOffsets)
+}
+
+// listOffsets calls list for topic, retrying the retriable errors of a topic
+// whose metadata is still settling.
+func listOffsets(ctx context.Context, which, topic string, list func(context.Context, ...string) (kadm.ListedOffsets, error)) (kadm.ListedOffsets, error) {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		offsets, err := list(ctx, topic)
+		if err == nil {
+			err = offsets.Error()
+		}
+		if err == nil {
+			return offsets, nil
+		}
+		if !kerr.IsRetriable(err) || time.Now().After(deadline) {
+			return nil, fmt.Errorf("processor: list %s offsets of %s: %w", which, topic, err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }

@@ -79,8 +79,7 @@ func (f *fixture) start(dir string) *running {
 	kafkatest.Eventually(f.t, 60*time.Second, func() error {
 		select {
 		case err := <-r.done:
-			r.done <- err
-			return fmt.Errorf("Run returned: %w", err)
+			f.t.Fatalf("Run returned: %v", err)
 		default:
 		}
 		if ok, why := p.Ready(); !ok {
@@ -290,9 +289,9 @@ func TestOutputOnInputPartition(t *testing.T) {
 }
 
 // TestStaleStoreNeverEmitsOlderState runs two instances, one after the other,
-// on separate stores: the second catches up silently from an empty store,
-// then the first comes back with a store that missed the second's work. The
-// output of the key never goes back.
+// on separate stores: the second restores its empty store from the current
+// topic, then the first comes back with a store that missed the second's work
+// and catches up without emitting. The output of the key never goes back.
 func TestStaleStoreNeverEmitsOlderState(t *testing.T) {
 	f := newFixture(t, 1)
 	dirA, dirB := t.TempDir(), t.TempDir()
@@ -302,12 +301,12 @@ func TestStaleStoreNeverEmitsOlderState(t *testing.T) {
 	f.consume(f.cfg.CurrentTopic, countAtLeast(1))
 	a.stop(t)
 
-	b := f.start(dirB) // empty store: folds offset 0 silently, then resumes
+	b := f.start(dirB) // empty store: restores from the current topic
+	if st := b.p.Stats(); st.Restored != 1 {
+		t.Errorf("second instance restored %d states, want 1", st.Restored)
+	}
 	f.produce(f.event("wamid.S", "read", 30))
 	f.consume(f.cfg.CurrentTopic, countAtLeast(2))
-	if st := b.p.Stats(); st.Replayed != 1 {
-		t.Errorf("second instance replayed %d events, want 1", st.Replayed)
-	}
 	b.stop(t)
 
 	a = f.start(dirA) // stale: its store ends before read
@@ -335,5 +334,81 @@ func countAtLeast(n int) func([]*kgo.Record) error {
 			return fmt.Errorf("%d of %d records", len(recs), n)
 		}
 		return nil
+	}
+}
+
+// TestRestoreAfterLostDisk loses a processor's store after it folded
+// messages; the next instance, on an empty store, restores every state from
+// the current topic and keeps folding from the group's offset exactly as the
+// first would have.
+func TestRestoreAfterLostDisk(t *testing.T) {
+	f := newFixture(t, 3)
+	a := f.start(t.TempDir())
+	var recs []*kgo.Record
+	for i := range 30 {
+		w := fmt.Sprintf("wamid.L%02d", i)
+		recs = append(recs, f.event(w, "sent", 100), f.event(w, "read", 130))
+	}
+	f.produce(recs...)
+	f.consume(f.cfg.CurrentTopic, countAtLeast(30))
+	kafkatest.Eventually(t, 30*time.Second, func() error {
+		if st := a.p.Stats(); st.Events < uint64(len(recs)) {
+			return fmt.Errorf("%d of %d events folded", st.Events, len(recs))
+		}
+		return nil
+	})
+	a.stop(t)
+
+	b := f.start(t.TempDir())
+	defer b.stop(t)
+	if st := b.p.Stats(); st.Restored < 30 {
+		t.Fatalf("restored %d states, want at least 30", st.Restored)
+	}
+	for i := range 30 {
+		w := fmt.Sprintf("wamid.L%02d", i)
+		v, _, err := b.p.Get(w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v.Status != "read" || v.SentAt != 100 || v.ReadAt != 130 {
+			t.Fatalf("%s after restore: %+v", w, v)
+		}
+	}
+	// A late delivered still fills delivered_at on the restored state.
+	f.produce(f.event("wamid.L00", "delivered", 110))
+	kafkatest.Eventually(t, 30*time.Second, func() error {
+		v, _, err := b.p.Get("wamid.L00")
+		if err != nil {
+			return err
+		}
+		if v.Status != "read" || v.DeliveredAt != 110 || v.SentAt != 100 {
+			return fmt.Errorf("state %+v", v)
+		}
+		return nil
+	})
+}
+
+func TestDecide(t *testing.T) {
+	for _, tc := range []struct {
+		name                      string
+		stored                    bool
+		next, committed, logStart int64
+		wantAt, wantSilent        int64
+		wantRestore               bool
+	}{
+		{"resume", true, 50, 50, 0, 50, 50, false},
+		{"store ahead of a lost commit", true, 60, 50, 0, 60, 60, false},
+		{"store behind: catch up silently", true, 40, 50, 0, 40, 50, false},
+		{"store older than the log", true, 40, 50, 45, 50, 50, true},
+		{"new partition", false, 0, -2, 0, 0, 0, false},
+		{"new partition, log trimmed", false, 0, -2, 7, 7, 7, false},
+		{"lost store", false, 0, 50, 0, 50, 50, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := processor.Decide(tc.stored, tc.next, tc.committed, tc.logStart)
+			if d.At != tc.wantAt || d.SilentUntil != tc.wantSilent || d.Restore != tc.wantRestore {
+				t.Fatalf("decide = %+v, want at %d silent until %d restore %v", d, tc.wantAt, tc.wantSilent, tc.wantRestore)
+			}
+		})
 	}
 }

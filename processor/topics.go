@@ -65,13 +65,15 @@ func checkPartitions(ctx context.Context, adm *kadm.Client, c Config) (int32, er
 		details kadm.TopicDetails
 		err     error
 	)
-	// A topic just created may take a moment to show in metadata.
-	for attempt := 0; ; attempt++ {
+	// A topic just created may take a while to show in every broker's
+	// metadata, longer on a loaded machine.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
 		details, err = adm.ListTopics(ctx, c.EventsTopic, c.CurrentTopic)
 		if err == nil {
 			err = details.Error()
 		}
-		if err == nil || attempt == 20 {
+		if err == nil || !kerr.IsRetriable(err) || time.Now().After(deadline) {
 			break
 		}
 		select {

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -35,31 +36,90 @@ type job struct {
 // jobs is closed.
 type worker struct {
 	p         *Processor
+	cl        *kgo.Client
 	partition int32
 	log       *slog.Logger
 	jobs      chan job
+	ctx       context.Context // canceled when the partition is revoked
+	cancel    context.CancelFunc
+	started   chan struct{} // closed by adjustOffsets once the fields below are set
 	done      chan struct{}
 
-	// Set by adjustOffsets before the first job, read by the worker only.
+	// Set by adjustOffsets before started is closed, then the worker's own.
 	next        int64 // records below next are already in the store
 	silentUntil int64 // records below silentUntil fold without emitting
+	restoreTo   int64 // ≥ 0: restore from the current topic first, then resume here
 	caughtUp    atomic.Bool
 }
 
-func newWorker(p *Processor, partition int32) *worker {
+func newWorker(ctx context.Context, p *Processor, cl *kgo.Client, partition int32) *worker {
+	ctx, cancel := context.WithCancel(ctx)
 	return &worker{
 		p:         p,
+		cl:        cl,
 		partition: partition,
 		log:       p.log.With("topic", p.cfg.EventsTopic, "partition", partition),
 		jobs:      make(chan job),
+		ctx:       ctx,
+		cancel:    cancel,
+		started:   make(chan struct{}),
 		done:      make(chan struct{}),
+		restoreTo: -1,
 	}
+}
+
+// stop cancels the worker and waits for it. The poll loop never sends to a
+// worker being stopped: stops happen in rebalance callbacks, which run only
+// while no batch is in flight, or after the poll loop ended.
+func (w *worker) stop() {
+	w.cancel()
+	close(w.jobs)
+	<-w.done
 }
 
 func (w *worker) run() {
 	defer close(w.done)
+	select {
+	case <-w.started:
+	case <-w.ctx.Done():
+		return
+	}
+	if w.restoreTo >= 0 && !w.restore() {
+		return
+	}
 	for j := range w.jobs {
 		j.res <- w.handle(j.ctx, j.cl, j.records)
+	}
+}
+
+// restore rebuilds the partition from the current topic while its fetches
+// are paused, retrying until it succeeds or the partition is revoked, then
+// resumes fetching at restoreTo. It reports whether it finished.
+func (w *worker) restore() bool {
+	p := w.p
+	r := restorer{brokers: p.cfg.Brokers, opts: p.cfg.ClientOpts, topic: p.cfg.CurrentTopic, store: p.store, codec: p.codec}
+	for attempt := 0; ; attempt++ {
+		began := time.Now()
+		n, err := r.restore(w.ctx, w.partition, w.restoreTo, func(_ int32, read, total int64) {
+			w.log.Info("restoring", "read", read, "total", total)
+		})
+		if err == nil {
+			p.stats.restored.Add(uint64(n))
+			w.log.Info("restored from the current topic", "records", n, "took", time.Since(began).Round(time.Millisecond), "offset", w.restoreTo)
+			w.next, w.silentUntil = w.restoreTo, w.restoreTo
+			w.caughtUp.Store(true)
+			w.cl.ResumeFetchPartitions(map[string][]int32{p.cfg.EventsTopic: {w.partition}})
+			return true
+		}
+		if w.ctx.Err() != nil {
+			return false
+		}
+		w.log.Error("restore failed; retrying", "attempt", attempt, "err", err)
+		select {
+		case <-w.ctx.Done():
+			return false
+		case <-time.After(min(time.Duration(attempt+1)*time.Second, 30*time.Second)):
+		}
 	}
 }
 
