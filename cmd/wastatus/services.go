@@ -60,6 +60,7 @@ func (e *edgeFlags) register(fs *pflag.FlagSet) {
 
 // processFlags configure the processor and its store.
 type processFlags struct {
+	skipCreate bool
 	group      string
 	policy     string
 	dataDir    string
@@ -68,6 +69,7 @@ type processFlags struct {
 
 func (p *processFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&p.group, "group", processor.DefaultGroup, "consumer group of the processors")
+	fs.BoolVar(&p.skipCreate, "skip-create-topics", false, "do not create missing topics (an operator owns them); still checks their partition counts")
 	fs.StringVar(&p.policy, "policy", "failed-wins", "failed after delivered: failed-wins (terminal) or delivery-wins")
 	fs.StringVar(&p.dataDir, "data-dir", "./data", "directory for the state store (and the embedded broker)")
 	fs.Int64Var(&p.cacheBytes, "cache-bytes", 64<<20, "Pebble block cache size")
@@ -161,14 +163,15 @@ func (s *stack) startProcessor(k *kafkaFlags, p *processFlags) (*processor.Proce
 	}
 	s.closers = append(s.closers, store.Close)
 	proc, err := processor.New(processor.Config{
-		Brokers:      k.brokers,
-		Group:        p.group,
-		EventsTopic:  k.events,
-		CurrentTopic: k.current,
-		DLQTopic:     k.dlq,
-		Partitions:   k.partitions,
-		ClientOpts:   s.clientOpts("processor"),
-		Logger:       s.log.With("component", "processor"),
+		Brokers:          k.brokers,
+		Group:            p.group,
+		EventsTopic:      k.events,
+		CurrentTopic:     k.current,
+		DLQTopic:         k.dlq,
+		Partitions:       k.partitions,
+		SkipCreateTopics: p.skipCreate,
+		ClientOpts:       s.clientOpts("processor"),
+		Logger:           s.log.With("component", "processor"),
 	}, store, s.codec)
 	if err != nil {
 		return nil, err
