@@ -49,8 +49,31 @@ type Config struct {
 	// for clusters whose topics an operator owns.
 	SkipCreateTopics bool
 
-	// MaxPollRecords bounds one polled batch. Default 10,000.
-	MaxPollRecords int
+	// TxnMaxRecords bounds the input records of one transaction (one poll,
+	// or several with TxnMaxWait). Default 10,000.
+	TxnMaxRecords int
+
+	// TxnMaxWait, when positive, keeps polling after the first records of
+	// a transaction arrive, until TxnMaxRecords or this much time: fewer,
+	// larger transactions under a light load, at that much latency.
+	// Default 0: one poll per transaction.
+	TxnMaxWait time.Duration
+
+	// TransactionalID is this instance's transactional id. It must be
+	// unique among running instances and should be stable across restarts
+	// of one instance, so that a restart fences and aborts the transaction
+	// its crash left open at once rather than after the transaction timeout.
+	// Default: the group, a dot, and an instance id kept in the store.
+	TransactionalID string
+
+	// TransactionTimeout is how long the broker keeps a transaction of a
+	// vanished instance open before aborting it. Default 30s.
+	TransactionTimeout time.Duration
+
+	// GroupProtocol chooses the consumer group protocol: "classic" (the
+	// default; cooperative-sticky, balanced by the clients) or "consumer"
+	// (KIP-848, balanced by the broker; Kafka 4.0+).
+	GroupProtocol string
 
 	// MaxRecordBytes is the largest event value that is folded; larger ones
 	// go to the dead-letter topic. Default 1 MiB.
@@ -86,8 +109,14 @@ func (c Config) withDefaults() Config {
 	if c.EventsRetention == 0 {
 		c.EventsRetention = 30 * 24 * time.Hour
 	}
-	if c.MaxPollRecords == 0 {
-		c.MaxPollRecords = 10_000
+	if c.TxnMaxRecords == 0 {
+		c.TxnMaxRecords = 10_000
+	}
+	if c.TransactionTimeout == 0 {
+		c.TransactionTimeout = 30 * time.Second
+	}
+	if c.GroupProtocol == "" {
+		c.GroupProtocol = "classic"
 	}
 	if c.MaxRecordBytes == 0 {
 		c.MaxRecordBytes = 1 << 20
@@ -110,8 +139,12 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: events retention %s is shorter than Meta's 7-day retry horizon", ErrConfig, c.EventsRetention)
 	case c.EventsTopic == c.CurrentTopic || c.EventsTopic == c.DLQTopic || c.CurrentTopic == c.DLQTopic:
 		return fmt.Errorf("%w: the events, current and dead-letter topics must differ", ErrConfig)
-	case c.MaxPollRecords < 1:
-		return fmt.Errorf("%w: max poll records must be positive", ErrConfig)
+	case c.TxnMaxRecords < 1:
+		return fmt.Errorf("%w: transaction max records must be positive", ErrConfig)
+	case c.TxnMaxWait < 0:
+		return fmt.Errorf("%w: transaction max wait must not be negative", ErrConfig)
+	case c.GroupProtocol != "classic" && c.GroupProtocol != "consumer":
+		return fmt.Errorf("%w: group protocol %q is not classic or consumer", ErrConfig, c.GroupProtocol)
 	}
 	return nil
 }

@@ -1,50 +1,65 @@
 // Package processor folds the events topic into the state store and emits
 // every changed message state to the compacted current topic.
 //
-// # The loop
+// # The loop, exactly once
 //
-// A franz-go consumer group reads whatsapp.status.events with read_committed
-// isolation. Every instance polls with BlockRebalanceOnPoll, so a rebalance
-// waits while a polled batch is in flight. The poll loop splits a batch by
-// partition and hands each part to that partition's worker; every worker
-// folds its records into one state.Batch, produces the changed states (the
-// whole folded state, keyed by wamid) to the SAME partition number of
-// whatsapp.status.current, and dead letters to whatsapp.status.dlq, waits
-// until Kafka has acknowledged every record, and then commits its Pebble
-// batch: states, history and the partition's next offset together. When
-// every worker is done the poll loop commits the consumed offsets and lets
-// rebalances through.
+// A franz-go GroupTransactSession reads whatsapp.status.events in a consumer
+// group with read_committed isolation, polling with BlockRebalanceOnPoll so
+// a rebalance waits while a transaction is in flight. Each transaction takes
+// one poll (or several, up to Config.TxnMaxRecords records and
+// Config.TxnMaxWait): the poll loop splits it by partition and hands each part
+// to that partition's worker, which folds its records into one state.Batch and
+// produces the changed states (the whole folded state, keyed by wamid) to
+// the SAME partition number of whatsapp.status.current, and poison to
+// whatsapp.status.dlq, inside the transaction. Ending the transaction flushes
+// and commits those outputs and the consumed offsets atomically. Only then
+// are the store batches committed: states, history and each partition's next
+// offset together, all partitions' batches at once so Pebble syncs its log
+// once. A transaction that a rebalance aborts is dropped, store batches and
+// all, and its records are read again; any other failure to end it stops Run.
 //
-// This is at-least-once: a crash after the Pebble commit and before the
-// offset commit leaves the store ahead of the group (P > C); on assignment
-// the worker resumes at P, so nothing is folded or emitted twice. A crash
-// before the Pebble commit re-folds and re-emits the same states, which a
-// compacted topic absorbs: a state is never emitted before the states it
-// contains, so the output of a key never goes backwards.
+// So the store never runs ahead of Kafka: its next offset P is at most the
+// group's committed offset C. A crash between the two commits leaves P < C,
+// which the next owner catches up without emitting (below). The output log of
+// a key never goes backwards, because a state is only emitted by the owner of
+// its partition after folding everything before it.
+//
+// Each instance's transactional id is the group name and an instance id kept
+// in its store, so a restarted instance fences its crashed predecessor and
+// aborts the transaction it left open at once, instead of after the
+// transaction timeout.
 //
 // # Resuming a partition
 //
 // On assignment (AdjustFetchOffsetsFn) the store's next offset P is compared
 // with the group's committed offset C and the start of the events log:
 //
-//   - P ≥ C: resume at P; the records in between are in the store already and
-//     were emitted before the offset commit was lost.
-//   - P < C (another instance owned the partition meanwhile): resume at P and
-//     fold up to C without emitting, since the other owner already emitted
-//     those states, so no older state is ever written after a newer one.
-//   - no state and nothing committed: a new partition, folded from the start.
+//   - P = C: resume.
+//   - P < C (a crash between the transaction and the store commit, or
+//     another instance owned the partition meanwhile): fold the events from
+//     P to C without emitting, since those states were emitted already, then
+//     resume at C.
 //   - no state although the group has progressed (a lost disk, a new
-//     instance), or P below the log's start (retention deleted what the store
-//     missed): drop the partition's state and restore it from the current
-//     topic, read_committed to its last stable offset, then resume at C. The
-//     partition's fetches are paused meanwhile; the restore runs on the
-//     partition's worker and is abandoned if the partition is revoked. Its
-//     next offset is written last, so a crash mid-restore restores again.
+//     instance), P > C (the group's offsets were reset), or P below the log's
+//     start (retention deleted what the store missed): drop the partition's
+//     state and restore it from the current topic, read_committed to its last
+//     stable offset, which holds exactly the states committed with C, then
+//     resume at C.
+//   - no state and nothing committed: a new partition, folded from the start.
 //
-// A restored state may already include events after C (at-least-once output
-// runs ahead of offset commits); folding them again changes nothing, because
-// the fold is idempotent. /readyz stays false until every owned partition has
-// restored and caught up.
+// Catch-ups and restores run on the partition's worker with a consumer of
+// their own, while the group's fetches of that partition are paused, so the
+// group's committed offset never moves back; they are abandoned if the
+// partition is revoked. A restore writes the partition's next offset last,
+// and a catch-up advances it with every store batch, so a crash in the middle
+// resumes safely. /readyz stays false until every owned partition is ready.
+//
+// The store records the id of the events topic it folded. At start a
+// different id means the topic was deleted and created again: the state
+// folded from the old topic is dropped and the new topic is folded from its
+// start, ignoring the group's offsets of the old one. A topic recreated while
+// Run runs stops it with ErrTopicRecreated (noticed at the next rebalance),
+// so no state of the old topic is served past the restart.
 //
 // # Poison
 //
@@ -54,7 +69,7 @@
 // the dead-letter topic with headers reason, error, source (processor), source.topic,
 // source.partition and source.offset, and the pipeline keeps going. A
 // failure to produce or to write the store is not poison: Run returns the
-// error and nothing of that batch is stored or committed.
+// error, the transaction is aborted, and nothing of that batch is stored.
 //
 // # Query API
 //

@@ -21,9 +21,21 @@ var (
 	ErrNotFound = errors.New("processor: message not found")
 
 	// ErrProduce is returned by Run when an output record could not be
-	// written; the batch is neither stored nor committed and the process
-	// should restart (Kafka redelivers it).
+	// written; the transaction was aborted, nothing of the batch was stored,
+	// and a restart reads it again.
 	ErrProduce = errors.New("processor: produce failed")
+
+	// ErrTransaction is returned by Run when a transaction could not be
+	// ended for a reason other than a rebalance (those are retried): the
+	// transactional id was fenced by another instance, or the broker kept
+	// failing. Nothing of the batch was stored; a restart reads it again.
+	ErrTransaction = errors.New("processor: transaction failed")
+
+	// ErrTopicRecreated is returned by Run when the events topic was deleted
+	// and created again while it ran. The state folded from the old topic
+	// is never served: at the next start the store is dropped and the new
+	// topic folded from its start.
+	ErrTopicRecreated = errors.New("processor: events topic was recreated")
 
 	// ErrStore is returned by Run when the state store fails; the processor
 	// stops rather than serve or emit wrong state.

@@ -2,12 +2,12 @@ package processor
 
 // ResumeDecision exposes decide's answer to the external tests.
 type ResumeDecision struct {
-	At, SilentUntil int64
+	At, CatchUpFrom int64
 	Restore         bool
 }
 
 // Decide exposes decide to the external tests.
 func Decide(stored bool, next, committed, logStart int64) ResumeDecision {
 	d := decide(stored, next, committed, logStart)
-	return ResumeDecision{At: d.at, SilentUntil: d.silentUntil, Restore: d.restore}
+	return ResumeDecision{At: d.at, CatchUpFrom: d.catchUpFrom, Restore: d.restore}
 }

@@ -14,14 +14,15 @@ type Stats struct {
 	DeadLetters uint64 // records written to the dead-letter topic
 	Emitted     uint64 // states written to the current topic
 	Replayed    uint64 // events folded without emitting while catching up
-	Batches     uint64 // polled batches committed
+	Batches     uint64 // transactions committed
 	Restored    uint64 // states read from the current topic by restores
+	Aborted     uint64 // transactions a rebalance aborted (their records are read again)
 }
 
 type counters struct {
 	events, advanced, filled, stale, duplicates, failedAfter atomic.Uint64
 	unknown, deadLetters, emitted, replayed, batches         atomic.Uint64
-	restored                                                 atomic.Uint64
+	restored, aborted                                        atomic.Uint64
 }
 
 func (c *counters) snapshot() Stats {
@@ -38,5 +39,6 @@ func (c *counters) snapshot() Stats {
 		Replayed:    c.replayed.Load(),
 		Batches:     c.batches.Load(),
 		Restored:    c.restored.Load(),
+		Aborted:     c.aborted.Load(),
 	}
 }

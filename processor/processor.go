@@ -2,6 +2,7 @@ package processor
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -16,13 +17,21 @@ import (
 	"github.com/wastatus/wastatus/schemas"
 )
 
-// shutdownGrace bounds how long a batch in flight when Run's context is
-// canceled may still take to produce and commit before it is abandoned
-// (and redelivered to whoever owns the partition next).
+// shutdownGrace bounds how long a transaction in flight when Run's context
+// is canceled may still take to commit before it is abandoned (and its
+// records read again by whoever owns the partitions next).
 const shutdownGrace = 30 * time.Second
 
+// Store metadata names.
+const (
+	metaInstance     = "processor.instance-id"
+	metaEventsTopic  = "processor.events-topic-id"
+	metaCurrentTopic = "processor.current-topic-id"
+)
+
 // Processor folds the events topic into a Store and emits every changed
-// state to the current topic. Create it with New and start it with Run.
+// state to the current topic, exactly once. Create it with New and start it
+// with Run.
 type Processor struct {
 	cfg   Config
 	log   *slog.Logger
@@ -34,6 +43,9 @@ type Processor struct {
 	partitions int32 // of the events topic, known once Run has started
 	joined     bool  // partitions were assigned at least once
 	owned      map[int32]*worker
+	eventsID   kadm.TopicID // the events topic Run started on
+	fresh      bool         // the events topic was recreated: ignore the group's old offsets
+	fail       context.CancelCauseFunc
 
 	running atomic.Bool
 	stats   counters
@@ -63,140 +75,288 @@ func New(cfg Config, store Store, codec *schemas.Codec) (*Processor, error) {
 func (p *Processor) Stats() Stats { return p.stats.snapshot() }
 
 // Run creates missing topics, joins the consumer group and processes until
-// ctx is canceled, when it finishes the batch in flight, leaves the group and
-// returns nil. It returns an error when the topics are unusable, or when an
-// output cannot be produced or the store fails: then nothing of the failed
-// batch was stored or committed, and a restart picks it up again.
+// ctx is canceled, when it finishes the transaction in flight, leaves the
+// group and returns nil. It returns an error when the topics are unusable,
+// when a transaction cannot be ended (a rebalance only aborts and retries
+// it), when the store fails, or when the events topic is recreated under it:
+// then nothing of the failed batch was stored or committed, and a restart
+// picks it up again.
 //
-// Shutdown order: stop polling, let the batch in flight finish (workers
-// produce and commit their Pebble batches), commit offsets, stop the
-// partition workers, close the client.
+// Shutdown order: stop polling, let the transaction in flight end, commit
+// its store batches, stop the partition workers, close the client.
 func (p *Processor) Run(ctx context.Context) error {
 	if !p.running.CompareAndSwap(false, true) {
 		return fmt.Errorf("%w: Run called twice", ErrConfig)
 	}
 	defer p.running.Store(false)
 
-	admCl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(p.cfg.Brokers...)}, p.cfg.ClientOpts...)...)
-	if err != nil {
-		return fmt.Errorf("processor: admin client: %w", err)
-	}
-	n, err := EnsureTopics(ctx, kadm.NewClient(admCl), p.cfg, !p.cfg.SkipCreateTopics)
-	admCl.Close()
+	txnID, err := p.setup(ctx)
 	if err != nil {
 		return err
 	}
+	runCtx, fail := context.WithCancelCause(ctx)
+	defer fail(nil)
 	p.mu.Lock()
-	p.partitions, p.joined = n, false
+	p.fail = fail
 	p.mu.Unlock()
-	p.log.Info("topics ready", "topic", p.cfg.EventsTopic, "partitions", n)
 
-	cl, err := kgo.NewClient(p.clientOpts()...)
+	sess, err := kgo.NewGroupTransactSession(p.clientOpts(txnID)...)
 	if err != nil {
 		return fmt.Errorf("processor: client: %w", err)
 	}
 	defer func() {
 		p.stopWorkers(nil)
-		cl.CloseAllowingRebalance()
+		sess.CloseAllowingRebalance()
 	}()
+	p.log.Info("processor started", "group", p.cfg.Group, "transactional_id", txnID, "protocol", p.cfg.GroupProtocol)
 
 	for {
-		fs := cl.PollRecords(ctx, p.cfg.MaxPollRecords)
-		if fs.IsClientClosed() || ctx.Err() != nil {
-			return nil
+		batch := p.poll(runCtx, sess)
+		if cause := context.Cause(runCtx); cause != nil && !errors.Is(cause, context.Canceled) {
+			return cause
 		}
-		fs.EachError(func(topic string, partition int32, err error) {
-			if !errors.Is(err, context.Canceled) {
-				p.log.Warn("fetch error", "topic", topic, "partition", partition, "err", err)
+		if batch == nil {
+			return nil // ctx canceled or client closed
+		}
+		if len(batch) > 0 {
+			if err := p.transact(ctx, sess, batch); err != nil {
+				return err
 			}
-		})
-		if err := p.process(ctx, cl, fs); err != nil {
-			return err
 		}
-		cl.AllowRebalance()
+		sess.AllowRebalance()
 	}
 }
 
-func (p *Processor) clientOpts() []kgo.Opt {
+// setup creates and checks the topics, notices a recreated events topic,
+// and returns the transactional id.
+func (p *Processor) setup(ctx context.Context) (string, error) {
+	admCl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(p.cfg.Brokers...)}, p.cfg.ClientOpts...)...)
+	if err != nil {
+		return "", fmt.Errorf("processor: admin client: %w", err)
+	}
+	defer admCl.Close()
+	adm := kadm.NewClient(admCl)
+	n, err := EnsureTopics(ctx, adm, p.cfg, !p.cfg.SkipCreateTopics)
+	if err != nil {
+		return "", err
+	}
+	details, err := adm.ListTopics(ctx, p.cfg.EventsTopic, p.cfg.CurrentTopic)
+	if err != nil {
+		return "", fmt.Errorf("processor: describe topics: %w", err)
+	}
+	eventsID, currentID := details[p.cfg.EventsTopic].ID, details[p.cfg.CurrentTopic].ID
+	fresh, err := p.checkTopicIdentity(n, metaEventsTopic, eventsID)
+	if err != nil {
+		return "", err
+	}
+	if _, err := p.checkTopicIdentity(0, metaCurrentTopic, currentID); err != nil {
+		return "", err
+	}
+	p.mu.Lock()
+	p.partitions, p.joined, p.eventsID, p.fresh = n, false, eventsID, fresh
+	p.mu.Unlock()
+	p.log.Info("topics ready", "topic", p.cfg.EventsTopic, "partitions", n, "recreated", fresh)
+
+	if p.cfg.TransactionalID != "" {
+		return p.cfg.TransactionalID, nil
+	}
+	id, ok, err := p.meta().Meta(metaInstance)
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", ErrStore, err)
+	}
+	if !ok {
+		id = []byte(rand.Text()[:16])
+		if err := p.meta().SetMeta(metaInstance, id); err != nil {
+			return "", fmt.Errorf("%w: %w", ErrStore, err)
+		}
+	}
+	return p.cfg.Group + "." + string(id), nil
+}
+
+// checkTopicIdentity compares a topic's id with the one the store recorded.
+// When they differ the topic was deleted and created again: with drop > 0,
+// the state of partitions [0, drop) is dropped, since it was folded from the
+// old topic, and true is returned. The new id is recorded.
+func (p *Processor) checkTopicIdentity(drop int32, name string, id kadm.TopicID) (bool, error) {
+	stored, ok, err := p.meta().Meta(name)
+	if err != nil {
+		return false, fmt.Errorf("%w: %w", ErrStore, err)
+	}
+	if ok && string(stored) == string(id[:]) {
+		return false, nil
+	}
+	recreated := ok && drop > 0
+	if recreated {
+		p.log.Warn("events topic was recreated: dropping the state folded from the old topic", "topic", p.cfg.EventsTopic)
+		for part := range drop {
+			if err := p.store.DropPartition(part); err != nil {
+				return false, fmt.Errorf("%w: %w", ErrStore, err)
+			}
+		}
+	}
+	if err := p.meta().SetMeta(name, id[:]); err != nil {
+		return false, fmt.Errorf("%w: %w", ErrStore, err)
+	}
+	return recreated, nil
+}
+
+func (p *Processor) meta() MetaStore { return p.store }
+
+func (p *Processor) clientOpts(txnID string) []kgo.Opt {
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(p.cfg.Brokers...),
 		kgo.ConsumerGroup(p.cfg.Group),
 		kgo.ConsumeTopics(p.cfg.EventsTopic),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),
 		kgo.OnPartitionsAssigned(p.assigned),
 		kgo.OnPartitionsRevoked(p.revoked),
 		kgo.OnPartitionsLost(p.revoked),
 		kgo.AdjustFetchOffsetsFn(p.adjustOffsets),
+		kgo.TransactionalID(txnID),
+		kgo.TransactionTimeout(p.cfg.TransactionTimeout),
 		kgo.RecordPartitioner(samePartition()),
-		kgo.RequiredAcks(kgo.AllISRAcks()),
-		// The batch waits for its outputs anyway; lingering only delays it.
+		// A transaction flushes before it ends; lingering only delays it.
 		kgo.ProducerLinger(0),
+	}
+	if p.cfg.GroupProtocol == "consumer" {
+		opts = append(opts, kgo.ServerSideBalancer(), kgo.Balancers(kgo.StickyBalancer()))
 	}
 	return append(opts, p.cfg.ClientOpts...)
 }
 
-// process hands each partition's records to its worker, waits for all of
-// them, and commits the consumed offsets. Rebalances are blocked meanwhile.
-func (p *Processor) process(ctx context.Context, cl *kgo.Client, fs kgo.Fetches) error {
-	// A batch in flight at shutdown may finish within shutdownGrace.
-	bctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+// poll returns the next transaction's records by partition: one poll, or
+// several until TxnMaxRecords or TxnMaxWait. It returns nil when ctx is
+// done or the client closed.
+func (p *Processor) poll(ctx context.Context, sess *kgo.GroupTransactSession) map[int32][]*kgo.Record {
+	batch := make(map[int32][]*kgo.Record)
+	n := 0
+	add := func(fs kgo.Fetches) {
+		fs.EachError(func(topic string, partition int32, err error) {
+			if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+				p.log.Warn("fetch error", "topic", topic, "partition", partition, "err", err)
+			}
+		})
+		fs.EachPartition(func(ftp kgo.FetchTopicPartition) {
+			if ftp.Topic == p.cfg.EventsTopic && len(ftp.Records) > 0 {
+				batch[ftp.Partition] = append(batch[ftp.Partition], ftp.Records...)
+				n += len(ftp.Records)
+			}
+		})
+	}
+	fs := sess.PollRecords(ctx, p.cfg.TxnMaxRecords)
+	if fs.IsClientClosed() || ctx.Err() != nil {
+		return nil
+	}
+	add(fs)
+	if p.cfg.TxnMaxWait > 0 && n > 0 {
+		deadline := time.Now().Add(p.cfg.TxnMaxWait)
+		for n < p.cfg.TxnMaxRecords && time.Now().Before(deadline) && ctx.Err() == nil {
+			pctx, cancel := context.WithDeadline(ctx, deadline)
+			add(sess.PollRecords(pctx, p.cfg.TxnMaxRecords-n))
+			cancel()
+		}
+	}
+	return batch
+}
+
+// transact folds one batch in one transaction: every partition's worker
+// folds its records and produces the changed states and dead letters into
+// the transaction; ending it commits the outputs and the consumed offsets
+// together; only then are the store batches committed. A transaction a
+// rebalance aborted is dropped and its records are read again.
+func (p *Processor) transact(ctx context.Context, sess *kgo.GroupTransactSession, batch map[int32][]*kgo.Record) error {
+	// A transaction in flight at shutdown may finish within shutdownGrace.
+	tctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
 	stop := context.AfterFunc(ctx, func() {
 		t := time.AfterFunc(shutdownGrace, cancel)
-		context.AfterFunc(bctx, func() { t.Stop() })
+		context.AfterFunc(tctx, func() { t.Stop() })
 	})
 	defer stop()
 
-	type pending struct {
-		w       *worker
-		records []*kgo.Record
-		res     chan error
+	if err := sess.Begin(); err != nil {
+		return fmt.Errorf("%w: begin: %w", ErrTransaction, err)
 	}
-	var waiting []pending
+	cl := sess.Client()
+	res := make(chan result, len(batch))
+	sent := 0
 	p.mu.RLock()
-	fs.EachPartition(func(ftp kgo.FetchTopicPartition) {
-		if ftp.Topic != p.cfg.EventsTopic || len(ftp.Records) == 0 {
-			return
-		}
-		w := p.owned[ftp.Partition]
-		if w == nil {
+	workers := make([]*worker, 0, len(batch))
+	for part := range batch {
+		if w := p.owned[part]; w != nil {
+			workers = append(workers, w)
+		} else {
 			// Cannot happen with BlockRebalanceOnPoll; never fold for a
 			// partition we do not own.
-			p.log.Error("records for a partition not owned", "topic", ftp.Topic, "partition", ftp.Partition)
-			return
+			p.log.Error("records for a partition not owned", "topic", p.cfg.EventsTopic, "partition", part)
 		}
-		waiting = append(waiting, pending{w, ftp.Records, make(chan error, 1)})
-	})
-	p.mu.RUnlock()
-	for _, pd := range waiting {
-		pd.w.jobs <- job{ctx: bctx, cl: cl, records: pd.records, res: pd.res}
 	}
-
-	var errs []error
-	for _, pd := range waiting {
-		if err := <-pd.res; err != nil {
-			errs = append(errs, fmt.Errorf("partition %d: %w", pd.w.partition, err))
+	p.mu.RUnlock()
+	for _, w := range workers {
+		w.jobs <- job{ctx: tctx, cl: cl, records: batch[w.partition], res: res}
+		sent++
+	}
+	var (
+		pendings []*pending
+		errs     []error
+	)
+	for range sent {
+		r := <-res
+		if r.err != nil {
+			errs = append(errs, r.err)
+		}
+		if r.pending != nil {
+			pendings = append(pendings, r.pending)
+		}
+	}
+	abortAll := func() {
+		for _, pd := range pendings {
+			pd.abort()
+		}
+	}
+	if err := cl.Flush(tctx); err != nil {
+		errs = append(errs, err)
+	}
+	for _, pd := range pendings {
+		if err := pd.produceErr(); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
-		if ctx.Err() != nil && bctx.Err() != nil {
-			return nil // abandoned at shutdown: redelivered later
+		abortAll()
+		if _, aerr := sess.End(tctx, kgo.TryAbort); aerr != nil {
+			err = errors.Join(err, aerr)
+		}
+		if ctx.Err() != nil && tctx.Err() != nil {
+			return nil // abandoned at shutdown: read again later
 		}
 		return err
 	}
-	if len(waiting) == 0 {
+	committed, err := sess.End(tctx, kgo.TryCommit)
+	if err != nil {
+		abortAll()
+		if ctx.Err() != nil && tctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("%w: %w", ErrTransaction, err)
+	}
+	if !committed {
+		abortAll()
+		p.stats.aborted.Add(1)
+		p.log.Info("transaction aborted by a rebalance; its records will be read again")
 		return nil
 	}
 	p.stats.batches.Add(1)
-	// At-least-once: state and outputs are durable before the offsets are
-	// committed, so a failed commit only means the batch is seen again,
-	// and the worker skips what its store already holds.
-	if err := cl.CommitUncommittedOffsets(bctx); err != nil {
-		p.log.Warn("offset commit failed", "err", err)
+	// Store batches of different partitions commit in parallel, so
+	// Pebble syncs its log once for several of them.
+	var wg sync.WaitGroup
+	cerrs := make([]error, len(pendings))
+	for i, pd := range pendings {
+		wg.Go(func() { cerrs[i] = pd.commit() })
 	}
-	return nil
+	wg.Wait()
+	return errors.Join(cerrs...)
 }
 
 // assigned creates a worker for every newly assigned partition. It runs in
@@ -254,37 +414,46 @@ func (p *Processor) stopWorkers(parts []int32) {
 
 // resumeDecision is where a partition resumes and how.
 type resumeDecision struct {
-	at          int64 // the first events offset to fetch
-	silentUntil int64 // fold without emitting below this offset
-	restore     bool  // rebuild from the current topic first
+	at          int64 // the first events offset the group consumes
+	catchUpFrom int64 // ≥ 0: first fold [catchUpFrom, at) without emitting
+	restore     bool  // first rebuild the partition from the current topic
 	why         string
 }
 
-// decide applies the resume rules to a partition's stored next offset
+// decide applies the resume rules to a partition's stored next offset P
 // (stored false when the store has no state for it), the group's committed
-// offset (negative when none) and the events log's start offset.
+// offset C (negative when none) and the events log's start offset. With
+// exactly-once processing the store commits after the transaction, so
+// P ≤ C: P = C resumes, P < C catches up silently (the transaction
+// committed but the store did not, or another instance owned the partition
+// meanwhile). Anything else cannot be trusted and is restored from the
+// current topic, which holds exactly the states committed with C.
 func decide(stored bool, next, committed, logStart int64) resumeDecision {
 	logStart = max(logStart, 0)
 	switch {
-	case stored && next >= committed && next >= logStart:
-		return resumeDecision{at: next, silentUntil: next, why: "store at or past the group's offset"}
-	case stored && next >= logStart:
-		return resumeDecision{at: next, silentUntil: committed, why: "store behind the group's offset: catching up without emitting"}
-	case !stored && committed < 0:
-		return resumeDecision{at: logStart, silentUntil: logStart, why: "new partition: folding from the start of the log"}
+	case committed < 0 && !stored:
+		return resumeDecision{at: logStart, catchUpFrom: -1, why: "new partition: folding from the start of the log"}
+	case committed < 0 && next >= logStart:
+		return resumeDecision{at: next, catchUpFrom: -1, why: "no group offset: resuming from the store"}
+	case committed < 0:
+		return resumeDecision{at: logStart, catchUpFrom: -1, restore: true, why: "no group offset and a store older than the log: restoring from the current topic"}
+	case stored && next == committed:
+		return resumeDecision{at: next, catchUpFrom: -1, why: "store at the group's offset"}
+	case stored && next < committed && next >= logStart:
+		return resumeDecision{at: committed, catchUpFrom: next, why: "store behind the group's offset: catching up without emitting"}
+	case !stored:
+		return resumeDecision{at: max(committed, logStart), catchUpFrom: -1, restore: true, why: "no state: restoring from the current topic"}
+	case next > committed:
+		return resumeDecision{at: max(committed, logStart), catchUpFrom: -1, restore: true, why: "store ahead of the group's offset: restoring from the current topic"}
 	default:
-		// No state although the group has progressed, or a store older
-		// than the log's start: the current topic holds every state the
-		// group has emitted.
-		at := max(committed, logStart)
-		return resumeDecision{at: at, silentUntil: at, restore: true, why: "restoring from the current topic"}
+		return resumeDecision{at: max(committed, logStart), catchUpFrom: -1, restore: true, why: "store older than the log's start: restoring from the current topic"}
 	}
 }
 
-// adjustOffsets decides where each newly assigned partition resumes, from
-// the store's next offset P, the group's committed offset C and the start
-// of the events log (see decide and the package doc), then starts the
-// partition's worker.
+// adjustOffsets decides where each newly assigned partition resumes (see
+// decide), pauses the partitions that must first be restored or caught up,
+// and starts their workers. It also notices an events topic that was
+// recreated while Run ran, and stops Run with ErrTopicRecreated.
 func (p *Processor) adjustOffsets(ctx context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
 	parts := offsets[p.cfg.EventsTopic]
 	p.mu.Lock()
@@ -299,7 +468,14 @@ func (p *Processor) adjustOffsets(ctx context.Context, offsets map[string]map[in
 	if cl == nil {
 		return offsets, nil
 	}
-	starts, err := listStartOffsets(ctx, kadm.NewClient(cl), p.cfg.EventsTopic)
+	adm := kadm.NewClient(cl)
+	details, err := adm.ListTopics(ctx, p.cfg.EventsTopic)
+	if err == nil && details[p.cfg.EventsTopic].Err == nil && details[p.cfg.EventsTopic].ID != p.eventsID {
+		p.log.Error("events topic was recreated while running; stopping", "topic", p.cfg.EventsTopic)
+		p.fail(ErrTopicRecreated)
+		return nil, ErrTopicRecreated
+	}
+	starts, err := listStartOffsets(ctx, adm, p.cfg.EventsTopic)
 	if err != nil {
 		return nil, err
 	}
@@ -309,18 +485,21 @@ func (p *Processor) adjustOffsets(ctx context.Context, offsets map[string]map[in
 			continue
 		}
 		committed := off.EpochOffset().Offset
+		if p.fresh {
+			committed = -1 // offsets of the old topic mean nothing here
+		}
 		next, ok, err := p.store.NextOffset(part)
 		if err != nil {
 			return nil, fmt.Errorf("%w: next offset of partition %d: %w", ErrStore, part, err)
 		}
 		logStart, _ := starts.Lookup(p.cfg.EventsTopic, part)
 		d := decide(ok, next, committed, logStart.Offset)
-		w.next, w.silentUntil = d.at, d.silentUntil
-		if d.restore {
-			w.restoreTo = d.at
+		w.resume, w.next = d, d.at
+		prepare := d.restore || d.catchUpFrom >= 0
+		if prepare {
 			cl.PauseFetchPartitions(map[string][]int32{p.cfg.EventsTopic: {part}})
 		}
-		w.caughtUp.Store(!d.restore && d.at >= d.silentUntil)
+		w.caughtUp.Store(!prepare)
 		w.log.Info("partition resumes", "offset", d.at, "stored", ok, "stored_offset", next,
 			"committed", committed, "log_start", logStart.Offset, "why", d.why)
 		parts[part] = kgo.NewOffset().At(d.at).WithEpoch(-1)

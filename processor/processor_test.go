@@ -393,21 +393,22 @@ func TestDecide(t *testing.T) {
 		name                      string
 		stored                    bool
 		next, committed, logStart int64
-		wantAt, wantSilent        int64
-		wantRestore               bool
+		want                      processor.ResumeDecision
 	}{
-		{"resume", true, 50, 50, 0, 50, 50, false},
-		{"store ahead of a lost commit", true, 60, 50, 0, 60, 60, false},
-		{"store behind: catch up silently", true, 40, 50, 0, 40, 50, false},
-		{"store older than the log", true, 40, 50, 45, 50, 50, true},
-		{"new partition", false, 0, -2, 0, 0, 0, false},
-		{"new partition, log trimmed", false, 0, -2, 7, 7, 7, false},
-		{"lost store", false, 0, 50, 0, 50, 50, true},
+		{"resume", true, 50, 50, 0, processor.ResumeDecision{At: 50, CatchUpFrom: -1}},
+		{"store behind: catch up silently", true, 40, 50, 0, processor.ResumeDecision{At: 50, CatchUpFrom: 40}},
+		{"store ahead: restore", true, 60, 50, 0, processor.ResumeDecision{At: 50, CatchUpFrom: -1, Restore: true}},
+		{"store older than the log", true, 40, 50, 45, processor.ResumeDecision{At: 50, CatchUpFrom: -1, Restore: true}},
+		{"group offset older than the log", true, 3, 5, 9, processor.ResumeDecision{At: 9, CatchUpFrom: -1, Restore: true}},
+		{"lost store", false, 0, 50, 0, processor.ResumeDecision{At: 50, CatchUpFrom: -1, Restore: true}},
+		{"new partition", false, 0, -2, 0, processor.ResumeDecision{At: 0, CatchUpFrom: -1}},
+		{"new partition, log trimmed", false, 0, -2, 7, processor.ResumeDecision{At: 7, CatchUpFrom: -1}},
+		{"no group offset, store kept", true, 30, -1, 0, processor.ResumeDecision{At: 30, CatchUpFrom: -1}},
+		{"no group offset, store older than the log", true, 3, -1, 9, processor.ResumeDecision{At: 9, CatchUpFrom: -1, Restore: true}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			d := processor.Decide(tc.stored, tc.next, tc.committed, tc.logStart)
-			if d.At != tc.wantAt || d.SilentUntil != tc.wantSilent || d.Restore != tc.wantRestore {
-				t.Fatalf("decide = %+v, want at %d silent until %d restore %v", d, tc.wantAt, tc.wantSilent, tc.wantRestore)
+			if got := processor.Decide(tc.stored, tc.next, tc.committed, tc.logStart); got != tc.want {
+				t.Fatalf("decide = %+v, want %+v", got, tc.want)
 			}
 		})
 	}

@@ -13,33 +13,203 @@ import (
 	"github.com/wastatus/wastatus/state"
 )
 
-// restoreBatch is how many restored states go into one store batch.
-const restoreBatch = 20_000
+// rangeBatch is how many records go into one store batch while restoring
+// or catching up.
+const rangeBatch = 20_000
 
-// RestoreProgress reports a partition's restore: records read so far out of
-// about total (the partition's committed end offset minus its start).
+// RestoreProgress reports a partition's restore or catch-up: records read so
+// far out of about total.
 type RestoreProgress func(partition int32, read, total int64)
 
-// restorer rebuilds partitions of the store from the current topic.
-type restorer struct {
-	brokers []string
-	opts    []kgo.Opt
-	topic   string
-	store   Store
-	codec   *schemas.Codec
+// ranger reads ranges of partitions outside the consumer group, for restores
+// and catch-ups. Its store writes are the partition worker's: it never runs
+// while the partition's batches are folded.
+type ranger struct {
+	cfg   Config
+	store Store
+	codec *schemas.Codec
 }
 
-// RestoreFromCurrent replaces the store's state of each partition with the
-// states of the same partition of the current topic, read with read_committed
-// isolation from its start to its last stable offset, and sets the
-// partition's next offset to next[partition] (a negative one leaves it
-// unset). progress, if not nil, is called about once a second per partition.
-//
-// The partition is dropped first and its next offset is written last, so a
-// crash in between leaves a partition with no state, which is restored again.
+// readRange calls fn for every record of topic's partition from offset from
+// up to, not including, offset to (or the partition's last stable offset
+// when to is negative), reading with read_committed isolation on a client
+// of its own. It returns the number of data records read.
+func (r *ranger) readRange(ctx context.Context, topic string, partition int32, from, to int64,
+	progress RestoreProgress, fn func(*kgo.Record) error) (int64, error) {
+	cl, err := kgo.NewClient(append([]kgo.Opt{
+		kgo.SeedBrokers(r.cfg.Brokers...),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {partition: kgo.NewOffset().At(max(from, 0))}}),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		// Control records advance the offset to the end even when the
+		// partition ends with a transaction marker.
+		kgo.KeepControlRecords(),
+	}, r.cfg.ClientOpts...)...)
+	if err != nil {
+		return 0, fmt.Errorf("processor: range client: %w", err)
+	}
+	defer cl.Close()
+
+	adm := kadm.NewClient(cl)
+	starts, err := listStartOffsets(ctx, adm, topic)
+	if err != nil {
+		return 0, err
+	}
+	start, _ := starts.Lookup(topic, partition)
+	if from < start.Offset {
+		from = start.Offset
+		cl.SetOffsets(map[string]map[int32]kgo.EpochOffset{topic: {partition: {Epoch: -1, Offset: from}}})
+	}
+	if to < 0 {
+		// The last stable offset: the end of what read_committed sees.
+		ends, err := listOffsets(ctx, "committed end", topic, adm.ListCommittedOffsets)
+		if err != nil {
+			return 0, err
+		}
+		end, ok := ends.Lookup(topic, partition)
+		if !ok {
+			return 0, fmt.Errorf("processor: %s has no partition %d", topic, partition)
+		}
+		to = end.Offset
+	}
+	total := to - from
+	var (
+		read int64
+		last = time.Now()
+	)
+	if progress != nil {
+		progress(partition, 0, total)
+	}
+	for pos := from; pos < to; {
+		fs := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			return read, err
+		}
+		var ferr error
+		fs.EachError(func(_ string, _ int32, err error) { ferr = errors.Join(ferr, err) })
+		if ferr != nil {
+			return read, fmt.Errorf("processor: read %s[%d]: %w", topic, partition, ferr)
+		}
+		var rerr error
+		fs.EachRecord(func(rec *kgo.Record) {
+			if rerr != nil || rec.Offset < pos || rec.Offset >= to {
+				return
+			}
+			pos = rec.Offset + 1
+			if rec.Attrs.IsControl() {
+				return
+			}
+			read++
+			rerr = fn(rec)
+		})
+		if rerr != nil {
+			return read, rerr
+		}
+		if progress != nil && time.Since(last) > time.Second {
+			progress(partition, read, total)
+			last = time.Now()
+		}
+	}
+	if progress != nil {
+		progress(partition, read, total)
+	}
+	return read, nil
+}
+
+// restore replaces the store's state of partition with the states of the
+// same partition of the current topic, and then sets the partition's next
+// events offset to next (unless next is negative). The partition is dropped
+// first and the offset written last, so a crash in between leaves no state,
+// which is restored again.
+func (r *ranger) restore(ctx context.Context, partition int32, next int64, progress RestoreProgress) (int64, error) {
+	if err := r.store.DropPartition(partition); err != nil {
+		return 0, fmt.Errorf("%w: drop partition %d: %w", ErrStore, partition, err)
+	}
+	b := r.store.NewBatch(partition)
+	defer b.Close()
+	pending := 0
+	n, err := r.readRange(ctx, r.cfg.CurrentTopic, partition, 0, -1, progress, func(rec *kgo.Record) error {
+		if rec.Value == nil {
+			return nil // a tombstone: nothing to restore
+		}
+		view, err := r.codec.DecodeMessageStatus(rec.Value)
+		if err != nil {
+			return fmt.Errorf("processor: restore %s[%d]@%d: %w", rec.Topic, partition, rec.Offset, err)
+		}
+		m, err := state.FromView(&view)
+		if err != nil {
+			return fmt.Errorf("processor: restore %s[%d]@%d: %w", rec.Topic, partition, rec.Offset, err)
+		}
+		if err := b.Restore(&m); err != nil {
+			return fmt.Errorf("%w: restore %s: %w", ErrStore, m.WAMID(), err)
+		}
+		if pending++; pending >= rangeBatch {
+			pending = 0
+			if err := b.Commit(); err != nil {
+				return fmt.Errorf("%w: restore commit: %w", ErrStore, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return n, err
+	}
+	if next >= 0 {
+		b.SetNextOffset(next)
+	}
+	if err := b.Commit(); err != nil {
+		return n, fmt.Errorf("%w: restore commit: %w", ErrStore, err)
+	}
+	return n, nil
+}
+
+// catchUp folds the events of partition from offset from up to offset to
+// into the store without emitting anything: the instance that owned the
+// partition meanwhile emitted those states already. The store's next offset
+// advances with every store batch, so a crash resumes where it stopped.
+// Poison is skipped: the other instance dead-lettered it.
+func (r *ranger) catchUp(ctx context.Context, partition int32, from, to int64, progress RestoreProgress) (int64, error) {
+	b := r.store.NewBatch(partition)
+	defer b.Close()
+	pending, next := 0, from
+	n, err := r.readRange(ctx, r.cfg.EventsTopic, partition, from, to, progress, func(rec *kgo.Record) error {
+		next = rec.Offset + 1
+		if ev, err := r.codec.DecodeStatusEvent(rec.Value); err == nil && string(rec.Key) == ev.WAMID {
+			if _, _, err := b.Apply(&ev, rec.Offset); err != nil && !isPoison(err) {
+				return fmt.Errorf("%w: catch up %s: %w", ErrStore, ev.WAMID, err)
+			}
+		}
+		if pending++; pending >= rangeBatch {
+			pending = 0
+			b.SetNextOffset(next)
+			if err := b.Commit(); err != nil {
+				return fmt.Errorf("%w: catch-up commit: %w", ErrStore, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return n, err
+	}
+	b.SetNextOffset(max(next, to))
+	if err := b.Commit(); err != nil {
+		return n, fmt.Errorf("%w: catch-up commit: %w", ErrStore, err)
+	}
+	return n, nil
+}
+
+// isPoison reports whether a fold error is the event's fault.
+func isPoison(err error) bool {
+	return errors.Is(err, state.ErrUnknownStatus) || errors.Is(err, state.ErrInvalidEvent) || errors.Is(err, state.ErrWAMIDMismatch)
+}
+
+// RestoreFromCurrent replaces the store's state of each partition in next
+// with the states of the same partition of the current topic, read with
+// read_committed isolation from its start to its last stable offset, and
+// sets the partition's next events offset to next[partition] (a negative
+// one leaves it unset). progress, if not nil, is called about once a second
+// per partition. It returns the number of records read.
 func RestoreFromCurrent(ctx context.Context, cfg Config, store Store, codec *schemas.Codec, next map[int32]int64, progress RestoreProgress) (int64, error) {
-	cfg = cfg.withDefaults()
-	r := restorer{brokers: cfg.Brokers, opts: cfg.ClientOpts, topic: cfg.CurrentTopic, store: store, codec: codec}
+	r := ranger{cfg: cfg.withDefaults(), store: store, codec: codec}
 	var total int64
 	for part, off := range next {
 		n, err := r.restore(ctx, part, off, progress)
@@ -49,111 +219,4 @@ func RestoreFromCurrent(ctx context.Context, cfg Config, store Store, codec *sch
 		}
 	}
 	return total, nil
-}
-
-// restore restores one partition and returns the number of records read.
-func (r *restorer) restore(ctx context.Context, partition int32, next int64, progress RestoreProgress) (int64, error) {
-	if err := r.store.DropPartition(partition); err != nil {
-		return 0, fmt.Errorf("%w: drop partition %d: %w", ErrStore, partition, err)
-	}
-	cl, err := kgo.NewClient(append([]kgo.Opt{
-		kgo.SeedBrokers(r.brokers...),
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{r.topic: {partition: kgo.NewOffset().AtStart()}}),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		// Control records advance the offset to the end even when the
-		// partition ends with a transaction marker.
-		kgo.KeepControlRecords(),
-	}, r.opts...)...)
-	if err != nil {
-		return 0, fmt.Errorf("processor: restore client: %w", err)
-	}
-	defer cl.Close()
-
-	adm := kadm.NewClient(cl)
-	starts, err := listStartOffsets(ctx, adm, r.topic)
-	if err != nil {
-		return 0, err
-	}
-	// The last stable offset: the end of what read_committed can see.
-	ends, err := listOffsets(ctx, "committed end", r.topic, adm.ListCommittedOffsets)
-	if err != nil {
-		return 0, err
-	}
-	start, _ := starts.Lookup(r.topic, partition)
-	end, ok := ends.Lookup(r.topic, partition)
-	if !ok {
-		return 0, fmt.Errorf("processor: restore: %s has no partition %d", r.topic, partition)
-	}
-	total := end.Offset - max(start.Offset, 0)
-
-	b := r.store.NewBatch(partition)
-	defer b.Close()
-	var (
-		read    int64
-		pending int
-		last    = time.Now()
-	)
-	if progress != nil {
-		progress(partition, 0, total)
-	}
-	for pos := max(start.Offset, 0); pos < end.Offset; {
-		fs := cl.PollFetches(ctx)
-		if err := ctx.Err(); err != nil {
-			return read, err
-		}
-		var ferr error
-		fs.EachError(func(_ string, _ int32, err error) { ferr = errors.Join(ferr, err) })
-		if ferr != nil {
-			return read, fmt.Errorf("processor: restore %s[%d]: %w", r.topic, partition, ferr)
-		}
-		var rerr error
-		fs.EachRecord(func(rec *kgo.Record) {
-			pos = rec.Offset + 1
-			if rec.Attrs.IsControl() || rerr != nil || rec.Offset >= end.Offset {
-				return
-			}
-			read++
-			if rec.Value == nil {
-				return // a tombstone: nothing to restore
-			}
-			view, err := r.codec.DecodeMessageStatus(rec.Value)
-			if err != nil {
-				rerr = fmt.Errorf("processor: restore %s[%d]@%d: %w", r.topic, partition, rec.Offset, err)
-				return
-			}
-			m, err := state.FromView(&view)
-			if err != nil {
-				rerr = fmt.Errorf("processor: restore %s[%d]@%d: %w", r.topic, partition, rec.Offset, err)
-				return
-			}
-			if err := b.Restore(&m); err != nil {
-				rerr = fmt.Errorf("%w: restore %s: %w", ErrStore, m.WAMID(), err)
-				return
-			}
-			pending++
-		})
-		if rerr != nil {
-			return read, rerr
-		}
-		if pending >= restoreBatch {
-			if err := b.Commit(); err != nil {
-				return read, fmt.Errorf("%w: restore commit: %w", ErrStore, err)
-			}
-			pending = 0
-		}
-		if progress != nil && time.Since(last) > time.Second {
-			progress(partition, read, total)
-			last = time.Now()
-		}
-	}
-	if next >= 0 {
-		b.SetNextOffset(next)
-	}
-	if err := b.Commit(); err != nil {
-		return read, fmt.Errorf("%w: restore commit: %w", ErrStore, err)
-	}
-	if progress != nil {
-		progress(partition, read, total)
-	}
-	return read, nil
 }

@@ -13,6 +13,14 @@ type Store interface {
 	// Policy is the failed-after-delivered policy the store folds with; the
 	// processor derives every emitted status with it too.
 	Policy() state.Policy
+	MetaStore
+}
+
+// MetaStore keeps store-wide metadata: the processor's instance id and the
+// ids of the topics the state was folded from.
+type MetaStore interface {
+	Meta(name string) ([]byte, bool, error)
+	SetMeta(name string, value []byte) error
 }
 
 var _ Store = (*state.Store)(nil)

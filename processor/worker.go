@@ -28,11 +28,17 @@ type job struct {
 	ctx     context.Context
 	cl      *kgo.Client
 	records []*kgo.Record
-	res     chan<- error
+	res     chan<- result
 }
 
-// worker owns one partition: it folds that partition's batches into the
-// store and produces their outputs. One goroutine per worker; it exits when
+type result struct {
+	pending *pending
+	err     error
+}
+
+// worker owns one partition: it prepares it (restore or catch-up) when it is
+// assigned, then folds its batches into store batches and produces their
+// outputs into the open transaction. One goroutine per worker; it exits when
 // jobs is closed.
 type worker struct {
 	p         *Processor
@@ -42,14 +48,15 @@ type worker struct {
 	jobs      chan job
 	ctx       context.Context // canceled when the partition is revoked
 	cancel    context.CancelFunc
-	started   chan struct{} // closed by adjustOffsets once the fields below are set
+	started   chan struct{} // closed by adjustOffsets once resume is set
 	done      chan struct{}
 
-	// Set by adjustOffsets before started is closed, then the worker's own.
-	next        int64 // records below next are already in the store
-	silentUntil int64 // records below silentUntil fold without emitting
-	restoreTo   int64 // ≥ 0: restore from the current topic first, then resume here
-	caughtUp    atomic.Bool
+	// Set by adjustOffsets before started is closed. next is then the
+	// worker's while it prepares or folds, and the poll loop's while it
+	// commits (the two never overlap).
+	resume   resumeDecision
+	next     int64 // records below next are in the store already
+	caughtUp atomic.Bool
 }
 
 func newWorker(ctx context.Context, p *Processor, cl *kgo.Client, partition int32) *worker {
@@ -64,7 +71,6 @@ func newWorker(ctx context.Context, p *Processor, cl *kgo.Client, partition int3
 		cancel:    cancel,
 		started:   make(chan struct{}),
 		done:      make(chan struct{}),
-		restoreTo: -1,
 	}
 }
 
@@ -84,29 +90,49 @@ func (w *worker) run() {
 	case <-w.ctx.Done():
 		return
 	}
-	if w.restoreTo >= 0 && !w.restore() {
+	if !w.prepare() {
 		return
 	}
 	for j := range w.jobs {
-		j.res <- w.handle(j.ctx, j.cl, j.records)
+		pd, err := w.fold(j.ctx, j.cl, j.records)
+		j.res <- result{pd, err}
 	}
 }
 
-// restore rebuilds the partition from the current topic while its fetches
-// are paused, retrying until it succeeds or the partition is revoked, then
-// resumes fetching at restoreTo. It reports whether it finished.
-func (w *worker) restore() bool {
-	p := w.p
-	r := restorer{brokers: p.cfg.Brokers, opts: p.cfg.ClientOpts, topic: p.cfg.CurrentTopic, store: p.store, codec: p.codec}
+// prepare brings the store up to the group's offset before the partition is
+// consumed, if the resume decision says so: a restore from the current topic
+// or a silent catch-up on the events topic, while the partition's fetches
+// are paused. It retries until it succeeds or the partition is revoked, and
+// reports whether it finished.
+func (w *worker) prepare() bool {
+	d, p := w.resume, w.p
+	if !d.restore && d.catchUpFrom < 0 {
+		return true
+	}
+	r := ranger{cfg: p.cfg, store: p.store, codec: p.codec}
+	progress := func(_ int32, read, total int64) {
+		w.log.Info("preparing partition", "why", d.why, "read", read, "total", total)
+	}
 	for attempt := 0; ; attempt++ {
 		began := time.Now()
-		n, err := r.restore(w.ctx, w.partition, w.restoreTo, func(_ int32, read, total int64) {
-			w.log.Info("restoring", "read", read, "total", total)
-		})
+		var (
+			n   int64
+			err error
+		)
+		if d.restore {
+			n, err = r.restore(w.ctx, w.partition, d.at, progress)
+		} else {
+			n, err = r.catchUp(w.ctx, w.partition, d.catchUpFrom, d.at, progress)
+		}
 		if err == nil {
-			p.stats.restored.Add(uint64(n))
-			w.log.Info("restored from the current topic", "records", n, "took", time.Since(began).Round(time.Millisecond), "offset", w.restoreTo)
-			w.next, w.silentUntil = w.restoreTo, w.restoreTo
+			if d.restore {
+				p.stats.restored.Add(uint64(n))
+			} else {
+				p.stats.replayed.Add(uint64(n))
+			}
+			w.log.Info("partition prepared", "why", d.why, "records", n,
+				"took", time.Since(began).Round(time.Millisecond), "offset", d.at)
+			w.next = d.at
 			w.caughtUp.Store(true)
 			w.cl.ResumeFetchPartitions(map[string][]int32{p.cfg.EventsTopic: {w.partition}})
 			return true
@@ -114,7 +140,7 @@ func (w *worker) restore() bool {
 		if w.ctx.Err() != nil {
 			return false
 		}
-		w.log.Error("restore failed; retrying", "attempt", attempt, "err", err)
+		w.log.Error("preparing partition failed; retrying", "why", d.why, "attempt", attempt, "err", err)
 		select {
 		case <-w.ctx.Done():
 			return false
@@ -123,80 +149,121 @@ func (w *worker) restore() bool {
 	}
 }
 
-// handle folds one batch into one store batch, produces the changed states
-// and the dead letters, waits for Kafka to acknowledge them all, and only
-// then commits the store batch with the partition's next offset.
-func (w *worker) handle(ctx context.Context, cl *kgo.Client, records []*kgo.Record) error {
-	p := w.p
-	b := p.store.NewBatch(w.partition)
-	defer b.Close()
+// pending is one partition's part of a transaction: its store batch, not yet
+// committed, and what it produced.
+type pending struct {
+	w     *worker
+	b     *state.Batch
+	last  int64 // offset of the last record folded
+	outs  int
+	dead  int
+	count outcomeCounts
 
-	var (
-		last  int64 = -1
-		dead  []*kgo.Record
-		stats = &p.stats
-	)
+	mu     sync.Mutex
+	failed error // first produce error
+}
+
+type outcomeCounts struct {
+	events, advanced, filled, stale, duplicates, failedAfter, unknown uint64
+}
+
+func (pd *pending) promise(r *kgo.Record, err error) {
+	if err == nil {
+		return
+	}
+	pd.mu.Lock()
+	defer pd.mu.Unlock()
+	if pd.failed == nil {
+		pd.failed = fmt.Errorf("%w: %s[%d]: %w", ErrProduce, r.Topic, r.Partition, err)
+	}
+}
+
+func (pd *pending) produceErr() error {
+	pd.mu.Lock()
+	defer pd.mu.Unlock()
+	return pd.failed
+}
+
+// commit stores the batch with the partition's next offset, once the
+// transaction holding its outputs has committed.
+func (pd *pending) commit() error {
+	defer pd.b.Close()
+	pd.b.SetNextOffset(pd.last + 1)
+	if err := pd.b.Commit(); err != nil {
+		return fmt.Errorf("%w: commit partition %d: %w", ErrStore, pd.w.partition, err)
+	}
+	pd.w.next = pd.last + 1
+	s, c := &pd.w.p.stats, &pd.count
+	s.events.Add(c.events)
+	s.advanced.Add(c.advanced)
+	s.filled.Add(c.filled)
+	s.stale.Add(c.stale)
+	s.duplicates.Add(c.duplicates)
+	s.failedAfter.Add(c.failedAfter)
+	s.unknown.Add(c.unknown)
+	s.emitted.Add(uint64(pd.outs))
+	s.deadLetters.Add(uint64(pd.dead))
+	return nil
+}
+
+// abort drops the batch: the transaction did not commit, and its records
+// will be read again.
+func (pd *pending) abort() { pd.b.Close() }
+
+// fold folds one batch into a store batch and produces the changed states
+// and the dead letters into the open transaction, without waiting for them:
+// ending the transaction flushes.
+func (w *worker) fold(ctx context.Context, cl *kgo.Client, records []*kgo.Record) (*pending, error) {
+	p := w.p
+	pd := &pending{w: w, b: p.store.NewBatch(w.partition), last: -1}
+	var dead []*kgo.Record
 	for _, r := range records {
 		if r.Offset < w.next {
-			continue // already folded before a lost offset commit
+			continue // in the store already
 		}
-		last = r.Offset
-		silent := r.Offset < w.silentUntil
-		stats.events.Add(1)
-		if silent {
-			stats.replayed.Add(1)
-		}
-		reason, err := w.fold(b, r)
+		pd.last = r.Offset
+		pd.count.events++
+		reason, err := w.foldOne(pd, r)
 		if err == nil {
 			continue
 		}
 		if errors.Is(err, ErrStore) {
-			return err
-		}
-		if silent {
-			continue // the previous owner dead-lettered it already
+			pd.abort()
+			return nil, err
 		}
 		w.log.Warn("dead letter", "offset", r.Offset, "reason", reason, "err", err)
 		dead = append(dead, w.deadLetter(r, reason, err))
 	}
-	if last < 0 {
-		return nil
+	if pd.last < 0 {
+		pd.abort()
+		return nil, nil
 	}
-
-	var outs []*kgo.Record
-	if last >= w.silentUntil {
-		for _, m := range b.Changed() {
-			view := m.View(p.store.Policy())
-			val, err := p.codec.AppendMessageStatus(nil, &view)
-			if err != nil {
-				return fmt.Errorf("%w: encode state of %s: %w", ErrStore, m.WAMID(), err)
-			}
-			outs = append(outs, &kgo.Record{
-				Topic:     p.cfg.CurrentTopic,
-				Partition: w.partition,
-				Key:       []byte(view.WAMID),
-				Value:     val,
-			})
+	policy := p.store.Policy()
+	for _, m := range pd.b.Changed() {
+		view := m.View(policy)
+		val, err := p.codec.AppendMessageStatus(nil, &view)
+		if err != nil {
+			pd.abort()
+			return nil, fmt.Errorf("%w: encode state of %s: %w", ErrStore, m.WAMID(), err)
 		}
+		pd.outs++
+		cl.Produce(ctx, &kgo.Record{
+			Topic:     p.cfg.CurrentTopic,
+			Partition: w.partition,
+			Key:       []byte(view.WAMID),
+			Value:     val,
+		}, pd.promise)
 	}
-	if err := produceAll(ctx, cl, append(outs, dead...)); err != nil {
-		return err
+	for _, r := range dead {
+		pd.dead++
+		cl.Produce(ctx, r, pd.promise)
 	}
-	stats.emitted.Add(uint64(len(outs)))
-	stats.deadLetters.Add(uint64(len(dead)))
-
-	b.SetNextOffset(last + 1)
-	if err := b.Commit(); err != nil {
-		return fmt.Errorf("%w: commit: %w", ErrStore, err)
-	}
-	w.next = last + 1
-	w.caughtUp.Store(w.next >= w.silentUntil)
-	return nil
+	return pd, nil
 }
 
-// fold decodes and folds one record. A non-nil error with a reason means the
-// record is poison and goes to the dead-letter topic; ErrStore is fatal.
-func (w *worker) fold(b *state.Batch, r *kgo.Record) (string, error) {
+// foldOne decodes and folds one record. A non-nil error with a reason means
+// the record is poison and goes to the dead-letter topic; ErrStore is fatal.
+func (w *worker) foldOne(pd *pending, r *kgo.Record) (string, error) {
 	p := w.p
 	if len(r.Value) > p.cfg.MaxRecordBytes {
 		return ReasonTooLarge, fmt.Errorf("value of %d bytes exceeds the %d-byte limit", len(r.Value), p.cfg.MaxRecordBytes)
@@ -208,12 +275,12 @@ func (w *worker) fold(b *state.Batch, r *kgo.Record) (string, error) {
 	if string(r.Key) != ev.WAMID {
 		return ReasonKeyMismatch, fmt.Errorf("record key %q is not the event's wamid %q", r.Key, ev.WAMID)
 	}
-	outcome, m, err := b.Apply(&ev, r.Offset)
+	outcome, m, err := pd.b.Apply(&ev, r.Offset)
 	switch {
 	case errors.Is(err, state.ErrUnknownStatus):
-		p.stats.unknown.Add(1)
+		pd.count.unknown++
 		return ReasonUnknownStatus, err
-	case errors.Is(err, state.ErrInvalidEvent), errors.Is(err, state.ErrWAMIDMismatch):
+	case isPoison(err):
 		return ReasonInvalidEvent, err
 	case err != nil:
 		// Anything else is the store's failure (a read error, a corrupt
@@ -224,18 +291,18 @@ func (w *worker) fold(b *state.Batch, r *kgo.Record) (string, error) {
 		// Multi-device users: a failed for a message that reached the
 		// phone. Rare enough that a View here costs nothing.
 		if v := m.View(p.store.Policy()); v.DeliveredAt != 0 || v.ReadAt != 0 || v.PlayedAt != 0 {
-			p.stats.failedAfter.Add(1)
+			pd.count.failedAfter++
 		}
 	}
 	switch outcome {
 	case state.Advanced:
-		p.stats.advanced.Add(1)
+		pd.count.advanced++
 	case state.Filled:
-		p.stats.filled.Add(1)
+		pd.count.filled++
 	case state.Stale:
-		p.stats.stale.Add(1)
+		pd.count.stale++
 	case state.Duplicate:
-		p.stats.duplicates.Add(1)
+		pd.count.duplicates++
 	}
 	return "", nil
 }
@@ -251,36 +318,9 @@ func (w *worker) deadLetter(r *kgo.Record, reason string, err error) *kgo.Record
 	}, r.Headers...)
 	return &kgo.Record{
 		Topic:     w.p.cfg.DLQTopic,
-		Partition: r.Partition, // see partitioner
+		Partition: r.Partition, // see samePartition
 		Key:       r.Key,
 		Value:     r.Value,
 		Headers:   headers,
 	}
-}
-
-// produceAll writes recs and waits until Kafka acknowledged every one.
-func produceAll(ctx context.Context, cl *kgo.Client, recs []*kgo.Record) error {
-	if len(recs) == 0 {
-		return nil
-	}
-	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		first error
-	)
-	wg.Add(len(recs))
-	for _, r := range recs {
-		cl.Produce(ctx, r, func(r *kgo.Record, err error) {
-			defer wg.Done()
-			if err != nil {
-				mu.Lock()
-				if first == nil {
-					first = fmt.Errorf("%w: %s[%d]: %w", ErrProduce, r.Topic, r.Partition, err)
-				}
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
-	return first
 }

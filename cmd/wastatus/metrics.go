@@ -38,10 +38,13 @@ func processorCollector(p *processor.Processor) prometheus.Collector {
 		"Message states written to the current topic.", nil, nil)
 	replayed := prometheus.NewDesc("wastatus_processor_replayed_total",
 		"Events folded without emitting while a partition caught up with the group's committed offset.", nil, nil)
-	batches := prometheus.NewDesc("wastatus_processor_batches_total",
-		"Polled batches folded, emitted and committed.", nil, nil)
+	batches := prometheus.NewDesc("wastatus_processor_transactions_total",
+		"Transactions by result: committed (outputs and offsets together, then the store), aborted (by a rebalance; their records are read again).",
+		[]string{"result"}, nil)
+	restored := prometheus.NewDesc("wastatus_processor_restored_total",
+		"States read from the current topic to restore partitions whose state was lost or could not be trusted.", nil, nil)
 	return statsCollector{
-		descs: []*prometheus.Desc{events, failedAfter, dead, emitted, replayed, batches},
+		descs: []*prometheus.Desc{events, failedAfter, dead, emitted, replayed, batches, restored},
 		collect: func(ch chan<- prometheus.Metric, _ []*prometheus.Desc) {
 			s := p.Stats()
 			counter(ch, events, s.Advanced, "advanced")
@@ -53,7 +56,9 @@ func processorCollector(p *processor.Processor) prometheus.Collector {
 			counter(ch, failedAfter, s.FailedAfter)
 			counter(ch, dead, s.DeadLetters)
 			counter(ch, emitted, s.Emitted)
-			counter(ch, batches, s.Batches)
+			counter(ch, batches, s.Batches, "committed")
+			counter(ch, batches, s.Aborted, "aborted")
+			counter(ch, restored, s.Restored)
 		},
 	}
 }

@@ -60,15 +60,21 @@ func (e *edgeFlags) register(fs *pflag.FlagSet) {
 
 // processFlags configure the processor and its store.
 type processFlags struct {
-	skipCreate bool
-	group      string
-	policy     string
-	dataDir    string
-	cacheBytes int64
+	skipCreate    bool
+	groupProtocol string
+	txnMaxRecords int
+	txnMaxWait    time.Duration
+	group         string
+	policy        string
+	dataDir       string
+	cacheBytes    int64
 }
 
 func (p *processFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&p.group, "group", processor.DefaultGroup, "consumer group of the processors")
+	fs.StringVar(&p.groupProtocol, "group-protocol", "classic", "consumer group protocol: classic, or consumer (KIP-848, Kafka 4.0+)")
+	fs.IntVar(&p.txnMaxRecords, "txn-max-records", 10_000, "most input records in one transaction")
+	fs.DurationVar(&p.txnMaxWait, "txn-max-wait", 0, "keep filling a transaction this long after its first records (0: one poll per transaction)")
 	fs.BoolVar(&p.skipCreate, "skip-create-topics", false, "do not create missing topics (an operator owns them); still checks their partition counts")
 	fs.StringVar(&p.policy, "policy", "failed-wins", "failed after delivered: failed-wins (terminal) or delivery-wins")
 	fs.StringVar(&p.dataDir, "data-dir", "./data", "directory for the state store (and the embedded broker)")
@@ -170,6 +176,9 @@ func (s *stack) startProcessor(k *kafkaFlags, p *processFlags) (*processor.Proce
 		DLQTopic:         k.dlq,
 		Partitions:       k.partitions,
 		SkipCreateTopics: p.skipCreate,
+		GroupProtocol:    p.groupProtocol,
+		TxnMaxRecords:    p.txnMaxRecords,
+		TxnMaxWait:       p.txnMaxWait,
 		ClientOpts:       s.clientOpts("processor"),
 		Logger:           s.log.With("component", "processor"),
 	}, store, s.codec)
