@@ -34,12 +34,17 @@ func (p *Processor) Get(wamid string) (schemas.MessageStatus, int32, error) {
 		return schemas.MessageStatus{}, 0, fmt.Errorf("%w: not started", ErrNotOwner)
 	}
 	p.mu.RLock()
-	_, owned := p.owned[part]
+	w := p.owned[part]
 	p.mu.RUnlock()
-	if !owned {
+	from := part
+	switch {
+	case w != nil && w.caughtUp.Load():
+	case p.cfg.ServeAll:
+		from = viewBase + part
+	default:
 		return schemas.MessageStatus{}, part, fmt.Errorf("%w: partition %d", ErrNotOwner, part)
 	}
-	m, found, err := p.store.Get(part, wamid)
+	m, found, err := p.store.Get(from, wamid)
 	if err != nil {
 		return schemas.MessageStatus{}, part, fmt.Errorf("%w: get %s: %w", ErrStore, wamid, err)
 	}
@@ -47,6 +52,17 @@ func (p *Processor) Get(wamid string) (schemas.MessageStatus, int32, error) {
 		return schemas.MessageStatus{}, part, ErrNotFound
 	}
 	return m.View(p.store.Policy()), part, nil
+}
+
+// Owned returns the partitions this instance owns now, in no order.
+func (p *Processor) Owned() []int32 {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	parts := make([]int32, 0, len(p.owned))
+	for part := range p.owned {
+		parts = append(parts, part)
+	}
+	return parts
 }
 
 // Ready reports whether the processor has joined its group and every owned
@@ -67,6 +83,9 @@ func (p *Processor) Ready() (bool, string) {
 		if !w.caughtUp.Load() {
 			return false, fmt.Sprintf("partition %d catching up", part)
 		}
+	}
+	if p.cfg.ServeAll && !p.view.ready.Load() {
+		return false, "view of the current topic catching up"
 	}
 	return true, "ok"
 }

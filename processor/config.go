@@ -79,12 +79,42 @@ type Config struct {
 	// go to the dead-letter topic. Default 1 MiB.
 	MaxRecordBytes int
 
-	// ClientOpts are extra franz-go options appended to the processor's
-	// client (TLS, SASL, tuning, kprom hooks). They come last and win.
+	// ClientOpts are extra franz-go options for every client the processor
+	// makes (TLS, SASL, tuning). They come last and win.
 	ClientOpts []kgo.Opt
+
+	// Hooks go on the processor's group client only (kprom's metrics, say):
+	// the short-lived clients of restores and catch-ups, and the view's,
+	// would register a metrics hook's collectors a second time.
+	Hooks []kgo.Hook
+
+	// ServeAll keeps a view of the whole current topic in the store, so the
+	// query API answers for every message, not only for those of the
+	// partitions this instance owns. Turn it on when several instances
+	// share the partitions.
+	ServeAll bool
+
+	// TopicCheckInterval is how often Run checks, even with no traffic, that
+	// the events topic was not deleted and recreated. Default 5s.
+	TopicCheckInterval time.Duration
 
 	// Logger receives the processor's logs. Default: discard.
 	Logger *slog.Logger
+
+	// Testing holds hooks for crash tests; leave it zero in production.
+	Testing TestingKnobs
+}
+
+// TestingKnobs are hooks at the points where a crash is most interesting,
+// so crash tests can kill the process exactly there. Each is called, when
+// set, from the poll loop.
+type TestingKnobs struct {
+	// AfterTxnCommit runs after a transaction committed and before its
+	// store batches are committed.
+	AfterTxnCommit func()
+	// BeforeTxnEnd runs after a transaction's outputs were produced and
+	// before it is ended.
+	BeforeTxnEnd func()
 }
 
 func (c Config) withDefaults() Config {
@@ -114,6 +144,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.TransactionTimeout == 0 {
 		c.TransactionTimeout = 30 * time.Second
+	}
+	if c.TopicCheckInterval == 0 {
+		c.TopicCheckInterval = 5 * time.Second
 	}
 	if c.GroupProtocol == "" {
 		c.GroupProtocol = "classic"

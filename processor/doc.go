@@ -71,11 +71,24 @@
 // failure to produce or to write the store is not poison: Run returns the
 // error, the transaction is aborted, and nothing of that batch is stored.
 //
-// # Query API
+// # Query API, from any instance
 //
-// Register mounts GET /v1/messages/{wamid}, /healthz and /readyz. A message
-// is served by the instance that owns its partition (the partition Kafka's
-// default murmur2 partitioner gives its wamid); another instance answers 503.
+// Register mounts GET /v1/messages/{wamid}, /healthz and /readyz. With
+// Config.ServeAll every instance also follows the whole current topic
+// (read_committed) into a view kept in its store beside the owned state, so
+// any instance answers for any message with the state its owner committed:
+// from its own store when it owns the message's partition (the partition
+// Kafka's default murmur2 partitioner gives its wamid), else from the view.
+//
+// Routing each request to the owner was the alternative. It needs every
+// instance to know every other's address and ownership, which changes with
+// each rebalance, and a hop that fails exactly when instances come and go;
+// the view needs nothing but the topic the product publishes anyway, costs
+// one more copy of the states on each instance (on disk, with Pebble's
+// bounded cache), and lags the owner by one read of the current topic. States
+// are lattice elements, so the view joins what it reads: duplicates and
+// restarts cannot move it backwards. Without ServeAll (one instance owning
+// everything, as in `wastatus run`) another instance's messages answer 503.
 //
 // # Files and goroutines
 //
@@ -83,7 +96,8 @@
 //	topics.go     topic specs, creation with kadm, the partition-count check
 //	processor.go  New, Run, the poll loop, group callbacks, offset decisions
 //	worker.go     the per-partition worker: fold, emit, dead letters, commit
-//	restore.go    rebuilding partitions of the store from the current topic
+//	restore.go    restores from the current topic, silent catch-ups on the events topic
+//	view.go       the view of the whole current topic behind the query API
 //	api.go        HTTP query API and its JSON forms
 //	store.go      the Store interface the processor needs
 //	metrics.go    Stats counters
@@ -92,6 +106,8 @@
 // Goroutines: the caller's Run goroutine polls; franz-go's group goroutine
 // runs the assign/revoke callbacks (never during a batch); one worker
 // goroutine per owned partition, started on assignment and stopped (and
-// waited for) on revocation, loss and shutdown; a restoring worker runs a
-// consumer client of its own for the current topic until it is done.
+// waited for) on revocation, loss and shutdown; a worker that restores or
+// catches up runs a consumer client of its own until it is done. Run also
+// starts a goroutine that watches the events topic's id and, with ServeAll,
+// one that follows the current topic into the view.
 package processor

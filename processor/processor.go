@@ -47,6 +47,7 @@ type Processor struct {
 	fresh      bool         // the events topic was recreated: ignore the group's old offsets
 	fail       context.CancelCauseFunc
 
+	view    view
 	running atomic.Bool
 	stats   counters
 }
@@ -105,9 +106,17 @@ func (p *Processor) Run(ctx context.Context) error {
 		return fmt.Errorf("processor: client: %w", err)
 	}
 	defer func() {
-		p.stopWorkers(nil)
+		p.stopAllWorkers()
 		sess.CloseAllowingRebalance()
 	}()
+	go p.watchTopic(runCtx, sess.Client())
+	if p.cfg.ServeAll {
+		go func() {
+			if err := p.runView(runCtx, p.partitions); err != nil {
+				fail(err)
+			}
+		}()
+	}
 	p.log.Info("processor started", "group", p.cfg.Group, "transactional_id", txnID, "protocol", p.cfg.GroupProtocol)
 
 	for {
@@ -219,6 +228,9 @@ func (p *Processor) clientOpts(txnID string) []kgo.Opt {
 		// A transaction flushes before it ends; lingering only delays it.
 		kgo.ProducerLinger(0),
 	}
+	if len(p.cfg.Hooks) > 0 {
+		opts = append(opts, kgo.WithHooks(p.cfg.Hooks...))
+	}
 	if p.cfg.GroupProtocol == "consumer" {
 		opts = append(opts, kgo.ServerSideBalancer(), kgo.Balancers(kgo.StickyBalancer()))
 	}
@@ -248,16 +260,64 @@ func (p *Processor) poll(ctx context.Context, sess *kgo.GroupTransactSession) ma
 	if fs.IsClientClosed() || ctx.Err() != nil {
 		return nil
 	}
+	if p.recreated(fs) {
+		return nil
+	}
 	add(fs)
 	if p.cfg.TxnMaxWait > 0 && n > 0 {
 		deadline := time.Now().Add(p.cfg.TxnMaxWait)
 		for n < p.cfg.TxnMaxRecords && time.Now().Before(deadline) && ctx.Err() == nil {
 			pctx, cancel := context.WithDeadline(ctx, deadline)
-			add(sess.PollRecords(pctx, p.cfg.TxnMaxRecords-n))
+			more := sess.PollRecords(pctx, p.cfg.TxnMaxRecords-n)
 			cancel()
+			if p.recreated(more) {
+				return nil
+			}
+			add(more)
 		}
 	}
 	return batch
+}
+
+// watchTopic stops Run with ErrTopicRecreated when the events topic's id
+// changes, so a recreated topic is noticed even before records arrive.
+func (p *Processor) watchTopic(ctx context.Context, cl *kgo.Client) {
+	adm := kadm.NewClient(cl)
+	t := time.NewTicker(p.cfg.TopicCheckInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		details, err := adm.ListTopics(ctx, p.cfg.EventsTopic)
+		if err != nil {
+			continue
+		}
+		d := details[p.cfg.EventsTopic]
+		if d.Err == nil && d.ID != p.eventsID {
+			p.log.Error("events topic was recreated while running; stopping", "topic", p.cfg.EventsTopic)
+			p.fail(ErrTopicRecreated)
+			return
+		}
+	}
+}
+
+// recreated reports whether fs holds records of an events topic other than
+// the one Run started on (Kafka 3.1+ returns topic ids in fetches), and then
+// stops Run with ErrTopicRecreated before anything of it is folded.
+func (p *Processor) recreated(fs kgo.Fetches) bool {
+	for _, f := range fs {
+		for _, t := range f.Topics {
+			if t.Topic == p.cfg.EventsTopic && t.TopicID != [16]byte{} && t.TopicID != p.eventsID {
+				p.log.Error("events topic was recreated while running; stopping", "topic", p.cfg.EventsTopic)
+				p.fail(ErrTopicRecreated)
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // transact folds one batch in one transaction: every partition's worker
@@ -333,6 +393,9 @@ func (p *Processor) transact(ctx context.Context, sess *kgo.GroupTransactSession
 		}
 		return err
 	}
+	if hook := p.cfg.Testing.BeforeTxnEnd; hook != nil {
+		hook()
+	}
 	committed, err := sess.End(tctx, kgo.TryCommit)
 	if err != nil {
 		abortAll()
@@ -344,10 +407,21 @@ func (p *Processor) transact(ctx context.Context, sess *kgo.GroupTransactSession
 	if !committed {
 		abortAll()
 		p.stats.aborted.Add(1)
+		// The session rewinds only partitions that have a committed
+		// offset; rewind every partition of the batch to where its
+		// store stands, which is where the batch began.
+		rewind := make(map[int32]kgo.EpochOffset, len(workers))
+		for _, w := range workers {
+			rewind[w.partition] = kgo.EpochOffset{Epoch: -1, Offset: w.next}
+		}
+		cl.SetOffsets(map[string]map[int32]kgo.EpochOffset{p.cfg.EventsTopic: rewind})
 		p.log.Info("transaction aborted by a rebalance; its records will be read again")
 		return nil
 	}
 	p.stats.batches.Add(1)
+	if hook := p.cfg.Testing.AfterTxnCommit; hook != nil {
+		hook()
+	}
 	// Store batches of different partitions commit in parallel, so
 	// Pebble syncs its log once for several of them.
 	var wg sync.WaitGroup
@@ -381,6 +455,9 @@ func (p *Processor) assigned(ctx context.Context, cl *kgo.Client, assigned map[s
 // them, so no worker writes state for a partition it no longer owns.
 func (p *Processor) revoked(_ context.Context, cl *kgo.Client, revoked map[string][]int32) {
 	parts := revoked[p.cfg.EventsTopic]
+	if len(parts) == 0 {
+		return
+	}
 	p.stopWorkers(parts)
 	// A partition revoked while it was restoring is still paused.
 	cl.ResumeFetchPartitions(map[string][]int32{p.cfg.EventsTopic: parts})
@@ -389,17 +466,10 @@ func (p *Processor) revoked(_ context.Context, cl *kgo.Client, revoked map[strin
 	}
 }
 
-// stopWorkers stops the workers of parts, or of every owned partition when
-// parts is nil.
+// stopWorkers stops the workers of parts and waits for them.
 func (p *Processor) stopWorkers(parts []int32) {
 	p.mu.Lock()
 	var stopping []*worker
-	if parts == nil {
-		for part, w := range p.owned {
-			stopping = append(stopping, w)
-			delete(p.owned, part)
-		}
-	}
 	for _, part := range parts {
 		if w := p.owned[part]; w != nil {
 			stopping = append(stopping, w)
@@ -410,6 +480,17 @@ func (p *Processor) stopWorkers(parts []int32) {
 	for _, w := range stopping {
 		w.stop()
 	}
+}
+
+// stopAllWorkers stops every worker, at shutdown.
+func (p *Processor) stopAllWorkers() {
+	p.mu.RLock()
+	parts := make([]int32, 0, len(p.owned))
+	for part := range p.owned {
+		parts = append(parts, part)
+	}
+	p.mu.RUnlock()
+	p.stopWorkers(parts)
 }
 
 // resumeDecision is where a partition resumes and how.

@@ -413,3 +413,121 @@ func TestDecide(t *testing.T) {
 		})
 	}
 }
+
+// TestRecreatedEventsTopic deletes and recreates the events topic under a
+// running processor: it stops with ErrTopicRecreated, and restarted on the
+// same store it serves nothing folded from the old topic.
+func TestRecreatedEventsTopic(t *testing.T) {
+	f := newFixture(t, 2)
+	f.cfg.TopicCheckInterval = 200 * time.Millisecond
+	dir := t.TempDir()
+	r := f.start(dir)
+	f.produce(f.event("wamid.R", "sent", 10), f.event("wamid.R", "read", 20))
+	kafkatest.Eventually(t, 30*time.Second, func() error {
+		v, _, err := r.p.Get("wamid.R")
+		if err != nil {
+			return err
+		}
+		if v.Status != "read" {
+			return fmt.Errorf("status %s", v.Status)
+		}
+		return nil
+	})
+
+	adm := kadm.NewClient(f.cl)
+	if _, err := adm.DeleteTopics(t.Context(), f.cfg.EventsTopic); err != nil {
+		t.Fatal(err)
+	}
+	kafkatest.Eventually(t, 30*time.Second, func() error {
+		resp, err := adm.CreateTopic(t.Context(), 2, -1, nil, f.cfg.EventsTopic)
+		if err == nil {
+			err = resp.Err
+		}
+		return err
+	})
+	// An event of the new topic: it must not be folded into the old state.
+	// (A new client: the fixture's knows the old topic's id.)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(f.cluster.Brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if err := cl.ProduceSync(t.Context(), f.event("wamid.R", "sent", 30)).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-r.done:
+		if !errors.Is(err, processor.ErrTopicRecreated) {
+			t.Fatalf("Run = %v, want ErrTopicRecreated", err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("the processor did not notice the recreated topic")
+	}
+	if err := r.store.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	r = f.start(dir)
+	defer r.stop(t)
+	kafkatest.Eventually(t, 30*time.Second, func() error {
+		v, _, err := r.p.Get("wamid.R")
+		if err != nil {
+			return err
+		}
+		if v.Status != "sent" || v.ReadAt != 0 || v.SentAt != 30 {
+			return fmt.Errorf("state %+v mixes in the old topic", v)
+		}
+		return nil
+	})
+}
+
+// TestScaleOutServesEveryMessage runs two instances sharing the partitions,
+// with either group protocol: each answers for every message, those of its
+// own partitions from its store and the others from its view of the current
+// topic.
+func TestScaleOutServesEveryMessage(t *testing.T) {
+	for _, protocol := range []string{"classic", "consumer"} {
+		t.Run(protocol, func(t *testing.T) { testScaleOut(t, protocol) })
+	}
+}
+
+func testScaleOut(t *testing.T, protocol string) {
+	f := newFixture(t, 4)
+	f.cfg.ServeAll = true
+	f.cfg.GroupProtocol = protocol
+	a := f.start(t.TempDir())
+	defer a.stop(t)
+	b := f.start(t.TempDir())
+	defer b.stop(t)
+	kafkatest.Eventually(t, 60*time.Second, func() error {
+		if na, nb := len(a.p.Owned()), len(b.p.Owned()); na == 0 || nb == 0 || na+nb != 4 {
+			return fmt.Errorf("a owns %d partitions, b %d", na, nb)
+		}
+		return nil
+	})
+
+	var recs []*kgo.Record
+	for i := range 40 {
+		w := fmt.Sprintf("wamid.S%02d", i)
+		recs = append(recs, f.event(w, "read", 200), f.event(w, "delivered", 150))
+	}
+	f.produce(recs...)
+	for _, r := range []*running{a, b} {
+		kafkatest.Eventually(t, 60*time.Second, func() error {
+			for i := range 40 {
+				w := fmt.Sprintf("wamid.S%02d", i)
+				v, _, err := r.p.Get(w)
+				if err != nil {
+					return fmt.Errorf("%s: %w (a %+v, b %+v)", w, err, a.p.Stats(), b.p.Stats())
+				}
+				if v.Status != "read" || v.DeliveredAt != 150 {
+					return fmt.Errorf("%s: %+v", w, v)
+				}
+			}
+			return nil
+		})
+	}
+	if sa, sb := a.p.Stats(), b.p.Stats(); sa.Events == 0 || sb.Events == 0 {
+		t.Errorf("one instance folded nothing (a %d, b %d events): the partitions were not shared", sa.Events, sb.Events)
+	}
+}

@@ -45,6 +45,9 @@ func newRunCmd(g *globals) *cobra.Command {
 	f.proc.register(fs)
 	fs.StringVar(&f.httpAddr, "http-addr", "127.0.0.1:8080", "listen address of the webhook receiver, query API and metrics")
 	fs.StringVar(&f.embeddedKafka, "embedded-kafka-addr", "127.0.0.1:9092", "listen address of the embedded broker (used when --brokers is empty)")
+	// One process owns every partition: no view needed by default.
+	f.proc.serveAll = false
+	fs.Lookup("serve-all").DefValue = "false"
 	fs.BoolVar(&f.demo, "demo", false, "after start, post the reference article's test (read, then delivered) and print what the API says")
 	return cmd
 }

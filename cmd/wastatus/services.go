@@ -60,6 +60,7 @@ func (e *edgeFlags) register(fs *pflag.FlagSet) {
 
 // processFlags configure the processor and its store.
 type processFlags struct {
+	serveAll      bool
 	skipCreate    bool
 	groupProtocol string
 	txnMaxRecords int
@@ -75,6 +76,7 @@ func (p *processFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&p.groupProtocol, "group-protocol", "classic", "consumer group protocol: classic, or consumer (KIP-848, Kafka 4.0+)")
 	fs.IntVar(&p.txnMaxRecords, "txn-max-records", 10_000, "most input records in one transaction")
 	fs.DurationVar(&p.txnMaxWait, "txn-max-wait", 0, "keep filling a transaction this long after its first records (0: one poll per transaction)")
+	fs.BoolVar(&p.serveAll, "serve-all", true, "keep a view of the whole current topic so the API answers for every message, not only those of the partitions it owns")
 	fs.BoolVar(&p.skipCreate, "skip-create-topics", false, "do not create missing topics (an operator owns them); still checks their partition counts")
 	fs.StringVar(&p.policy, "policy", "failed-wins", "failed after delivered: failed-wins (terminal) or delivery-wins")
 	fs.StringVar(&p.dataDir, "data-dir", "./data", "directory for the state store (and the embedded broker)")
@@ -118,18 +120,17 @@ func (s *stack) close() error {
 }
 
 // clientOpts are the options every Kafka client of this process shares
-// (the processor takes its brokers from its Config).
+// (the processor takes its brokers from its Config, and its hooks apart).
 func (s *stack) clientOpts(name string) []kgo.Opt {
 	return []kgo.Opt{
 		kgo.ClientID("wastatus-" + name),
 		kgo.WithLogger(kslog.New(clientLogger(s.log).With("client", name))),
-		kgo.WithHooks(s.kprom),
 	}
 }
 
 // startEdge builds the webhook receiver and its producer on s.mux.
 func (s *stack) startEdge(k *kafkaFlags, e *edgeFlags, sec secrets) (*edge.Receiver, error) {
-	cl, err := kgo.NewClient(append(append(s.clientOpts("edge"), kgo.SeedBrokers(k.brokers...)), edge.ProducerOpts()...)...)
+	cl, err := kgo.NewClient(append(append(s.clientOpts("edge"), kgo.SeedBrokers(k.brokers...), kgo.WithHooks(s.kprom)), edge.ProducerOpts()...)...)
 	if err != nil {
 		return nil, fmt.Errorf("edge client: %w", err)
 	}
@@ -168,7 +169,12 @@ func (s *stack) startProcessor(k *kafkaFlags, p *processFlags) (*processor.Proce
 		return nil, err
 	}
 	s.closers = append(s.closers, store.Close)
+	knobs, err := crashKnobs()
+	if err != nil {
+		return nil, err
+	}
 	proc, err := processor.New(processor.Config{
+		Testing:          knobs,
 		Brokers:          k.brokers,
 		Group:            p.group,
 		EventsTopic:      k.events,
@@ -176,10 +182,12 @@ func (s *stack) startProcessor(k *kafkaFlags, p *processFlags) (*processor.Proce
 		DLQTopic:         k.dlq,
 		Partitions:       k.partitions,
 		SkipCreateTopics: p.skipCreate,
+		ServeAll:         p.serveAll,
 		GroupProtocol:    p.groupProtocol,
 		TxnMaxRecords:    p.txnMaxRecords,
 		TxnMaxWait:       p.txnMaxWait,
 		ClientOpts:       s.clientOpts("processor"),
+		Hooks:            []kgo.Hook{s.kprom},
 		Logger:           s.log.With("component", "processor"),
 	}, store, s.codec)
 	if err != nil {
