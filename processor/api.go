@@ -1,14 +1,17 @@
 package processor
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/wastatus/wastatus/schemas"
+	"github.com/wastatus/wastatus/state"
 )
 
 // Partition returns the partition of the events topic that holds wamid: the
@@ -92,11 +95,16 @@ func (p *Processor) Ready() (bool, string) {
 
 // Register adds the query API to mux:
 //
-//	GET /v1/messages/{wamid}  the current folded state as JSON; 404 unknown
+//	GET /v1/messages/{wamid}  the current folded state as JSON; 404 unknown;
+//	                          ?wait_for=read&timeout=30s holds the request
+//	                          until the status is reached or passed (200), or
+//	                          the timeout passes (408)
+//	GET /v1/messages/{wamid}/timeline  every event folded, and the anomalies
 //	GET /healthz              200 while the process serves
 //	GET /readyz               200 once every owned partition caught up
 func (p *Processor) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/messages/{wamid}", p.serveMessage)
+	mux.HandleFunc("GET /v1/messages/{wamid}/timeline", p.serveTimeline)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -110,9 +118,71 @@ func (p *Processor) Register(mux *http.ServeMux) {
 	})
 }
 
+// maxWait bounds ?timeout= of a waiting request.
+const maxWait = 5 * time.Minute
+
 func (p *Processor) serveMessage(w http.ResponseWriter, r *http.Request) {
 	wamid := r.PathValue("wamid")
+	if q := r.URL.Query(); q.Has("wait_for") {
+		want, err := state.ParseStatus(q.Get("wait_for"))
+		if err != nil {
+			writeJSON(w, http.StatusBadRequest, apiError{Error: "wait_for: " + err.Error(), WAMID: wamid})
+			return
+		}
+		timeout := 30 * time.Second
+		if v := q.Get("timeout"); v != "" {
+			if timeout, err = time.ParseDuration(v); err != nil || timeout <= 0 || timeout > maxWait {
+				writeJSON(w, http.StatusBadRequest, apiError{Error: fmt.Sprintf("timeout: want a duration from 1ms to %s, got %q", maxWait, v), WAMID: wamid})
+				return
+			}
+		}
+		p.serveWait(w, r, wamid, want, timeout)
+		return
+	}
 	view, part, err := p.Get(wamid)
+	p.writeState(w, wamid, view, part, err)
+}
+
+// serveWait holds the request until wamid's status reaches want or passes
+// it (by the policy's rank: a failed passes everything under failed-wins),
+// or until timeout: 200 with the state, or 408 with the state so far.
+func (p *Processor) serveWait(w http.ResponseWriter, r *http.Request, wamid string, want state.Status, timeout time.Duration) {
+	ctx, cancel := context.WithTimeout(r.Context(), timeout)
+	defer cancel()
+	policy := p.store.Policy()
+	for {
+		changed, release := p.waiters.wait(wamid)
+		view, part, err := p.Get(wamid)
+		reached := false
+		if err == nil {
+			s, _ := state.ParseStatus(view.Status)
+			reached = policy.Rank(s) >= policy.Rank(want)
+		}
+		if reached || (err != nil && !errors.Is(err, ErrNotFound)) {
+			release()
+			p.writeState(w, wamid, view, part, err)
+			return
+		}
+		select {
+		case <-changed:
+			release()
+		case <-ctx.Done():
+			release()
+			if r.Context().Err() != nil {
+				return // the client left
+			}
+			body := map[string]any{"error": fmt.Sprintf("status %s not reached within %s", want, timeout), "wamid": wamid}
+			if err == nil {
+				body["state"] = MessageJSON(view, part)
+			}
+			writeJSON(w, http.StatusRequestTimeout, body)
+			return
+		}
+	}
+}
+
+// writeState answers with a message's state, or the error getting it.
+func (p *Processor) writeState(w http.ResponseWriter, wamid string, view schemas.MessageStatus, part int32, err error) {
 	switch {
 	case errors.Is(err, ErrNotFound):
 		writeJSON(w, http.StatusNotFound, apiError{Error: "no status seen for this message", WAMID: wamid})
@@ -234,4 +304,81 @@ func MessageJSON(v schemas.MessageStatus, partition int32) Message {
 		m.Participants = append(m.Participants, Participant(pt))
 	}
 	return m
+}
+
+// Timeline is the query API's JSON form of a message's timeline.
+type Timeline struct {
+	WAMID     string          `json:"wamid"`
+	Status    string          `json:"status"`
+	Partition int32           `json:"partition"`
+	Events    []TimelineEvent `json:"events"`
+	Anomalies []state.Anomaly `json:"anomalies"`
+}
+
+// TimelineEvent is one event folded into a message, in arrival order.
+type TimelineEvent struct {
+	Offset      int64  `json:"offset"`
+	Status      string `json:"status"`
+	Participant string `json:"participant,omitempty"`
+	Timestamp   int64  `json:"timestamp"`
+	ReceivedAt  int64  `json:"received_at_ms,omitempty"`
+	Region      string `json:"region,omitempty"`
+	// Effect is what folding it did: advanced (raised the status), filled
+	// (an earlier timestamp or a new attribute), stale (older than the
+	// status: arrived out of order), duplicate (changed nothing).
+	Effect string `json:"effect"`
+}
+
+// GetTimeline returns every event folded into wamid (as many as the store's
+// history keeps, the most recent) and the anomalies they show. The history
+// is kept by the instance that owns the message's partition: elsewhere it
+// returns ErrNotOwner.
+func (p *Processor) GetTimeline(wamid string) (Timeline, error) {
+	part, ok := p.Partition(wamid)
+	if !ok {
+		return Timeline{}, fmt.Errorf("%w: not started", ErrNotOwner)
+	}
+	p.mu.RLock()
+	w := p.owned[part]
+	p.mu.RUnlock()
+	if w == nil || !w.caughtUp.Load() {
+		return Timeline{Partition: part}, fmt.Errorf("%w: partition %d: its owner keeps the timeline", ErrNotOwner, part)
+	}
+	m, found, err := p.store.Get(part, wamid)
+	if err != nil {
+		return Timeline{}, fmt.Errorf("%w: get %s: %w", ErrStore, wamid, err)
+	}
+	if !found {
+		return Timeline{Partition: part}, ErrNotFound
+	}
+	hist, err := p.store.History(part, wamid)
+	if err != nil {
+		return Timeline{}, fmt.Errorf("%w: history of %s: %w", ErrStore, wamid, err)
+	}
+	view := m.View(p.store.Policy())
+	t := Timeline{WAMID: wamid, Status: view.Status, Partition: part, Events: []TimelineEvent{}, Anomalies: state.Explain(hist, &view)}
+	for _, h := range hist {
+		t.Events = append(t.Events, TimelineEvent{Offset: h.Offset, Status: h.Status, Participant: h.Participant,
+			Timestamp: h.Timestamp, ReceivedAt: h.ReceivedAt, Region: h.Region, Effect: h.Outcome.String()})
+	}
+	if t.Anomalies == nil {
+		t.Anomalies = []state.Anomaly{}
+	}
+	return t, nil
+}
+
+func (p *Processor) serveTimeline(w http.ResponseWriter, r *http.Request) {
+	wamid := r.PathValue("wamid")
+	t, err := p.GetTimeline(wamid)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		writeJSON(w, http.StatusNotFound, apiError{Error: "no status seen for this message", WAMID: wamid})
+	case errors.Is(err, ErrNotOwner):
+		writeJSON(w, http.StatusServiceUnavailable, apiError{Error: err.Error(), WAMID: wamid})
+	case err != nil:
+		p.log.Error("timeline failed", "wamid", wamid, "err", err)
+		writeJSON(w, http.StatusInternalServerError, apiError{Error: "state store error", WAMID: wamid})
+	default:
+		writeJSON(w, http.StatusOK, t)
+	}
 }

@@ -48,6 +48,7 @@ type Processor struct {
 	fail       context.CancelCauseFunc
 
 	view    view
+	waiters waiters
 	running atomic.Bool
 	stats   counters
 }

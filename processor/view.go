@@ -103,6 +103,7 @@ func (p *Processor) runView(ctx context.Context, partitions int32) error {
 func (p *Processor) applyView(part int32, recs []*kgo.Record) error {
 	b := p.store.NewBatch(viewBase + part)
 	defer b.Close()
+	changed := make([]string, 0, len(recs))
 	for _, rec := range recs {
 		if rec.Attrs.IsControl() || rec.Value == nil {
 			continue
@@ -120,10 +121,12 @@ func (p *Processor) applyView(part int32, recs []*kgo.Record) error {
 		if err := b.Restore(&m); err != nil {
 			return fmt.Errorf("%w: view: %w", ErrStore, err)
 		}
+		changed = append(changed, v.WAMID)
 	}
 	b.SetNextOffset(recs[len(recs)-1].Offset + 1)
 	if err := b.Commit(); err != nil {
 		return fmt.Errorf("%w: view commit: %w", ErrStore, err)
 	}
+	p.waiters.notify(changed)
 	return nil
 }

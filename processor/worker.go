@@ -152,12 +152,13 @@ func (w *worker) prepare() bool {
 // pending is one partition's part of a transaction: its store batch, not yet
 // committed, and what it produced.
 type pending struct {
-	w     *worker
-	b     *state.Batch
-	last  int64 // offset of the last record folded
-	outs  int
-	dead  int
-	count outcomeCounts
+	w       *worker
+	b       *state.Batch
+	last    int64 // offset of the last record folded
+	outs    int
+	dead    int
+	count   outcomeCounts
+	changed []string // wamids emitted, for the query API's waiters
 
 	mu     sync.Mutex
 	failed error // first produce error
@@ -193,6 +194,7 @@ func (pd *pending) commit() error {
 		return fmt.Errorf("%w: commit partition %d: %w", ErrStore, pd.w.partition, err)
 	}
 	pd.w.next = pd.last + 1
+	pd.w.p.waiters.notify(pd.changed)
 	s, c := &pd.w.p.stats, &pd.count
 	s.events.Add(c.events)
 	s.advanced.Add(c.advanced)
@@ -247,6 +249,7 @@ func (w *worker) fold(ctx context.Context, cl *kgo.Client, records []*kgo.Record
 			return nil, fmt.Errorf("%w: encode state of %s: %w", ErrStore, m.WAMID(), err)
 		}
 		pd.outs++
+		pd.changed = append(pd.changed, view.WAMID)
 		cl.Produce(ctx, &kgo.Record{
 			Topic:     p.cfg.CurrentTopic,
 			Partition: w.partition,

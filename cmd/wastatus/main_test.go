@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -54,11 +55,30 @@ func TestRunDemo(t *testing.T) {
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+	// The timeline of the demo's message names the article's anomaly.
+	s := out.String()
+	base := regexp.MustCompile(`query API +(http://[0-9.:]+)/`).FindStringSubmatch(s)
+	wamid := regexp.MustCompile(`wamid\.DEMO[0-9a-f]+`).FindString(s)
+	if base == nil || wamid == "" {
+		t.Fatalf("no API address or demo wamid in the output:\n%s", s)
+	}
+	var tl syncBuffer
+	tcmd := newRootCmd()
+	tcmd.SetArgs([]string{"timeline", wamid, "--api", base[1]})
+	tcmd.SetOut(&tl)
+	if err := tcmd.ExecuteContext(ctx); err != nil {
+		t.Fatalf("timeline: %v", err)
+	}
+	for _, want := range []string{"out-of-order", "delivered (t=", "arrived after read", "advanced", "filled"} {
+		if !strings.Contains(tl.String(), want) {
+			t.Errorf("timeline lacks %q:\n%s", want, tl.String())
+		}
+	}
+
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("run: %v", err)
 	}
-	s := out.String()
 	for _, want := range []string{`"status": "read"`, `"delivered_at": `, "DEMO SECRETS", "posted read", "posted delivered"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("output lacks %q:\n%s", want, s)

@@ -47,6 +47,7 @@ flag's name in upper case with - as _ (--http-addr is WASTATUS_HTTP_ADDR).`,
 		newIngestCmd(g),
 		newProcessCmd(g),
 		newPostCmd(),
+		newTimelineCmd(),
 	)
 	return root
 }
