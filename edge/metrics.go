@@ -1,6 +1,10 @@
 package edge
 
-import "sync/atomic"
+import (
+	"sync/atomic"
+
+	"github.com/wastatus/wastatus/internal/hist"
+)
 
 // Stats is a snapshot of a Receiver's counters since it was created. The
 // answer counters count requests by the status they were answered with;
@@ -24,6 +28,8 @@ type Stats struct {
 	OtherChanges    uint64 // changes whose field is not "messages", skipped
 
 	InFlight int64 // POSTs being handled right now
+
+	Latency hist.Snapshot // how long POSTs took to answer, whatever the answer
 }
 
 // counters are the live values behind Stats. All fields are atomics, so the
@@ -34,6 +40,7 @@ type counters struct {
 	events, deadLetters, produceErrors                        atomic.Uint64
 	rejected, inboundMessages, otherChanges                   atomic.Uint64
 	inFlight                                                  atomic.Int64
+	latency                                                   *hist.Histogram
 }
 
 func (c *counters) snapshot() Stats {
@@ -52,5 +59,6 @@ func (c *counters) snapshot() Stats {
 		InboundMessages: c.inboundMessages.Load(),
 		OtherChanges:    c.otherChanges.Load(),
 		InFlight:        c.inFlight.Load(),
+		Latency:         c.latency.Snapshot(),
 	}
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/wastatus/wastatus/internal/hist"
 	"github.com/wastatus/wastatus/schemas"
 )
 
@@ -67,6 +68,7 @@ func New(cfg Config, client *kgo.Client, codec *schemas.Codec) (*Receiver, error
 		eventHeadersSize: headersSize(hs),
 		timeout:          fmt.Errorf("no acknowledgement within %s", cfg.ProduceTimeout),
 	}
+	r.stats.latency = hist.New()
 	if cfg.InsecureSkipSignature {
 		r.log.Warn("webhook signatures are not verified")
 	}
@@ -115,6 +117,7 @@ func (r *Receiver) handleNotify(w http.ResponseWriter, req *http.Request) {
 	r.stats.inFlight.Add(1)
 	defer r.stats.inFlight.Add(-1)
 	start := time.Now()
+	defer func() { r.stats.latency.Observe(time.Since(start)) }()
 	receivedAt := r.cfg.Now().UnixMilli()
 
 	body, err := r.readBody(w, req)

@@ -50,7 +50,7 @@ type Processor struct {
 	view    view
 	waiters waiters
 	running atomic.Bool
-	stats   counters
+	stats   *counters
 }
 
 // New returns a Processor over store, encoding and decoding records with
@@ -70,6 +70,7 @@ func New(cfg Config, store Store, codec *schemas.Codec) (*Processor, error) {
 		codec: codec,
 		keyer: kgo.StickyKeyPartitioner(nil).ForTopic(cfg.EventsTopic),
 		owned: make(map[int32]*worker),
+		stats: newCounters(),
 	}, nil
 }
 
@@ -254,6 +255,8 @@ func (p *Processor) poll(ctx context.Context, sess *kgo.GroupTransactSession) ma
 			if ftp.Topic == p.cfg.EventsTopic && len(ftp.Records) > 0 {
 				batch[ftp.Partition] = append(batch[ftp.Partition], ftp.Records...)
 				n += len(ftp.Records)
+				last := ftp.Records[len(ftp.Records)-1].Offset
+				p.stats.setLag(ftp.Partition, max(ftp.HighWatermark-last-1, 0))
 			}
 		})
 	}
@@ -460,6 +463,9 @@ func (p *Processor) revoked(_ context.Context, cl *kgo.Client, revoked map[strin
 		return
 	}
 	p.stopWorkers(parts)
+	for _, part := range parts {
+		p.stats.forget(part)
+	}
 	// A partition revoked while it was restoring is still paused.
 	cl.ResumeFetchPartitions(map[string][]int32{p.cfg.EventsTopic: parts})
 	for _, part := range parts {

@@ -111,8 +111,10 @@ func (w *worker) prepare() bool {
 	}
 	r := ranger{cfg: p.cfg, store: p.store, codec: p.codec}
 	progress := func(_ int32, read, total int64) {
+		p.stats.setPreparing(w.partition, read, total, false)
 		w.log.Info("preparing partition", "why", d.why, "read", read, "total", total)
 	}
+	defer p.stats.setPreparing(w.partition, 0, 0, true)
 	for attempt := 0; ; attempt++ {
 		began := time.Now()
 		var (
@@ -166,6 +168,9 @@ type pending struct {
 
 type outcomeCounts struct {
 	events, advanced, filled, stale, duplicates, failedAfter, unknown uint64
+
+	byStatus map[StatusRegion]uint64
+	received []int64 // edge receive times (unix ms) of the events folded
 }
 
 func (pd *pending) promise(r *kgo.Record, err error) {
@@ -195,7 +200,7 @@ func (pd *pending) commit() error {
 	}
 	pd.w.next = pd.last + 1
 	pd.w.p.waiters.notify(pd.changed)
-	s, c := &pd.w.p.stats, &pd.count
+	s, c := pd.w.p.stats, &pd.count
 	s.events.Add(c.events)
 	s.advanced.Add(c.advanced)
 	s.filled.Add(c.filled)
@@ -205,6 +210,11 @@ func (pd *pending) commit() error {
 	s.unknown.Add(c.unknown)
 	s.emitted.Add(uint64(pd.outs))
 	s.deadLetters.Add(uint64(pd.dead))
+	s.addByStatus(c.byStatus)
+	now := time.Now()
+	for _, ms := range c.received {
+		s.latency.Observe(now.Sub(time.UnixMilli(ms)))
+	}
 	return nil
 }
 
@@ -277,6 +287,13 @@ func (w *worker) foldOne(pd *pending, r *kgo.Record) (string, error) {
 	}
 	if string(r.Key) != ev.WAMID {
 		return ReasonKeyMismatch, fmt.Errorf("record key %q is not the event's wamid %q", r.Key, ev.WAMID)
+	}
+	if pd.count.byStatus == nil {
+		pd.count.byStatus = make(map[StatusRegion]uint64)
+	}
+	pd.count.byStatus[StatusRegion{ev.Status, ev.Region}]++
+	if ev.ReceivedAt > 0 {
+		pd.count.received = append(pd.count.received, ev.ReceivedAt)
 	}
 	outcome, m, err := pd.b.Apply(&ev, r.Offset)
 	switch {

@@ -36,7 +36,7 @@ every record (503 otherwise: Meta retries). Stateless: run one or more per regio
 			if err != nil {
 				return err
 			}
-			s, err := newStack(log)
+			s, err := newStack(log, g.pprof)
 			if err != nil {
 				return err
 			}
@@ -76,7 +76,7 @@ func newProcessCmd(g *globals) *cobra.Command {
 			if len(k.brokers) == 0 {
 				return errors.New("--brokers is required")
 			}
-			s, err := newStack(log)
+			s, err := newStack(log, g.pprof)
 			if err != nil {
 				return err
 			}

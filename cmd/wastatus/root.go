@@ -20,6 +20,7 @@ const envPrefix = "WASTATUS_"
 type globals struct {
 	logLevel  string
 	logFormat string
+	pprof     bool
 }
 
 func newRootCmd() *cobra.Command {
@@ -42,6 +43,7 @@ flag's name in upper case with - as _ (--http-addr is WASTATUS_HTTP_ADDR).`,
 	}
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
+	root.PersistentFlags().BoolVar(&g.pprof, "pprof", false, "serve Go's profiles under /debug/pprof/ on the HTTP listener")
 	root.AddCommand(
 		newRunCmd(g),
 		newIngestCmd(g),

@@ -36,7 +36,7 @@ func newRunCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return runAll(cmd.Context(), f, log, cmd.OutOrStdout())
+			return runAll(cmd.Context(), f, g, log, cmd.OutOrStdout())
 		},
 	}
 	fs := cmd.Flags()
@@ -52,7 +52,7 @@ func newRunCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-func runAll(ctx context.Context, f *runFlags, log *slog.Logger, out io.Writer) error {
+func runAll(ctx context.Context, f *runFlags, g *globals, log *slog.Logger, out io.Writer) error {
 	sec, err := f.edge.load(f.proc.dataDir)
 	if err != nil {
 		return err
@@ -67,7 +67,7 @@ func runAll(ctx context.Context, f *runFlags, log *slog.Logger, out io.Writer) e
 		log.Info("embedded kafka broker started", "addr", strings.Join(f.kafka.brokers, ","))
 	}
 
-	s, err := newStack(log)
+	s, err := newStack(log, g.pprof)
 	if err != nil {
 		return err
 	}
@@ -90,13 +90,13 @@ func runAll(ctx context.Context, f *runFlags, log *slog.Logger, out io.Writer) e
 	base := "http://" + hostPort(l.Addr())
 	printBanner(out, base, f, sec)
 
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return proc.Run(gctx) })
-	g.Go(func() error { return serve(gctx, l, s.mux, log) })
+	gr, gctx := errgroup.WithContext(ctx)
+	gr.Go(func() error { return proc.Run(gctx) })
+	gr.Go(func() error { return serve(gctx, l, s.mux, log) })
 	if f.demo {
-		g.Go(func() error { return runDemo(gctx, out, base, sec) })
+		gr.Go(func() error { return runDemo(gctx, out, base, sec) })
 	}
-	err = g.Wait()
+	err = gr.Wait()
 	if errors.Is(err, context.Canceled) {
 		err = nil
 	}

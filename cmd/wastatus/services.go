@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"path/filepath"
 	"strings"
 	"time"
@@ -93,7 +94,7 @@ type stack struct {
 	closers []func() error
 }
 
-func newStack(log *slog.Logger) (*stack, error) {
+func newStack(log *slog.Logger, profiles bool) (*stack, error) {
 	codec, err := schemas.NewCodec(schemas.IDs{})
 	if err != nil {
 		return nil, err
@@ -108,6 +109,13 @@ func newStack(log *slog.Logger) (*stack, error) {
 		codec: codec,
 	}
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	if profiles {
+		s.mux.HandleFunc("/debug/pprof/", pprof.Index)
+		s.mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		s.mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		s.mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		s.mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	return s, nil
 }
 
@@ -169,6 +177,7 @@ func (s *stack) startProcessor(k *kafkaFlags, p *processFlags) (*processor.Proce
 		return nil, err
 	}
 	s.closers = append(s.closers, store.Close)
+	s.reg.MustRegister(storeCollector(store))
 	knobs, err := crashKnobs()
 	if err != nil {
 		return nil, err
