@@ -65,23 +65,7 @@ func TestEndToEnd(t *testing.T) {
 	}
 
 	reader := e.readCurrent()
-	kafkatest.Eventually(t, 90*time.Second, func() error {
-		if err := reader.poll(t.Context()); err != nil {
-			t.Fatal(err)
-		}
-		reader.mu.Lock()
-		defer reader.mu.Unlock()
-		for wamid, x := range want {
-			got, ok := reader.latest[wamid]
-			if !ok {
-				return fmt.Errorf("%s: no state in the current topic yet (%d of %d messages seen)", wamid, len(reader.latest), len(want))
-			}
-			if err := matches(got, x); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	reader.waitFold(t, want)
 	reader.mu.Lock()
 	defer reader.mu.Unlock()
 	if len(reader.backwards) > 0 {

@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/wastatus/wastatus/edge"
+	"github.com/wastatus/wastatus/internal/gen"
 	"github.com/wastatus/wastatus/internal/kafkatest"
 	"github.com/wastatus/wastatus/processor"
 	"github.com/wastatus/wastatus/schemas"
@@ -223,3 +224,26 @@ func rankOf(status string) int {
 }
 
 func dataDir(t *testing.T, name string) string { return filepath.Join(t.TempDir(), name) }
+
+// waitFold polls until the current topic holds, for every message of want,
+// the expected fold.
+func (r *currentReader) waitFold(t *testing.T, want map[string]gen.Expected) {
+	t.Helper()
+	kafkatest.Eventually(t, 90*time.Second, func() error {
+		if err := r.poll(t.Context()); err != nil {
+			return err
+		}
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		for wamid, x := range want {
+			got, ok := r.latest[wamid]
+			if !ok {
+				return fmt.Errorf("%s: no state in the current topic yet (%d of %d messages seen)", wamid, len(r.latest), len(want))
+			}
+			if err := matches(got, x); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}

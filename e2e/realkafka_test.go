@@ -132,19 +132,7 @@ func TestCompactedCurrentRestores(t *testing.T) {
 	// segment (a tombstone for a key no message has) until the cleaner has
 	// left one record per message.
 	reader := e.readCurrent()
-	kafkatest.Eventually(t, 60*time.Second, func() error {
-		if err := reader.poll(t.Context()); err != nil {
-			return err
-		}
-		reader.mu.Lock()
-		defer reader.mu.Unlock()
-		for wamid, x := range want {
-			if err := matches(reader.latest[wamid], x); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	reader.waitFold(t, want)
 	roller, err := kgo.NewClient(kgo.SeedBrokers(e.cluster.Brokers...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	if err != nil {
 		t.Fatal(err)
@@ -267,19 +255,7 @@ func TestKcatReadsCurrent(t *testing.T) {
 	want := gen.Fold(events)
 	postAll(t, url, events, s)
 	reader := e.readCurrent()
-	kafkatest.Eventually(t, 60*time.Second, func() error {
-		if err := reader.poll(t.Context()); err != nil {
-			return err
-		}
-		reader.mu.Lock()
-		defer reader.mu.Unlock()
-		for wamid, x := range want {
-			if err := matches(reader.latest[wamid], x); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	reader.waitFold(t, want)
 
 	brokers := strings.Join(e.cluster.Brokers, ",")
 	// Metadata: every topic of the contract, with matching partition counts.

@@ -183,17 +183,26 @@ func (p *Processor) serveWait(w http.ResponseWriter, r *http.Request, wamid stri
 
 // writeState answers with a message's state, or the error getting it.
 func (p *Processor) writeState(w http.ResponseWriter, wamid string, view schemas.MessageStatus, part int32, err error) {
+	if !p.writeErr(w, wamid, err) {
+		writeJSON(w, http.StatusOK, MessageJSON(view, part))
+	}
+}
+
+// writeErr answers with err's status code and reports whether there was an
+// error: 404 for ErrNotFound, 503 for ErrNotOwner, 500 for the rest.
+func (p *Processor) writeErr(w http.ResponseWriter, wamid string, err error) bool {
 	switch {
+	case err == nil:
+		return false
 	case errors.Is(err, ErrNotFound):
 		writeJSON(w, http.StatusNotFound, apiError{Error: "no status seen for this message", WAMID: wamid})
 	case errors.Is(err, ErrNotOwner):
 		writeJSON(w, http.StatusServiceUnavailable, apiError{Error: err.Error(), WAMID: wamid})
-	case err != nil:
-		p.log.Error("get failed", "wamid", wamid, "err", err)
-		writeJSON(w, http.StatusInternalServerError, apiError{Error: "state store error", WAMID: wamid})
 	default:
-		writeJSON(w, http.StatusOK, MessageJSON(view, part))
+		p.log.Error("query failed", "wamid", wamid, "err", err)
+		writeJSON(w, http.StatusInternalServerError, apiError{Error: "state store error", WAMID: wamid})
 	}
+	return true
 }
 
 type apiError struct {
@@ -370,15 +379,7 @@ func (p *Processor) GetTimeline(wamid string) (Timeline, error) {
 func (p *Processor) serveTimeline(w http.ResponseWriter, r *http.Request) {
 	wamid := r.PathValue("wamid")
 	t, err := p.GetTimeline(wamid)
-	switch {
-	case errors.Is(err, ErrNotFound):
-		writeJSON(w, http.StatusNotFound, apiError{Error: "no status seen for this message", WAMID: wamid})
-	case errors.Is(err, ErrNotOwner):
-		writeJSON(w, http.StatusServiceUnavailable, apiError{Error: err.Error(), WAMID: wamid})
-	case err != nil:
-		p.log.Error("timeline failed", "wamid", wamid, "err", err)
-		writeJSON(w, http.StatusInternalServerError, apiError{Error: "state store error", WAMID: wamid})
-	default:
+	if !p.writeErr(w, wamid, err) {
 		writeJSON(w, http.StatusOK, t)
 	}
 }
