@@ -37,7 +37,8 @@ var (
 	// topic folded from its start.
 	ErrTopicRecreated = errors.New("processor: events topic was recreated")
 
-	// ErrStore is returned by Run when the state store fails; the processor
-	// stops rather than serve or emit wrong state.
+	// ErrStore is returned by Run when the state store fails, or the schema
+	// registry cannot be reached to decode a record; the processor stops
+	// rather than serve or emit wrong state, or dead-letter a good record.
 	ErrStore = errors.New("processor: state store failed")
 )

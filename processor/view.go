@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/wastatus/wastatus/schemas"
 	"github.com/wastatus/wastatus/state"
 )
 
@@ -109,6 +110,9 @@ func (p *Processor) applyView(part int32, recs []*kgo.Record) error {
 			continue
 		}
 		v, err := p.codec.DecodeMessageStatus(rec.Value)
+		if errors.Is(err, schemas.ErrRegistry) {
+			return fmt.Errorf("processor: view: %w", err)
+		}
 		if err != nil {
 			p.log.Warn("view: undecodable state skipped", "topic", rec.Topic, "partition", part, "offset", rec.Offset, "err", err)
 			continue

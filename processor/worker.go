@@ -12,6 +12,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/wastatus/wastatus/schemas"
 	"github.com/wastatus/wastatus/state"
 )
 
@@ -282,6 +283,10 @@ func (w *worker) foldOne(pd *pending, r *kgo.Record) (string, error) {
 		return ReasonTooLarge, fmt.Errorf("value of %d bytes exceeds the %d-byte limit", len(r.Value), p.cfg.MaxRecordBytes)
 	}
 	ev, err := p.codec.DecodeStatusEvent(r.Value)
+	if errors.Is(err, schemas.ErrRegistry) {
+		// The registry is down, not the record bad: stop, don't dead-letter.
+		return "", fmt.Errorf("%w: %w", ErrStore, err)
+	}
 	if err != nil {
 		return ReasonUndecodable, err
 	}

@@ -1,7 +1,6 @@
 package schemas
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 )
@@ -19,134 +18,91 @@ type shapeKind uint8
 const (
 	shapeNull shapeKind = iota
 	shapeBoolean
-	shapeVarint // int, long and the logical types built on them
-	shapeFloat
-	shapeDouble
-	shapeBytes // bytes and string
+	shapeVarint // int, long, enum and the logical types built on them
+	shapeFixed  // float, double and fixed: min bytes
+	shapeBytes  // bytes and string
 	shapeRecord
 	shapeArray
+	shapeMap
 	shapeUnion
 )
 
 // shape is one node of a schema's structure: just what is needed to walk a
-// binary datum. Built once per Codec; read-only afterwards.
+// binary datum. Built once per schema; read-only afterwards.
 type shape struct {
 	kind     shapeKind
 	children []*shape // record fields or union branches
-	items    *shape   // array items
+	items    *shape   // array items, map values
 	min      int      // fewest bytes any datum of this shape encodes to
 }
 
 // errShape is wrapped by every failure of (*shape).skip.
 var errShape = errors.New("avro check")
 
-// buildShape parses an Avro schema's JSON text into a shape tree. It supports
-// the types the wastatus schemas use (primitives, records, arrays, unions and
-// named references); anything else is an error, caught by NewCodec.
+// buildShape parses an Avro schema's JSON text into a shape tree. Every Avro
+// type is supported, so that any writer schema is checked before goavro
+// decodes with it.
 func buildShape(schema string) (*shape, error) {
-	var v any
-	if err := json.Unmarshal([]byte(schema), &v); err != nil {
+	t, err := parseSchema(schema)
+	if err != nil {
 		return nil, err
 	}
-	b := shapeBuilder{named: map[string]*shape{}}
-	return b.build(v, "")
+	return shapeOf(t, map[*avroType]*shape{}), nil
 }
 
-type shapeBuilder struct {
-	named map[string]*shape // full and short names of the records seen so far
-}
-
-func (b *shapeBuilder) build(v any, namespace string) (*shape, error) {
-	switch t := v.(type) {
-	case string:
-		return b.primitive(t, namespace)
-	case []any:
+// shapeOf returns the shape of t. A named type is one shape, however often
+// it is referenced; a recursive reference sees its record's min as 0, a
+// lower bound, so the check stays sound (only weaker) for recursive schemas.
+func shapeOf(t *avroType, named map[*avroType]*shape) *shape {
+	if s, ok := named[t]; ok {
+		return s
+	}
+	switch t.kind {
+	case avroNull:
+		return &shape{kind: shapeNull}
+	case avroBoolean:
+		return &shape{kind: shapeBoolean, min: 1}
+	case avroInt, avroLong:
+		return &shape{kind: shapeVarint, min: 1}
+	case avroEnum:
+		s := &shape{kind: shapeVarint, min: 1}
+		named[t] = s
+		return s
+	case avroFloat:
+		return &shape{kind: shapeFixed, min: 4}
+	case avroDouble:
+		return &shape{kind: shapeFixed, min: 8}
+	case avroFixed:
+		s := &shape{kind: shapeFixed, min: t.size}
+		named[t] = s
+		return s
+	case avroBytes, avroString:
+		return &shape{kind: shapeBytes, min: 1}
+	case avroArray:
+		return &shape{kind: shapeArray, items: shapeOf(t.items, named), min: 1}
+	case avroMap:
+		// Each entry is a string key, then the value.
+		return &shape{kind: shapeMap, items: shapeOf(t.items, named), min: 1}
+	case avroUnion:
 		u := &shape{kind: shapeUnion}
-		for _, branch := range t {
-			s, err := b.build(branch, namespace)
-			if err != nil {
-				return nil, err
-			}
-			if len(u.children) == 0 || s.min < u.min {
+		for i, b := range t.branches {
+			s := shapeOf(b, named)
+			if i == 0 || s.min < u.min {
 				u.min = s.min
 			}
 			u.children = append(u.children, s)
 		}
-		if len(u.children) == 0 {
-			return nil, errors.New("empty union")
-		}
 		u.min++ // the branch index
-		return u, nil
-	case map[string]any:
-		typ, _ := t["type"].(string)
-		switch typ {
-		case "record":
-			return b.record(t, namespace)
-		case "array":
-			items, err := b.build(t["items"], namespace)
-			if err != nil {
-				return nil, err
-			}
-			return &shape{kind: shapeArray, items: items, min: 1}, nil
-		case "":
-			// {"type": {...}} or {"type": [...]}: a nested type.
-			return b.build(t["type"], namespace)
-		default:
-			return b.primitive(typ, namespace) // possibly with a logicalType
-		}
+		return u
 	}
-	return nil, fmt.Errorf("unsupported schema node %T", v)
-}
-
-func (b *shapeBuilder) primitive(name, namespace string) (*shape, error) {
-	switch name {
-	case "null":
-		return &shape{kind: shapeNull}, nil
-	case "boolean":
-		return &shape{kind: shapeBoolean, min: 1}, nil
-	case "int", "long":
-		return &shape{kind: shapeVarint, min: 1}, nil
-	case "float":
-		return &shape{kind: shapeFloat, min: 4}, nil
-	case "double":
-		return &shape{kind: shapeDouble, min: 8}, nil
-	case "bytes", "string":
-		return &shape{kind: shapeBytes, min: 1}, nil
-	}
-	if s, ok := b.named[name]; ok {
-		return s, nil
-	}
-	if s, ok := b.named[namespace+"."+name]; ok {
-		return s, nil
-	}
-	return nil, fmt.Errorf("unsupported or unknown type %q", name)
-}
-
-func (b *shapeBuilder) record(t map[string]any, namespace string) (*shape, error) {
-	name, _ := t["name"].(string)
-	if ns, ok := t["namespace"].(string); ok {
-		namespace = ns
-	}
-	fields, _ := t["fields"].([]any)
 	r := &shape{kind: shapeRecord}
-	for _, f := range fields {
-		fm, ok := f.(map[string]any)
-		if !ok {
-			return nil, fmt.Errorf("record %q: field is not an object", name)
-		}
-		s, err := b.build(fm["type"], namespace)
-		if err != nil {
-			return nil, fmt.Errorf("record %q field %v: %w", name, fm["name"], err)
-		}
+	named[t] = r
+	for _, f := range t.fields {
+		s := shapeOf(f.typ, named)
 		r.children = append(r.children, s)
 		r.min += s.min
 	}
-	// Registered once complete: the wastatus schemas are not recursive.
-	b.named[name] = r
-	if namespace != "" {
-		b.named[namespace+"."+name] = r
-	}
-	return r, nil
+	return r
 }
 
 // check reports whether b holds exactly one datum of shape s.
@@ -180,20 +136,13 @@ func (s *shape) skip(b []byte, depth int) ([]byte, error) {
 	case shapeVarint:
 		_, rest, err := varint(b)
 		return rest, err
-	case shapeFloat, shapeDouble:
+	case shapeFixed:
 		if len(b) < s.min {
-			return nil, fmt.Errorf("%w: short float", errShape)
+			return nil, fmt.Errorf("%w: %d fixed bytes with %d left", errShape, s.min, len(b))
 		}
 		return b[s.min:], nil
 	case shapeBytes:
-		n, rest, err := varint(b)
-		if err != nil {
-			return nil, err
-		}
-		if n < 0 || n > int64(len(rest)) {
-			return nil, fmt.Errorf("%w: length %d with %d bytes left", errShape, n, len(rest))
-		}
-		return rest[n:], nil
+		return skipBytes(b)
 	case shapeRecord:
 		var err error
 		for _, f := range s.children {
@@ -211,14 +160,21 @@ func (s *shape) skip(b []byte, depth int) ([]byte, error) {
 			return nil, fmt.Errorf("%w: union index %d", errShape, i)
 		}
 		return s.children[i].skip(rest, depth+1)
-	case shapeArray:
-		return s.skipArray(b, depth)
+	case shapeArray, shapeMap:
+		return s.skipBlocks(b, depth)
 	}
 	return nil, fmt.Errorf("%w: unknown shape", errShape)
 }
 
-func (s *shape) skipArray(b []byte, depth int) ([]byte, error) {
-	per := max(s.items.min, 1)
+// skipBlocks skips an array or a map: blocks of items (map entries are a
+// string key then the value), each block's count checked against what is
+// left before any item is read.
+func (s *shape) skipBlocks(b []byte, depth int) ([]byte, error) {
+	per := s.items.min
+	if s.kind == shapeMap {
+		per++ // the key's length
+	}
+	per = max(per, 1)
 	for {
 		n, rest, err := varint(b)
 		if err != nil {
@@ -241,11 +197,28 @@ func (s *shape) skipArray(b []byte, depth int) ([]byte, error) {
 			return nil, fmt.Errorf("%w: block of %d items with %d bytes left", errShape, n, len(b))
 		}
 		for ; n > 0; n-- {
+			if s.kind == shapeMap {
+				if b, err = skipBytes(b); err != nil {
+					return nil, err
+				}
+			}
 			if b, err = s.items.skip(b, depth+1); err != nil {
 				return nil, err
 			}
 		}
 	}
+}
+
+// skipBytes returns b without the bytes or string datum at its start.
+func skipBytes(b []byte) ([]byte, error) {
+	n, rest, err := varint(b)
+	if err != nil {
+		return nil, err
+	}
+	if n < 0 || n > int64(len(rest)) {
+		return nil, fmt.Errorf("%w: length %d with %d bytes left", errShape, n, len(rest))
+	}
+	return rest[n:], nil
 }
 
 // varint reads one zig-zag varint, as Avro encodes int and long.

@@ -137,3 +137,16 @@ func BenchmarkCheckStatusEvent(b *testing.B) {
 		}
 	}
 }
+
+// A record of the previous schema: decoded with it, then resolved.
+func BenchmarkDecodeEarlierStatusEvent(b *testing.B) {
+	c := newV1Codec(b)
+	v := encodeWith(b, readSchema(b, "status_event.v1.avsc"), v1StatusEventID, v1StatusEvents()[1].native)
+	b.SetBytes(int64(len(v)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := c.DecodeStatusEvent(v); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,33 +1,84 @@
 package schemas
 
 import (
+	"context"
 	"encoding/binary"
 	"fmt"
+	"math"
 	"sync"
 	"time"
 
 	"github.com/linkedin/goavro/v2"
+	"github.com/twmb/franz-go/pkg/sr"
+	"golang.org/x/sync/singleflight"
 )
 
-// IDs are the schema ids written in, and expected from, the Confluent framing
-// of each record type. A zero field means its default (StatusEventSchemaID,
-// MessageStatusSchemaID). With a schema registry, set them to the ids the
-// registry assigned to StatusEventSchema and MessageStatusSchema.
+// IDs are the schema ids of the current schemas: written in the Confluent
+// framing of each record type, and decoded without resolution. A zero field
+// means its default (StatusEventSchemaID, MessageStatusSchemaID).
+// NewRegistryCodec fills them with the ids the registry assigned.
 type IDs struct {
 	StatusEvent   uint32
 	MessageStatus uint32
 }
 
+// Kind is one of the two record types a Codec encodes and decodes.
+type Kind uint8
+
+// The record types.
+const (
+	KindStatusEvent   Kind = iota + 1 // StatusEvent, status_event.avsc
+	KindMessageStatus                 // MessageStatus, message_status.avsc
+)
+
+func (k Kind) String() string {
+	switch k {
+	case KindStatusEvent:
+		return "StatusEvent"
+	case KindMessageStatus:
+		return "MessageStatus"
+	}
+	return fmt.Sprintf("Kind(%d)", uint8(k))
+}
+
 // Codec encodes and decodes StatusEvent and MessageStatus as Avro in the
-// Confluent wire format. Build one with NewCodec and share the pointer: it is
-// safe for concurrent use (and must not be copied).
+// Confluent wire format. Build one with NewCodec or NewRegistryCodec and
+// share the pointer: it is safe for concurrent use (and must not be copied).
+//
+// It writes with the current schemas under their ids (IDs) and reads those
+// ids directly; it reads a record written with an earlier version of a
+// schema, under another id, by schema resolution (see the package doc).
 type Codec struct {
 	ids         IDs
 	event       *goavro.Codec
 	status      *goavro.Codec
 	eventShape  *shape
 	statusShape *shape
+	eventType   *avroType // the current schemas, parsed, as resolution's readers
+	statusType  *avroType
 	scratch     sync.Pool // of *nativeScratch, reused by the Append methods
+
+	registry *sr.Client         // nil without a schema registry
+	lookups  singleflight.Group // one registry lookup per unknown id at a time
+
+	mu      sync.RWMutex
+	writers map[writerKey]*writerSchema // the other ids met or added; guarded by mu
+}
+
+// writerKey names an earlier schema: its id, as read as a record type.
+type writerKey struct {
+	kind Kind
+	id   uint32
+}
+
+// writerSchema reads records written with a schema other than the Codec's
+// current one as the current schema of a kind. Read-only once built.
+type writerSchema struct {
+	text    string        // the writer schema's JSON
+	codec   *goavro.Codec // decodes with the writer schema
+	shape   *shape        // checks data of the writer schema
+	resolve resolver      // writer's native form to the reader's; nil: the same
+	err     error         // non-nil: the id does not decode as this kind (cached)
 }
 
 // headerLen is the size of the Confluent framing: magic byte 0, then the
@@ -44,8 +95,9 @@ const (
 	unionPricing      = "wastatus.v1.Pricing"
 )
 
-// NewCodec compiles both embedded schemas once. It fails with ErrSchemaID when
-// both record types would share an id.
+// NewCodec compiles both embedded schemas once, for the fixed-id world (no
+// schema registry; see NewRegistryCodec for one). It fails with ErrSchemaID
+// when both record types would share an id.
 func NewCodec(ids IDs) (*Codec, error) {
 	if ids.StatusEvent == 0 {
 		ids.StatusEvent = StatusEventSchemaID
@@ -65,13 +117,117 @@ func NewCodec(ids IDs) (*Codec, error) {
 	if c.status, err = goavro.NewCodec(messageStatusAVSC); err != nil {
 		return nil, fmt.Errorf("schemas: compile message_status.avsc: %w", err)
 	}
-	if c.eventShape, err = buildShape(statusEventAVSC); err != nil {
-		return nil, fmt.Errorf("schemas: walk status_event.avsc: %w", err)
+	if c.eventType, err = parseSchema(statusEventAVSC); err != nil {
+		return nil, fmt.Errorf("schemas: parse status_event.avsc: %w", err)
 	}
-	if c.statusShape, err = buildShape(messageStatusAVSC); err != nil {
-		return nil, fmt.Errorf("schemas: walk message_status.avsc: %w", err)
+	if c.statusType, err = parseSchema(messageStatusAVSC); err != nil {
+		return nil, fmt.Errorf("schemas: parse message_status.avsc: %w", err)
 	}
+	c.eventShape = shapeOf(c.eventType, map[*avroType]*shape{})
+	c.statusShape = shapeOf(c.statusType, map[*avroType]*shape{})
+	c.writers = map[writerKey]*writerSchema{}
 	return c, nil
+}
+
+// AddWriterSchema makes the Codec read records framed with id as records of
+// kind written with schema, an earlier version of that kind's schema (its
+// Avro JSON text): it is how the fixed-id world, without a registry, reads
+// data written before a schema changed. With a registry there is no need:
+// an unknown id is looked up there.
+//
+// It fails with ErrSchemaID when id is 0, one of the Codec's own ids, or
+// already added with another schema, and with ErrIncompatible when schema
+// is not valid Avro or cannot be read as the current schema of kind (the
+// detail says why). Adding the same schema under the same id again is a
+// no-op.
+func (c *Codec) AddWriterSchema(id uint32, kind Kind, schema string) error {
+	if err := c.checkWriterID(id, kind); err != nil {
+		return err
+	}
+	w, err := c.compileWriter(kind, schema)
+	if err != nil {
+		return fmt.Errorf("schemas: writer schema %d: %w", id, err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, k := range []Kind{KindStatusEvent, KindMessageStatus} {
+		if old := c.writers[writerKey{k, id}]; old != nil && old.err == nil && !sameSchemaText(old.text, schema) {
+			return fmt.Errorf("%w: %d was added with another %s schema", ErrSchemaID, id, k)
+		}
+	}
+	c.writers[writerKey{kind, id}] = w
+	return nil
+}
+
+// checkWriterID refuses an id that cannot name an earlier schema of kind.
+func (c *Codec) checkWriterID(id uint32, kind Kind) error {
+	switch {
+	case kind != KindStatusEvent && kind != KindMessageStatus:
+		return fmt.Errorf("%w: %v is not a record type", ErrIncompatible, kind)
+	case id == 0:
+		return fmt.Errorf("%w: 0 is not a schema id", ErrSchemaID)
+	case id == c.ids.StatusEvent:
+		return fmt.Errorf("%w: %d is the current StatusEvent schema", ErrSchemaID, id)
+	case id == c.ids.MessageStatus:
+		return fmt.Errorf("%w: %d is the current MessageStatus schema", ErrSchemaID, id)
+	}
+	return nil
+}
+
+// compileWriter builds what reads data of writer schema text as kind. Its
+// errors wrap ErrIncompatible.
+func (c *Codec) compileWriter(kind Kind, text string) (*writerSchema, error) {
+	codec, err := goavro.NewCodec(text)
+	if err != nil {
+		return nil, fmt.Errorf("%w: not a valid Avro schema: %w", ErrIncompatible, err)
+	}
+	t, err := parseSchema(text)
+	if err != nil {
+		return nil, fmt.Errorf("%w: not a valid Avro schema: %w", ErrIncompatible, err)
+	}
+	reader := c.eventType
+	if kind == KindMessageStatus {
+		reader = c.statusType
+	}
+	res, err := compileResolver(t, reader)
+	if err != nil {
+		return nil, fmt.Errorf("%w: cannot be read as %s: %w", ErrIncompatible, kind, err)
+	}
+	return &writerSchema{text: text, codec: codec, shape: shapeOf(t, map[*avroType]*shape{}), resolve: res}, nil
+}
+
+// writer returns what reads records framed with id, an id other than the
+// Codec's own for kind: one added or met before, else one looked up in the
+// registry.
+func (c *Codec) writer(ctx context.Context, kind Kind, id uint32) (*writerSchema, error) {
+	key := writerKey{kind, id}
+	c.mu.RLock()
+	w := c.writers[key]
+	c.mu.RUnlock()
+	switch {
+	case w != nil && w.err != nil:
+		return nil, w.err
+	case w != nil:
+		return w, nil
+	case id == c.ids.StatusEvent || id == c.ids.MessageStatus:
+		other := KindStatusEvent
+		if kind == KindStatusEvent {
+			other = KindMessageStatus
+		}
+		return nil, fmt.Errorf("%w: %d is the %s schema, not a %s one", ErrSchemaID, id, other, kind)
+	case c.registry == nil:
+		return nil, fmt.Errorf("%w: %d is not a known %s schema (want %d)", ErrSchemaID, id, kind, c.ownID(kind))
+	case id == 0 || id > math.MaxInt32:
+		return nil, fmt.Errorf("%w: %d cannot be a schema registry id", ErrSchemaID, id)
+	}
+	return c.lookup(ctx, key)
+}
+
+func (c *Codec) ownID(kind Kind) uint32 {
+	if kind == KindMessageStatus {
+		return c.ids.MessageStatus
+	}
+	return c.ids.StatusEvent
 }
 
 // IDs returns the schema ids in use, defaults filled in.
@@ -123,12 +279,24 @@ func appendFramed(dst []byte, id uint32, codec *goavro.Codec, native map[string]
 	return out, nil
 }
 
-// DecodeStatusEvent decodes one StatusEvent value. It fails with ErrFraming
-// (short, or not magic byte 0), ErrSchemaID (an id other than IDs().StatusEvent)
-// or ErrDecode (not exactly one valid record). The result shares no memory
-// with b. Empty Errors and Raw decode as nil.
+// DecodeStatusEvent decodes one StatusEvent value: DecodeStatusEventContext
+// without a context (a registry lookup, rare, is then bounded by the
+// sr.Client's HTTP timeout only).
 func (c *Codec) DecodeStatusEvent(b []byte) (StatusEvent, error) {
-	native, err := c.decode(b, c.ids.StatusEvent, c.event, c.eventShape)
+	return c.DecodeStatusEventContext(context.Background(), b)
+}
+
+// DecodeStatusEventContext decodes one StatusEvent value written with the
+// current schema or, by schema resolution, with an earlier one (an id added
+// with AddWriterSchema, or found in the registry; ctx bounds that lookup).
+// Every error wraps exactly one of ErrFraming (short, or not magic byte 0),
+// ErrSchemaID (an id that does not name a StatusEvent schema this Codec can
+// read), ErrDecode (not exactly one valid record of the writer schema) and
+// ErrRegistry (the registry could not be asked about a new id: the record
+// may be fine, so retry rather than dead-letter it). The result shares no
+// memory with b. Empty Errors and Raw decode as nil.
+func (c *Codec) DecodeStatusEventContext(ctx context.Context, b []byte) (StatusEvent, error) {
+	native, err := c.decode(ctx, b, KindStatusEvent)
 	if err != nil {
 		return StatusEvent{}, err
 	}
@@ -140,10 +308,17 @@ func (c *Codec) DecodeStatusEvent(b []byte) (StatusEvent, error) {
 	return ev, nil
 }
 
-// DecodeMessageStatus decodes one MessageStatus value, with the errors of
-// DecodeStatusEvent. Empty Errors, Participants and Sources decode as nil.
+// DecodeMessageStatus decodes one MessageStatus value:
+// DecodeMessageStatusContext without a context.
 func (c *Codec) DecodeMessageStatus(b []byte) (MessageStatus, error) {
-	native, err := c.decode(b, c.ids.MessageStatus, c.status, c.statusShape)
+	return c.DecodeMessageStatusContext(context.Background(), b)
+}
+
+// DecodeMessageStatusContext decodes one MessageStatus value, as
+// DecodeStatusEventContext does a StatusEvent, with its errors. Empty Errors,
+// Participants and Sources decode as nil.
+func (c *Codec) DecodeMessageStatusContext(ctx context.Context, b []byte) (MessageStatus, error) {
+	native, err := c.decode(ctx, b, KindMessageStatus)
 	if err != nil {
 		return MessageStatus{}, err
 	}
@@ -155,15 +330,24 @@ func (c *Codec) DecodeMessageStatus(b []byte) (MessageStatus, error) {
 	return m, nil
 }
 
-func (c *Codec) decode(b []byte, id uint32, codec *goavro.Codec, s *shape) (map[string]any, error) {
+func (c *Codec) decode(ctx context.Context, b []byte, kind Kind) (map[string]any, error) {
 	if len(b) < headerLen {
 		return nil, fmt.Errorf("%w: %d bytes, need at least %d", ErrFraming, len(b), headerLen)
 	}
 	if b[0] != 0 {
 		return nil, fmt.Errorf("%w: magic byte %#x, want 0", ErrFraming, b[0])
 	}
-	if got := binary.BigEndian.Uint32(b[1:headerLen]); got != id {
-		return nil, fmt.Errorf("%w: got %d, want %d", ErrSchemaID, got, id)
+	codec, s := c.event, c.eventShape
+	if kind == KindMessageStatus {
+		codec, s = c.status, c.statusShape
+	}
+	var resolve resolver
+	if id := binary.BigEndian.Uint32(b[1:headerLen]); id != c.ownID(kind) {
+		w, err := c.writer(ctx, kind, id)
+		if err != nil {
+			return nil, err
+		}
+		codec, s, resolve = w.codec, w.shape, w.resolve
 	}
 	payload := b[headerLen:]
 	if err := s.check(payload); err != nil {
@@ -172,6 +356,11 @@ func (c *Codec) decode(b []byte, id uint32, codec *goavro.Codec, s *shape) (map[
 	native, _, err := codec.NativeFromBinary(payload)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrDecode, err)
+	}
+	if resolve != nil {
+		if native, err = resolve(native); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrDecode, err)
+		}
 	}
 	m, ok := native.(map[string]any)
 	if !ok {

@@ -586,7 +586,29 @@ func TestShapeOfSchemas(t *testing.T) {
 			t.Errorf("shape: kind %d, %d fields, min %d; want record, %d, %d", s.kind, len(s.children), s.min, tt.fields, tt.min)
 		}
 	}
-	for _, bad := range []string{`{"type":"map","values":"long"}`, `{"type":"fixed","name":"f","size":4}`, `"Unknown"`, `[]`, `not json`} {
+	// Any writer schema is checked, so every Avro type has a shape.
+	others := []struct {
+		schema string
+		kind   shapeKind
+		min    int
+	}{
+		{`{"type":"map","values":"long"}`, shapeMap, 1},
+		{`{"type":"fixed","name":"f","size":4}`, shapeFixed, 4},
+		{`{"type":"enum","name":"e","symbols":["A","B"]}`, shapeVarint, 1},
+		{`"double"`, shapeFixed, 8},
+		{`{"type":"record","name":"L","fields":[{"name":"v","type":"long"},{"name":"next","type":["null","L"]}]}`, shapeRecord, 2},
+	}
+	for _, tt := range others {
+		s, err := buildShape(tt.schema)
+		if err != nil {
+			t.Errorf("buildShape(%s): %v", tt.schema, err)
+			continue
+		}
+		if s.kind != tt.kind || s.min != tt.min {
+			t.Errorf("buildShape(%s): kind %d, min %d; want %d, %d", tt.schema, s.kind, s.min, tt.kind, tt.min)
+		}
+	}
+	for _, bad := range []string{`"Unknown"`, `[]`, `not json`, `{"type":"record","name":"R","fields":[{"name":"f","type":"R2"}]}`} {
 		if _, err := buildShape(bad); err == nil {
 			t.Errorf("buildShape(%s) succeeded, want an error", bad)
 		}

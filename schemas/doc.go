@@ -1,6 +1,8 @@
 // Package schemas holds wastatus's record types, their Avro schemas and codecs,
 // and the parser that turns a WhatsApp Cloud API webhook body into events.
-// It imports no Kafka client: the edge and the processor do the I/O.
+// It imports no Kafka client: the edge and the processor do the I/O. Its one
+// network peer is an optional Confluent-compatible schema registry, through
+// franz-go's HTTP client for it (github.com/twmb/franz-go/pkg/sr).
 //
 // # Records
 //
@@ -23,16 +25,94 @@
 //
 // Values use the Confluent wire format that schema-registry tooling reads: the
 // magic byte 0, the schema id as 4 big-endian bytes, then the Avro binary
-// record. Without a registry the ids are StatusEventSchemaID and
-// MessageStatusSchemaID; with one, pass the registered ids in IDs. A Codec
-// decodes only its own ids (ErrSchemaID otherwise): there is no schema
-// resolution between versions.
+// record. A Codec writes each record type with the current schema under one
+// id (IDs): without a registry the fixed StatusEventSchemaID (1) and
+// MessageStatusSchemaID (2), or those passed to NewCodec; with one, the ids
+// the registry assigned (NewRegistryCodec).
 //
 // A Codec compiles each schema once with goavro (github.com/linkedin/goavro/v2)
 // and converts the typed structs to and from goavro's native maps; no
 // map[string]any leaves this package. Before goavro decodes, a cheap walk over
-// the bytes checks that every length and array count fits in what is left, so
-// a corrupt record is ErrDecode instead of a multi-gigabyte allocation.
+// the bytes checks that every length and array or map count fits in what is
+// left, so a corrupt record is ErrDecode instead of a multi-gigabyte
+// allocation. The walk is built from the schema the record was written with,
+// whichever it is (every Avro type is supported, recursive ones included), so
+// it guards records of earlier schemas too; it refuses data nested more than
+// 32 levels deep, which no wastatus schema comes near.
+//
+// # Schema registry and evolution
+//
+// With a registry, NewRegistryCodec registers status_event.avsc and
+// message_status.avsc under the caller's subjects (TopicSubjects gives
+// Confluent's default "<topic>-value" names) and writes with the ids it gets
+// back. Registering is idempotent: the registry answers a schema it already
+// has with its existing id, so every edge and processor, and every restart,
+// writes the same ids; a changed schema becomes the subject's next version.
+//
+// The compatibility rule is BACKWARD, the registry's default level: a
+// release reads everything earlier releases wrote. So a new version of a
+// schema may only add a field with a default (for an optional value,
+// ["null", T] with default null; for a list, an array with default []) or
+// remove a field that had one. Never rename a field (add the new name with
+// the old one in its aliases), change a field's type other than by an Avro
+// promotion (int to long, float or double; long to float or double; float
+// to double; string to bytes), or add a field without a default. The
+// registry enforces the level when NewRegistryCodec registers the new
+// version (it then fails with ErrRegistry, wrapping the registry's 409);
+// without a registry, AddWriterSchema checks the same rules
+// (ErrIncompatible). Changes that keep to the rule are FORWARD compatible
+// too: an older release reads a newer record by the same resolution,
+// skipping the fields it does not know, once it learns the newer id, which
+// with a registry it looks up. So with a registry, old and new instances run
+// side by side during a rolling upgrade.
+//
+// Without a registry an id cannot say which version wrote a record, so a
+// changed schema must take a new fixed id (change StatusEventSchemaID or
+// MessageStatusSchemaID), keep the previous .avsc, and have the release call
+// AddWriterSchema with the previous id and schema at startup (testdata/evolution
+// holds such a previous version for the tests). Older instances cannot read
+// the new id: upgrade every reader of a topic before its writers.
+//
+// Decoding looks at the id in the header:
+//
+//   - the Codec's own id for that record type: decoded directly with the
+//     current schema, as it always was;
+//   - another id the Codec has met: the writer schema stored for it (built
+//     once, then shared by every goroutine);
+//   - an unknown id, with a registry: its schema is fetched once with
+//     sr.Client.SchemaByID (concurrent decoders of the same id share one
+//     request), checked, and stored, readable or not (an id's schema never
+//     changes). An id the registry does not have is ErrSchemaID and is not
+//     remembered (the registry may be a replica that has not caught up), so
+//     each such record asks again;
+//   - an unknown id without a registry: ErrSchemaID. AddWriterSchema adds
+//     an earlier schema under its id beforehand, for the fixed-id world.
+//
+// goavro has no schema resolution of its own (it decodes only with the
+// schema the data was written with), so a record of an earlier schema is
+// decoded with that writer schema and then resolved, by the Avro
+// specification's rules, into the current schema's form: fields match by
+// name (or a current field's alias), fields the writer lacks take their
+// default, fields the current schema dropped are skipped, promotions and
+// union branches are applied. Whether a writer schema resolves is settled
+// once, when it is added or looked up: ErrIncompatible (wrapped in
+// ErrSchemaID when it comes from the registry) names the field that does
+// not. The only failures left for decoding time are a value in a union
+// branch, or an enum symbol, that the current schema has no match for:
+// ErrDecode for the records that use it. Logical types must
+// agree, except that a plain long and a timestamp-millis long read as each
+// other; schemas with registry references are not followed (ErrSchemaID).
+//
+// Each Decode error wraps exactly one of ErrFraming, ErrSchemaID, ErrDecode
+// and ErrRegistry. The first three mean the record cannot decode: it is
+// poison, for the dead-letter topic (an id the registry lacks may, for a
+// moment, be one a replica has not caught up with: replaying the dead letters
+// recovers such records). ErrRegistry means the registry could
+// not be asked (unreachable, timed out, an error status): the record may be
+// fine, so the caller should retry or stop, not dead-letter it. It is never
+// cached; the next record asks again. DecodeStatusEventContext and
+// DecodeMessageStatusContext bound the lookup with a context; the plain
+// methods with the sr.Client's HTTP timeout (5 s by default).
 //
 // # Webhooks
 //
@@ -59,13 +139,21 @@
 //	errors.go      sentinel errors
 //	types.go       StatusEvent, MessageStatus and their parts
 //	schema.go      the embedded .avsc files and default schema ids
-//	codec.go       Codec: Confluent framing and typed <-> goavro conversion
+//	codec.go       Codec: Confluent framing, decoding by id, AddWriterSchema,
+//	               typed <-> goavro conversion
+//	registry.go    NewRegistryCodec, Subjects, the lookup of unknown ids
+//	avroschema.go  an Avro schema's JSON parsed into a tree (names as goavro's)
 //	avrocheck.go   the allocation-free structural check run before decoding
+//	resolve.go     Avro schema resolution: an earlier schema's native form to
+//	               the current one's
 //	webhook.go     ParseWebhook and the webhook's JSON shape
 //	*.avsc         the published Avro schemas
-//	testdata/      webhook bodies: Meta's samples and the facts they do not show
+//	testdata/      webhook bodies: Meta's samples and the facts they do not show;
+//	               evolution/: the previous version of each schema
 //	*_test.go      table tests, the random round-trip property (seed logged;
 //	               replay with WASTATUS_SEED), fuzz targets, benchmarks, examples
 //
-// Everything here is safe for concurrent use and starts no goroutines.
+// Everything here is safe for concurrent use and starts no goroutines: a
+// registry lookup runs on the decoding goroutine (through the sr.Client's
+// HTTP transport).
 package schemas

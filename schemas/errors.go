@@ -3,7 +3,8 @@ package schemas
 import "errors"
 
 // Errors returned by the codec. Each is wrapped with detail; test with
-// errors.Is.
+// errors.Is. Every error of a Decode method wraps exactly one of ErrFraming,
+// ErrSchemaID, ErrDecode and ErrRegistry.
 var (
 	// ErrFraming is returned by the Decode methods when the value is not in
 	// the Confluent wire format: shorter than the 5-byte header, or a first
@@ -11,18 +12,45 @@ var (
 	ErrFraming = errors.New("schemas: not in Confluent wire format")
 
 	// ErrSchemaID is returned by the Decode methods when the header names a
-	// schema id other than the one the Codec uses for that record type, and
-	// by NewCodec when both record types are given the same id.
+	// schema id that the Codec cannot read as the record type asked for:
+	// the other type's id, an id neither its own nor added with
+	// AddWriterSchema (without a registry), an id the registry does not have
+	// or whose schema is not an Avro schema readable as the current one
+	// (then ErrIncompatible is wrapped too). Such a record will never
+	// decode: it is poison. Also returned by NewCodec when both record types
+	// are given the same id, and by AddWriterSchema for an id that is 0, one
+	// of the Codec's own, or already added with another schema.
 	ErrSchemaID = errors.New("schemas: unexpected schema id")
 
 	// ErrDecode is returned by the Decode methods when the bytes after the
-	// header are not one valid Avro record of the schema (truncated, corrupt,
-	// or followed by trailing bytes).
+	// header are not one valid Avro record of the writer schema (truncated,
+	// corrupt, or followed by trailing bytes), or use a union branch that
+	// the current schema has no match for.
 	ErrDecode = errors.New("schemas: invalid Avro data")
 
 	// ErrEncode is returned by the Append methods when the value cannot be
 	// encoded (a nil record).
 	ErrEncode = errors.New("schemas: cannot encode")
+
+	// ErrIncompatible is returned by AddWriterSchema, and wrapped with
+	// ErrSchemaID by the Decode methods for an id found in the registry,
+	// when a writer schema is not valid Avro or cannot be read as the
+	// current schema by Avro schema resolution: a field the current schema
+	// added without a default, a changed type that is not a promotion, a
+	// renamed record. The detail names the field.
+	ErrIncompatible = errors.New("schemas: writer schema cannot be read as the current schema")
+
+	// ErrRegistry is returned when the schema registry could not be used:
+	// by NewRegistryCodec when a registration failed (wrapping the sr
+	// client's error), and by the Decode methods when looking up an id the
+	// Codec has not seen failed for another reason than the registry not
+	// having it (unreachable, timed out, an error status). The record may
+	// well be valid: retry it rather than dead-letter it.
+	ErrRegistry = errors.New("schemas: schema registry unavailable")
+
+	// ErrSubjects is returned by Subjects.Validate and NewRegistryCodec when
+	// a subject is empty or both schemas are given the same one.
+	ErrSubjects = errors.New("schemas: invalid schema registry subjects")
 )
 
 // Errors returned by ParseWebhook for a body that is unusable as a whole. The

@@ -1,8 +1,12 @@
 package schemas_test
 
 import (
+	"context"
 	"fmt"
 	"log"
+
+	"github.com/twmb/franz-go/pkg/sr"
+	"github.com/twmb/franz-go/pkg/sr/srfake"
 
 	"github.com/wastatus/wastatus/schemas"
 )
@@ -76,18 +80,54 @@ func ExampleCodec() {
 	// Output:
 	// header 00 00 00 00 01
 	// wamid.A read 1750030075 true true
-	// schemas: unexpected schema id: got 1, want 2
+	// schemas: unexpected schema id: 1 is the StatusEvent schema, not a MessageStatus one
 }
 
-// With a schema registry, register the embedded schemas and pass the ids it
-// assigned.
+// Without a registry, NewCodec takes the ids to write with; zero fields
+// are the fixed ids.
 func ExampleNewCodec() {
-	// ids, e.g. from franz-go's sr client: CreateSchema(ctx, "whatsapp.status.events-value",
-	// sr.Schema{Schema: schemas.StatusEventSchema()}), likewise for MessageStatusSchema.
 	codec, err := schemas.NewCodec(schemas.IDs{StatusEvent: 100017, MessageStatus: 100018})
 	if err != nil {
 		log.Fatal(err)
 	}
 	fmt.Printf("%+v\n", codec.IDs())
 	// Output: {StatusEvent:100017 MessageStatus:100018}
+}
+
+// With a schema registry, NewRegistryCodec registers the embedded schemas
+// and writes with the ids the registry assigned; a record framed with
+// another id (an earlier version of a schema) is read by looking that id up.
+func ExampleNewRegistryCodec() {
+	reg := srfake.New() // an in-memory registry, for the example
+	defer reg.Close()
+	// Another team's schema is there already.
+	reg.SeedSchema("payments-value", 1, 100, sr.Schema{Schema: `{"type":"record","name":"Payment","fields":[]}`})
+
+	cl, err := sr.NewClient(sr.URLs(reg.URL())) // e.g. sr.URLs("http://schema-registry:8081")
+	if err != nil {
+		log.Fatal(err)
+	}
+	subjects := schemas.TopicSubjects("whatsapp.status.events", "whatsapp.status.current")
+	codec, err := schemas.NewRegistryCodec(context.Background(), cl, subjects)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("%+v\n", codec.IDs())
+
+	// Another instance, or a restart, registers again: the same ids.
+	again, err := schemas.NewRegistryCodec(context.Background(), cl, subjects)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(again.IDs() == codec.IDs())
+
+	value, err := codec.AppendStatusEvent(nil, &schemas.StatusEvent{WAMID: "wamid.A", Status: "read", Region: "eu-west-1"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("header % x\n", value[:5])
+	// Output:
+	// {StatusEvent:101 MessageStatus:102}
+	// true
+	// header 00 00 00 00 65
 }

@@ -201,7 +201,7 @@ func messageStatusSeeds(f *testing.F, c *Codec) [][]byte {
 func checkDecodeError(t *testing.T, err error) {
 	t.Helper()
 	n := 0
-	for _, s := range []error{ErrFraming, ErrSchemaID, ErrDecode} {
+	for _, s := range []error{ErrFraming, ErrSchemaID, ErrDecode, ErrRegistry} {
 		if errors.Is(err, s) {
 			n++
 		}

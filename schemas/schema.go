@@ -18,8 +18,8 @@ var (
 )
 
 // StatusEventSchema returns the Avro schema of StatusEvent (status_event.avsc),
-// the value of the events topic, as the published JSON text. Register it with
-// a schema registry under the events topic's value subject.
+// the value of the events topic, as the published JSON text. NewRegistryCodec
+// registers it under the events topic's value subject.
 func StatusEventSchema() string { return statusEventAVSC }
 
 // MessageStatusSchema returns the Avro schema of MessageStatus

@@ -41,6 +41,9 @@ every record (503 otherwise: Meta retries). Stateless: run one or more per regio
 				return err
 			}
 			defer s.close()
+			if err := s.useRegistry(cmd.Context(), &k); err != nil {
+				return err
+			}
 			if _, err := s.startEdge(&k, &e, sec); err != nil {
 				return err
 			}
@@ -81,6 +84,9 @@ func newProcessCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer s.close()
+			if err := s.useRegistry(cmd.Context(), &k); err != nil {
+				return err
+			}
 			proc, err := s.startProcessor(&k, &p)
 			if err != nil {
 				return err

@@ -3,11 +3,16 @@ package main
 import (
 	"bytes"
 	"context"
+	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/sr"
+	"github.com/twmb/franz-go/pkg/sr/srfake"
 )
 
 // syncBuffer is an io.Writer that tests can read while the command writes.
@@ -72,6 +77,27 @@ func TestRunDemo(t *testing.T) {
 	for _, want := range []string{"out-of-order", "delivered (t=", "arrived after read", "advanced", "filled"} {
 		if !strings.Contains(tl.String(), want) {
 			t.Errorf("timeline lacks %q:\n%s", want, tl.String())
+		}
+	}
+
+	// The metrics say what happened.
+	metrics, err := get(ctx, http.DefaultClient, base[1]+"/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		`wastatus_processor_events_by_status_total{region="local",status="read"} 1`,
+		`wastatus_processor_events_total{outcome="advanced"} 1`,
+		`wastatus_processor_events_total{outcome="filled"} 1`,
+		`wastatus_processor_end_to_end_seconds_count 2`,
+		`wastatus_edge_requests_total{result="accepted"} 2`,
+		`wastatus_edge_request_seconds_count`,
+		`wastatus_processor_transactions_total{result="committed"}`,
+		`wastatus_store_disk_bytes`,
+		`wastatus_kafka_`,
+	} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("/metrics lacks %s", want)
 		}
 	}
 
@@ -146,5 +172,52 @@ func TestSecretsFromEnvOrFile(t *testing.T) {
 	t.Setenv(envAppSecret, "")
 	if _, err := (&secretFlags{}).load(""); err == nil {
 		t.Fatal("no secret and no demo dir: want an error")
+	}
+}
+
+// TestRunWithSchemaRegistry runs the demo with a schema registry (franz-go's
+// in-process fake: no registry server runs here): the schemas are registered
+// under the topics' value subjects and the pipeline still reconciles.
+func TestRunWithSchemaRegistry(t *testing.T) {
+	reg := srfake.New()
+	defer reg.Close()
+	t.Setenv(envAppSecret, "")
+	t.Setenv(envVerifyToken, "")
+	var out, errOut syncBuffer
+	cmd := newRootCmd()
+	cmd.SetArgs([]string{"run", "--demo", "--data-dir", t.TempDir(), "--schema-registry", reg.URL(),
+		"--embedded-kafka-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--partitions", "3"})
+	cmd.SetOut(&out)
+	cmd.SetErr(&errOut)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- cmd.ExecuteContext(ctx) }()
+	deadline := time.After(60 * time.Second)
+	for !strings.Contains(out.String(), "no mismatch") {
+		select {
+		case err := <-done:
+			t.Fatalf("run returned early: %v\n%s\n%s", err, out.String(), errOut.String())
+		case <-deadline:
+			t.Fatalf("demo did not finish\n%s\n%s", out.String(), errOut.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	cl, err := sr.NewClient(sr.URLs(reg.URL()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	subjects, err := cl.Subjects(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"whatsapp.status.events-value", "whatsapp.status.current-value"} {
+		if !slices.Contains(subjects, want) {
+			t.Errorf("registry subjects %v lack %s", subjects, want)
+		}
 	}
 }

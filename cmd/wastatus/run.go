@@ -76,6 +76,9 @@ func runAll(ctx context.Context, f *runFlags, g *globals, log *slog.Logger, out 
 			log.Error("close", "err", err)
 		}
 	}()
+	if err := s.useRegistry(ctx, &f.kafka); err != nil {
+		return err
+	}
 	if _, err := s.startEdge(&f.kafka, &f.edge, sec); err != nil {
 		return err
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/pflag"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sr"
 	"github.com/twmb/franz-go/plugin/kprom"
 	"github.com/twmb/franz-go/plugin/kslog"
 
@@ -29,6 +30,7 @@ import (
 // kafkaFlags say where Kafka is and what the topics are called.
 type kafkaFlags struct {
 	brokers    []string
+	registry   string
 	events     string
 	current    string
 	dlq        string
@@ -37,6 +39,7 @@ type kafkaFlags struct {
 
 func (k *kafkaFlags) register(fs *pflag.FlagSet) {
 	fs.StringSliceVar(&k.brokers, "brokers", nil, "Kafka seed brokers, comma separated (run: empty starts an embedded broker)")
+	fs.StringVar(&k.registry, "schema-registry", "", "schema registry URL: register the schemas there and use its ids (else the fixed ids 1 and 2)")
 	fs.StringVar(&k.events, "events-topic", processor.DefaultEventsTopic, "topic of raw status events")
 	fs.StringVar(&k.current, "current-topic", processor.DefaultCurrentTopic, "compacted topic of current message states")
 	fs.StringVar(&k.dlq, "dlq-topic", processor.DefaultDLQTopic, "dead-letter topic")
@@ -117,6 +120,26 @@ func newStack(log *slog.Logger, profiles bool) (*stack, error) {
 		s.mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
 	return s, nil
+}
+
+// useRegistry registers the schemas with the registry that k names, if any,
+// and makes the stack's codec use its ids (and resolve older versions).
+func (s *stack) useRegistry(ctx context.Context, k *kafkaFlags) error {
+	if k.registry == "" {
+		return nil
+	}
+	cl, err := sr.NewClient(sr.URLs(k.registry))
+	if err != nil {
+		return fmt.Errorf("--schema-registry: %w", err)
+	}
+	codec, err := schemas.NewRegistryCodec(ctx, cl, schemas.TopicSubjects(k.events, k.current))
+	if err != nil {
+		return fmt.Errorf("--schema-registry %s: %w", k.registry, err)
+	}
+	ids := codec.IDs()
+	s.log.Info("schemas registered", "status_event_id", ids.StatusEvent, "message_status_id", ids.MessageStatus)
+	s.codec = codec
+	return nil
 }
 
 func (s *stack) close() error {
