@@ -98,6 +98,11 @@
 //	worker.go     the per-partition worker: fold, emit, dead letters, commit
 //	restore.go    restores from the current topic, silent catch-ups on the events topic
 //	view.go       the view of the whole current topic behind the query API
+//	waiters.go    requests waiting for a message to change (?wait_for=)
+//	rebuild.go    RebuildFromEvents: a fresh store folded from the events topic
+//	verify.go     Verify: a store compared with the current topic, message by message
+//	topicread.go  reading whole topics to the ends captured at the start
+//	admit.go      the record checks of the workers, without a store (dead-letter replay)
 //	api.go        HTTP query API and its JSON forms
 //	store.go      the Store interface the processor needs
 //	metrics.go    Stats counters

@@ -173,7 +173,12 @@ func (r *ranger) catchUp(ctx context.Context, partition int32, from, to int64, p
 	pending, next := 0, from
 	n, err := r.readRange(ctx, r.cfg.EventsTopic, partition, from, to, progress, func(rec *kgo.Record) error {
 		next = rec.Offset + 1
-		if ev, err := r.codec.DecodeStatusEvent(rec.Value); err == nil && string(rec.Key) == ev.WAMID {
+		// By the workers' rules, so every instance folds the same events.
+		ev, _, err := admitRecord(r.cfg.MaxRecordBytes, r.codec, rec.Key, rec.Value)
+		if errors.Is(err, schemas.ErrRegistry) {
+			return fmt.Errorf("processor: catch up: %w", err)
+		}
+		if err == nil {
 			if _, _, err := b.Apply(&ev, rec.Offset); err != nil && !isPoison(err) {
 				return fmt.Errorf("%w: catch up %s: %w", ErrStore, ev.WAMID, err)
 			}
@@ -207,16 +212,15 @@ func isPoison(err error) bool {
 // read_committed isolation from its start to its last stable offset, and
 // sets the partition's next events offset to next[partition] (a negative
 // one leaves it unset). progress, if not nil, is called about once a second
-// per partition. It returns the number of records read.
+// per partition, never concurrently. Up to GOMAXPROCS partitions are
+// restored at once. It returns the number of records read.
 func RestoreFromCurrent(ctx context.Context, cfg Config, store Store, codec *schemas.Codec, next map[int32]int64, progress RestoreProgress) (int64, error) {
 	r := ranger{cfg: cfg.withDefaults(), store: store, codec: codec}
-	var total int64
-	for part, off := range next {
-		n, err := r.restore(ctx, part, off, progress)
-		total += n
-		if err != nil {
-			return total, err
-		}
+	parts := make([]int32, 0, len(next))
+	for part := range next {
+		parts = append(parts, part)
 	}
-	return total, nil
+	return inParallel(ctx, parts, progress, func(ctx context.Context, part int32, progress RestoreProgress) (int64, error) {
+		return r.restore(ctx, part, next[part], progress)
+	})
 }

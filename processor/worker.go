@@ -279,19 +279,13 @@ func (w *worker) fold(ctx context.Context, cl *kgo.Client, records []*kgo.Record
 // the record is poison and goes to the dead-letter topic; ErrStore is fatal.
 func (w *worker) foldOne(pd *pending, r *kgo.Record) (string, error) {
 	p := w.p
-	if len(r.Value) > p.cfg.MaxRecordBytes {
-		return ReasonTooLarge, fmt.Errorf("value of %d bytes exceeds the %d-byte limit", len(r.Value), p.cfg.MaxRecordBytes)
-	}
-	ev, err := p.codec.DecodeStatusEvent(r.Value)
+	ev, reason, err := admitRecord(p.cfg.MaxRecordBytes, p.codec, r.Key, r.Value)
 	if errors.Is(err, schemas.ErrRegistry) {
 		// The registry is down, not the record bad: stop, don't dead-letter.
 		return "", fmt.Errorf("%w: %w", ErrStore, err)
 	}
 	if err != nil {
-		return ReasonUndecodable, err
-	}
-	if string(r.Key) != ev.WAMID {
-		return ReasonKeyMismatch, fmt.Errorf("record key %q is not the event's wamid %q", r.Key, ev.WAMID)
+		return reason, err
 	}
 	if pd.count.byStatus == nil {
 		pd.count.byStatus = make(map[StatusRegion]uint64)

@@ -50,6 +50,8 @@ flag's name in upper case with - as _ (--http-addr is WASTATUS_HTTP_ADDR).`,
 		newProcessCmd(g),
 		newPostCmd(),
 		newTimelineCmd(),
+		newRebuildCmd(g),
+		newDLQCmd(g),
 	)
 	return root
 }
