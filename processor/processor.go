@@ -442,12 +442,24 @@ func (p *Processor) transact(ctx context.Context, sess *kgo.GroupTransactSession
 // adjustOffsets has decided where each partition resumes.
 func (p *Processor) assigned(ctx context.Context, cl *kgo.Client, assigned map[string][]int32) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	p.joined = true
+	var stale []*worker
 	for _, part := range assigned[p.cfg.EventsTopic] {
-		if _, ok := p.owned[part]; ok {
-			continue
+		if old := p.owned[part]; old != nil {
+			// Assigned again without a revoke in between: franz-go's
+			// GroupTransactSession does not pass on a second revoke
+			// before the next transaction ends. Start afresh.
+			stale = append(stale, old)
 		}
+	}
+	p.mu.Unlock()
+	for _, w := range stale {
+		w.stop()
+		p.log.Warn("partition assigned again without being revoked; restarting its worker", "topic", p.cfg.EventsTopic, "partition", w.partition)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, part := range assigned[p.cfg.EventsTopic] {
 		w := newWorker(ctx, p, cl, part)
 		p.owned[part] = w
 		go w.run()

@@ -60,16 +60,9 @@ func (r *ranger) readRange(ctx context.Context, topic string, partition int32, f
 		cl.SetOffsets(map[string]map[int32]kgo.EpochOffset{topic: {partition: {Epoch: -1, Offset: from}}})
 	}
 	if to < 0 {
-		// The last stable offset: the end of what read_committed sees.
-		ends, err := listOffsets(ctx, "committed end", topic, adm.ListCommittedOffsets)
-		if err != nil {
+		if to, err = r.settledEnd(ctx, adm, topic, partition); err != nil {
 			return 0, err
 		}
-		end, ok := ends.Lookup(topic, partition)
-		if !ok {
-			return 0, fmt.Errorf("processor: %s has no partition %d", topic, partition)
-		}
-		to = end.Offset
 	}
 	total := to - from
 	var (
@@ -113,6 +106,48 @@ func (r *ranger) readRange(ctx context.Context, topic string, partition int32, f
 		progress(partition, read, total)
 	}
 	return read, nil
+}
+
+// settledEnd returns the end of topic's partition once no transaction is
+// open on it: its last stable offset, once that equals the high watermark.
+//
+// Reading a transactional topic to its last stable offset while a
+// transaction is open would stop at that transaction's first record and
+// miss every transaction committed after it: a processor killed in the middle
+// of a transaction leaves one open on the current topic until a restart of
+// the same instance fences it or the transaction timeout aborts it, and a
+// restore that stopped there would miss the states the next owner committed
+// meanwhile. The partition being restored has no other writer (its new owner
+// is the caller), so waiting for the open transactions to end is bounded by
+// the transaction timeout.
+func (r *ranger) settledEnd(ctx context.Context, adm *kadm.Client, topic string, partition int32) (int64, error) {
+	deadline := time.Now().Add(r.cfg.TransactionTimeout + 30*time.Second)
+	for {
+		stable, err := listOffsets(ctx, "committed end", topic, adm.ListCommittedOffsets)
+		if err != nil {
+			return 0, err
+		}
+		high, err := listOffsets(ctx, "end", topic, adm.ListEndOffsets)
+		if err != nil {
+			return 0, err
+		}
+		s, ok1 := stable.Lookup(topic, partition)
+		h, ok2 := high.Lookup(topic, partition)
+		if !ok1 || !ok2 {
+			return 0, fmt.Errorf("processor: %s has no partition %d", topic, partition)
+		}
+		if s.Offset >= h.Offset {
+			return s.Offset, nil
+		}
+		if time.Now().After(deadline) {
+			return 0, fmt.Errorf("processor: %s[%d] still has a transaction open from offset %d after the transaction timeout", topic, partition, s.Offset)
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // restore replaces the store's state of partition with the states of the
