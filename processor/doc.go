@@ -47,6 +47,11 @@
 //     resume at C.
 //   - no state and nothing committed: a new partition, folded from the start.
 //
+// A restore first waits until no transaction is open on the partition of
+// the current topic: a processor killed mid-transaction leaves one open until
+// the transaction timeout, and reading only to the last stable offset would
+// miss what the next owner committed after it.
+//
 // Catch-ups and restores run on the partition's worker with a consumer of
 // their own, while the group's fetches of that partition are paused, so the
 // group's committed offset never moves back; they are abandoned if the
