@@ -74,21 +74,11 @@ JSON, or the first bytes in hex. --json prints one JSON object per line, with
 every header.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := g.logger(cmd.ErrOrStderr())
-			if err != nil {
-				return err
-			}
-			if len(k.brokers) == 0 {
-				return errors.New("--brokers is required")
-			}
-			s, err := newStack(log, false)
+			s, err := clusterStack(cmd, g, k, false)
 			if err != nil {
 				return err
 			}
 			defer s.close()
-			if err := s.useRegistry(cmd.Context(), k); err != nil {
-				return err
-			}
 			return listDLQ(cmd.Context(), dlqConfig(k, s, "dlq-list"), s.codec, limit, asJSON, cmd.OutOrStdout())
 		},
 	}
@@ -293,25 +283,15 @@ comma separated) and --source (edge or processor). A summary is printed; the
 command fails only when Kafka did not take the replayed events.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := g.logger(cmd.ErrOrStderr())
-			if err != nil {
-				return err
-			}
-			if len(k.brokers) == 0 {
-				return errors.New("--brokers is required")
-			}
 			if f.source != "" && f.source != edge.SourceEdge && f.source != sourceProcessor {
 				return fmt.Errorf("--source: want %s or %s, got %q", edge.SourceEdge, sourceProcessor, f.source)
 			}
-			s, err := newStack(log, false)
+			s, err := clusterStack(cmd, g, k, false)
 			if err != nil {
 				return err
 			}
 			defer s.close()
-			if err := s.useRegistry(cmd.Context(), k); err != nil {
-				return err
-			}
-			return replayDLQ(cmd.Context(), dlqConfig(k, s, "dlq-replay"), s.codec, &f, log, cmd.OutOrStdout())
+			return replayDLQ(cmd.Context(), dlqConfig(k, s, "dlq-replay"), s.codec, &f, s.log, cmd.OutOrStdout())
 		},
 	}
 	cmd.Flags().StringSliceVar(&f.reasons, "reason", nil, "replay only processor dead letters with this reason (undecodable, unknown-status, too-large, key-mismatch, invalid-event)")

@@ -25,25 +25,16 @@ the events topic keyed by wamid, and answers 200 only once Kafka acknowledged
 every record (503 otherwise: Meta retries). Stateless: run one or more per region.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := g.logger(cmd.ErrOrStderr())
-			if err != nil {
-				return err
-			}
-			if len(k.brokers) == 0 {
-				return errors.New("--brokers is required")
-			}
 			sec, err := e.load("")
 			if err != nil {
 				return err
 			}
-			s, err := newStack(log, g.pprof)
+			s, err := clusterStack(cmd, g, &k, g.pprof)
 			if err != nil {
 				return err
 			}
 			defer s.close()
-			if err := s.useRegistry(cmd.Context(), &k); err != nil {
-				return err
-			}
+			log := s.log
 			if _, err := s.startEdge(&k, &e, sec); err != nil {
 				return err
 			}
@@ -72,21 +63,12 @@ func newProcessCmd(g *globals) *cobra.Command {
 		Short: "Run a processor: fold the events topic into state, emit the current-status topic, serve the query API",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := g.logger(cmd.ErrOrStderr())
-			if err != nil {
-				return err
-			}
-			if len(k.brokers) == 0 {
-				return errors.New("--brokers is required")
-			}
-			s, err := newStack(log, g.pprof)
+			s, err := clusterStack(cmd, g, &k, g.pprof)
 			if err != nil {
 				return err
 			}
 			defer s.close()
-			if err := s.useRegistry(cmd.Context(), &k); err != nil {
-				return err
-			}
+			log := s.log
 			proc, err := s.startProcessor(&k, &p)
 			if err != nil {
 				return err

@@ -33,20 +33,23 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-// TestRunDemo runs the README's first command in-process: everything on an
-// embedded broker, and the reference article's test against it.
-func TestRunDemo(t *testing.T) {
+// startDemo runs `wastatus run --demo` with args, on free ports and a
+// fresh data dir, until the demo finished. stop ends the run and checks it
+// returned nil.
+func startDemo(t *testing.T, args ...string) (out *syncBuffer, dir string, ctx context.Context, stop func()) {
+	t.Helper()
 	t.Setenv(envAppSecret, "")
 	t.Setenv(envVerifyToken, "")
-	dir := t.TempDir()
-	var out, errOut syncBuffer
+	dir = t.TempDir()
+	out = &syncBuffer{}
+	var errOut syncBuffer
 	cmd := newRootCmd()
-	cmd.SetArgs([]string{"run", "--demo", "--data-dir", dir,
-		"--embedded-kafka-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--partitions", "3"})
-	cmd.SetOut(&out)
+	cmd.SetArgs(append([]string{"run", "--demo", "--data-dir", dir,
+		"--embedded-kafka-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--partitions", "3"}, args...))
+	cmd.SetOut(out)
 	cmd.SetErr(&errOut)
 	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
+	t.Cleanup(cancel)
 	done := make(chan error, 1)
 	go func() { done <- cmd.ExecuteContext(ctx) }()
 
@@ -60,6 +63,20 @@ func TestRunDemo(t *testing.T) {
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+	return out, dir, ctx, func() {
+		t.Helper()
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatalf("run: %v", err)
+		}
+	}
+}
+
+// TestRunDemo runs the README's first command in-process: everything on an
+// embedded broker, and the reference article's test against it.
+func TestRunDemo(t *testing.T) {
+	out, dir, ctx, stop := startDemo(t)
+
 	// The timeline of the demo's message names the article's anomaly.
 	s := out.String()
 	base := regexp.MustCompile(`query API +(http://[0-9.:]+)/`).FindStringSubmatch(s)
@@ -101,10 +118,7 @@ func TestRunDemo(t *testing.T) {
 		}
 	}
 
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatalf("run: %v", err)
-	}
+	stop()
 	for _, want := range []string{`"status": "read"`, `"delivered_at": `, "DEMO SECRETS", "posted read", "posted delivered"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("output lacks %q:\n%s", want, s)
@@ -181,32 +195,8 @@ func TestSecretsFromEnvOrFile(t *testing.T) {
 func TestRunWithSchemaRegistry(t *testing.T) {
 	reg := srfake.New()
 	defer reg.Close()
-	t.Setenv(envAppSecret, "")
-	t.Setenv(envVerifyToken, "")
-	var out, errOut syncBuffer
-	cmd := newRootCmd()
-	cmd.SetArgs([]string{"run", "--demo", "--data-dir", t.TempDir(), "--schema-registry", reg.URL(),
-		"--embedded-kafka-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--partitions", "3"})
-	cmd.SetOut(&out)
-	cmd.SetErr(&errOut)
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- cmd.ExecuteContext(ctx) }()
-	deadline := time.After(60 * time.Second)
-	for !strings.Contains(out.String(), "no mismatch") {
-		select {
-		case err := <-done:
-			t.Fatalf("run returned early: %v\n%s\n%s", err, out.String(), errOut.String())
-		case <-deadline:
-			t.Fatalf("demo did not finish\n%s\n%s", out.String(), errOut.String())
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatalf("run: %v", err)
-	}
+	_, _, _, stop := startDemo(t, "--schema-registry", reg.URL())
+	stop()
 	cl, err := sr.NewClient(sr.URLs(reg.URL()))
 	if err != nil {
 		t.Fatal(err)

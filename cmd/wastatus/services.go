@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sr"
@@ -118,6 +119,27 @@ func newStack(log *slog.Logger, profiles bool) (*stack, error) {
 		s.mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 		s.mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		s.mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
+	return s, nil
+}
+
+// clusterStack starts what a subcommand against a given cluster needs: the
+// logger, a check that brokers were given, the stack, and the schema
+// registry's codec when one is named. The caller closes the stack.
+func clusterStack(cmd *cobra.Command, g *globals, k *kafkaFlags, profiles bool) (*stack, error) {
+	log, err := g.logger(cmd.ErrOrStderr())
+	if err != nil {
+		return nil, err
+	}
+	if len(k.brokers) == 0 {
+		return nil, errors.New("--brokers is required")
+	}
+	s, err := newStack(log, profiles)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.useRegistry(cmd.Context(), k); err != nil {
+		return nil, errors.Join(err, s.close())
 	}
 	return s, nil
 }
