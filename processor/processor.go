@@ -51,7 +51,12 @@ type Processor struct {
 	waiters waiters
 	running atomic.Bool
 	stats   *counters
+
+	revokedSinceEnd atomic.Bool // a revoke reached us since the last transaction ended
 }
+
+// idleWake bounds how long one poll blocks when no records arrive.
+const idleWake = 200 * time.Millisecond
 
 // New returns a Processor over store, encoding and decoding records with
 // codec. It does not touch the network; Run does.
@@ -132,6 +137,16 @@ func (p *Processor) Run(ctx context.Context) error {
 		if len(batch) > 0 {
 			if err := p.transact(ctx, sess, batch); err != nil {
 				return err
+			}
+			p.revokedSinceEnd.Store(false) // ending it reset the session
+		} else if p.revokedSinceEnd.Swap(false) {
+			// franz-go's GroupTransactSession passes on no further revoke
+			// until a transaction ends; an idle instance ends an empty one
+			// so that it hears of the next revoke. With no transaction
+			// open this only rewinds to the committed offsets, which an
+			// idle instance has reached already.
+			if _, err := sess.End(ctx, kgo.TryAbort); err != nil && ctx.Err() == nil {
+				return fmt.Errorf("%w: reset after a revoke: %w", ErrTransaction, err)
 			}
 		}
 		sess.AllowRebalance()
@@ -260,7 +275,11 @@ func (p *Processor) poll(ctx context.Context, sess *kgo.GroupTransactSession) ma
 			}
 		})
 	}
-	fs := sess.PollRecords(ctx, p.cfg.TxnMaxRecords)
+	// Polls wake up now and then even when idle, so a session that saw a
+	// revoke is reset (see Run) before the next rebalance.
+	pctx, cancel := context.WithTimeout(ctx, idleWake)
+	fs := sess.PollRecords(pctx, p.cfg.TxnMaxRecords)
+	cancel()
 	if fs.IsClientClosed() || ctx.Err() != nil {
 		return nil
 	}
@@ -470,6 +489,7 @@ func (p *Processor) assigned(ctx context.Context, cl *kgo.Client, assigned map[s
 // revoked stops the workers of revoked or lost partitions and waits for
 // them, so no worker writes state for a partition it no longer owns.
 func (p *Processor) revoked(_ context.Context, cl *kgo.Client, revoked map[string][]int32) {
+	p.revokedSinceEnd.Store(true)
 	parts := revoked[p.cfg.EventsTopic]
 	if len(parts) == 0 {
 		return
