@@ -21,27 +21,7 @@ import (
 //
 //	WASTATUS_BENCH_MESSAGES=1000000 go test -run '^$' -bench Restore -benchtime 1x ./processor/
 func BenchmarkRestore(b *testing.B) {
-	n := 100_000
-	if v := os.Getenv("WASTATUS_BENCH_MESSAGES"); v != "" {
-		var err error
-		if n, err = strconv.Atoi(v); err != nil {
-			b.Fatal(err)
-		}
-	}
-	c := kafkatest.New(b)
-	codec, err := schemas.NewCodec(schemas.IDs{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	cfg := processor.Config{Brokers: c.Brokers, CurrentTopic: kafkatest.Name(b, "current"), EventsTopic: kafkatest.Name(b, "events"), DLQTopic: kafkatest.Name(b, "dlq"), Partitions: 12}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.Brokers...), kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerBatchMaxBytes(1<<20))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer cl.Close()
-	if _, err := processor.EnsureTopics(b.Context(), kadm.NewClient(cl), cfg, true); err != nil {
-		b.Fatal(err)
-	}
+	n, cfg, codec, cl := benchSetup(b, "WASTATUS_BENCH_MESSAGES", kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	for i := range n {
 		var m state.Message
 		ev := schemas.StatusEvent{WAMID: fmt.Sprintf("wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQz%09dQUFERjg0NDEz", i), Status: "read", Timestamp: 1_750_000_000 + int64(i%3600), RecipientID: "16505551234"}
@@ -89,4 +69,33 @@ func BenchmarkRestore(b *testing.B) {
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(read)/b.Elapsed().Seconds(), "records/s")
+}
+
+// benchSetup reads the benchmark's size from env (default 100,000), and
+// returns a cluster's config with the three topics created (12 partitions),
+// a codec, and a producer with opts, closed when b ends.
+func benchSetup(b *testing.B, env string, opts ...kgo.Opt) (int, processor.Config, *schemas.Codec, *kgo.Client) {
+	b.Helper()
+	n := 100_000
+	if v := os.Getenv(env); v != "" {
+		var err error
+		if n, err = strconv.Atoi(v); err != nil {
+			b.Fatalf("%s: %v", env, err)
+		}
+	}
+	c := kafkatest.New(b)
+	codec, err := schemas.NewCodec(schemas.IDs{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg := processor.Config{Brokers: c.Brokers, CurrentTopic: kafkatest.Name(b, "current"), EventsTopic: kafkatest.Name(b, "events"), DLQTopic: kafkatest.Name(b, "dlq"), Partitions: 12}
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(c.Brokers...), kgo.ProducerBatchMaxBytes(1 << 20)}, opts...)...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(cl.Close)
+	if _, err := processor.EnsureTopics(b.Context(), kadm.NewClient(cl), cfg, true); err != nil {
+		b.Fatal(err)
+	}
+	return n, cfg, codec, cl
 }

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"slices"
 	"strconv"
 	"sync"
@@ -275,27 +274,7 @@ func TestRebuildRefusesUnknownPartition(t *testing.T) {
 //
 //	WASTATUS_BENCH_EVENTS=1000000 go test -run '^$' -bench RebuildFromEvents -benchtime 1x ./processor/
 func BenchmarkRebuildFromEvents(b *testing.B) {
-	n := 100_000
-	if v := os.Getenv("WASTATUS_BENCH_EVENTS"); v != "" {
-		var err error
-		if n, err = strconv.Atoi(v); err != nil {
-			b.Fatal(err)
-		}
-	}
-	c := kafkatest.New(b)
-	codec, err := schemas.NewCodec(schemas.IDs{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	cfg := processor.Config{Brokers: c.Brokers, CurrentTopic: kafkatest.Name(b, "current"), EventsTopic: kafkatest.Name(b, "events"), DLQTopic: kafkatest.Name(b, "dlq"), Partitions: 12}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.Brokers...), kgo.ProducerBatchMaxBytes(1<<20))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer cl.Close()
-	if _, err := processor.EnsureTopics(b.Context(), kadm.NewClient(cl), cfg, true); err != nil {
-		b.Fatal(err)
-	}
+	n, cfg, codec, cl := benchSetup(b, "WASTATUS_BENCH_EVENTS")
 	fail := func(_ *kgo.Record, err error) {
 		if err != nil {
 			panic(err)
