@@ -7,14 +7,18 @@
 package kafkatest
 
 import (
+	"context"
 	"crypto/rand"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/wastatus/wastatus/internal/kafkabroker"
 )
 
 // EnvBrokers names the environment variable that points the tests at a real
@@ -89,4 +93,35 @@ func Eventually(t testing.TB, timeout time.Duration, cond func() error) {
 		time.Sleep(wait)
 		wait = min(2*wait, 100*time.Millisecond)
 	}
+}
+
+// EnvOwnBroker names the environment variable that lets tests start real
+// brokers of their own (to stop and kill them): "1" allows it. Setting
+// WASTATUS_TEST_BROKERS allows it too, since a machine that runs one real
+// broker can run another.
+const EnvOwnBroker = "WASTATUS_TEST_OWN_BROKER"
+
+// OwnBroker starts a real broker for t alone, in a temporary state directory,
+// so that t can stop, kill and restart it; it is removed when t ends. It
+// skips t unless WASTATUS_TEST_OWN_BROKER=1 or WASTATUS_TEST_BROKERS is set.
+func OwnBroker(t testing.TB) *kafkabroker.Broker {
+	t.Helper()
+	if os.Getenv(EnvOwnBroker) != "1" && os.Getenv(EnvBrokers) == "" {
+		t.Skipf("starts a real Kafka broker of its own (Java 17 and Maven): set %s=1", EnvOwnBroker)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	b, err := kafkabroker.Start(ctx, filepath.Join(t.TempDir(), "kafka"))
+	if err != nil {
+		t.Fatalf("start a broker: %v", err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("broker log:\n%s", b.Log(60))
+		}
+		if err := b.Close(); err != nil {
+			t.Errorf("stop the broker: %v", err)
+		}
+	})
+	return b
 }
