@@ -221,10 +221,15 @@ func skipBytes(b []byte) ([]byte, error) {
 	return rest[n:], nil
 }
 
-// varint reads one zig-zag varint, as Avro encodes int and long.
+// varint reads one zig-zag varint, as Avro encodes int and long. Ten bytes
+// hold 64 bits: a tenth byte with more than its low bit set would overflow
+// (goavro drops those bits; a value that needs them is no valid long).
 func varint(b []byte) (int64, []byte, error) {
 	var u uint64
 	for i := 0; i < len(b) && i < 10; i++ {
+		if i == 9 && b[i] > 1 {
+			return 0, nil, fmt.Errorf("%w: varint overflows 64 bits", errShape)
+		}
 		u |= uint64(b[i]&0x7f) << (7 * i)
 		if b[i] < 0x80 {
 			return int64(u>>1) ^ -int64(u&1), b[i+1:], nil

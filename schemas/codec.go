@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"slices"
 	"sync"
 	"time"
 
@@ -46,17 +47,13 @@ func (k Kind) String() string {
 // share the pointer: it is safe for concurrent use (and must not be copied).
 //
 // It writes with the current schemas under their ids (IDs) and reads those
-// ids directly; it reads a record written with an earlier version of a
-// schema, under another id, by schema resolution (see the package doc).
+// ids directly, with the hand-written codec of avrobinary.go; it reads a
+// record written with an earlier version of a schema, under another id, with
+// goavro and schema resolution (see the package doc).
 type Codec struct {
-	ids         IDs
-	event       *goavro.Codec
-	status      *goavro.Codec
-	eventShape  *shape
-	statusShape *shape
-	eventType   *avroType // the current schemas, parsed, as resolution's readers
-	statusType  *avroType
-	scratch     sync.Pool // of *nativeScratch, reused by the Append methods
+	ids        IDs
+	eventType  *avroType // the current schemas, parsed, as resolution's readers
+	statusType *avroType
 
 	registry *sr.Client         // nil without a schema registry
 	lookups  singleflight.Group // one registry lookup per unknown id at a time
@@ -108,24 +105,14 @@ func NewCodec(ids IDs) (*Codec, error) {
 	if ids.StatusEvent == ids.MessageStatus {
 		return nil, fmt.Errorf("%w: StatusEvent and MessageStatus both use id %d", ErrSchemaID, ids.StatusEvent)
 	}
-	c := &Codec{ids: ids}
-	c.scratch.New = func() any { return new(nativeScratch) }
+	c := &Codec{ids: ids, writers: map[writerKey]*writerSchema{}}
 	var err error
-	if c.event, err = goavro.NewCodec(statusEventAVSC); err != nil {
-		return nil, fmt.Errorf("schemas: compile status_event.avsc: %w", err)
-	}
-	if c.status, err = goavro.NewCodec(messageStatusAVSC); err != nil {
-		return nil, fmt.Errorf("schemas: compile message_status.avsc: %w", err)
-	}
 	if c.eventType, err = parseSchema(statusEventAVSC); err != nil {
 		return nil, fmt.Errorf("schemas: parse status_event.avsc: %w", err)
 	}
 	if c.statusType, err = parseSchema(messageStatusAVSC); err != nil {
 		return nil, fmt.Errorf("schemas: parse message_status.avsc: %w", err)
 	}
-	c.eventShape = shapeOf(c.eventType, map[*avroType]*shape{})
-	c.statusShape = shapeOf(c.statusType, map[*avroType]*shape{})
-	c.writers = map[writerKey]*writerSchema{}
 	return c, nil
 }
 
@@ -240,9 +227,8 @@ func (c *Codec) AppendStatusEvent(dst []byte, ev *StatusEvent) ([]byte, error) {
 	if ev == nil {
 		return dst, fmt.Errorf("%w: nil *StatusEvent", ErrEncode)
 	}
-	s := c.scratch.Get().(*nativeScratch)
-	defer c.release(s)
-	return appendFramed(dst, c.ids.StatusEvent, c.event, s.statusEvent(ev), statusEventSize(ev))
+	out := appendHeader(dst, c.ids.StatusEvent, statusEventSize(ev))
+	return appendStatusEvent(out, ev), nil
 }
 
 // AppendMessageStatus appends m in the Confluent wire format with the
@@ -252,31 +238,15 @@ func (c *Codec) AppendMessageStatus(dst []byte, m *MessageStatus) ([]byte, error
 	if m == nil {
 		return dst, fmt.Errorf("%w: nil *MessageStatus", ErrEncode)
 	}
-	s := c.scratch.Get().(*nativeScratch)
-	defer c.release(s)
-	return appendFramed(dst, c.ids.MessageStatus, c.status, s.messageStatus(m), messageStatusSize(m))
+	out := appendHeader(dst, c.ids.MessageStatus, messageStatusSize(m))
+	return appendMessageStatus(out, m), nil
 }
 
-func (c *Codec) release(s *nativeScratch) {
-	if s.reset() {
-		c.scratch.Put(s)
-	}
-}
-
-// appendFramed appends the header and the Avro encoding of native to dst,
-// growing dst at most once for a record of about size bytes.
-func appendFramed(dst []byte, id uint32, codec *goavro.Codec, native map[string]any, size int) ([]byte, error) {
-	out := dst
-	if n := len(dst); cap(dst)-n < headerLen+size {
-		out = make([]byte, n, n+headerLen+size)
-		copy(out, dst)
-	}
-	out = binary.BigEndian.AppendUint32(append(out, 0), id)
-	out, err := codec.BinaryFromNative(out, native)
-	if err != nil {
-		return dst, fmt.Errorf("%w: %w", ErrEncode, err)
-	}
-	return out, nil
+// appendHeader appends the Confluent header to dst, growing dst at most once
+// for a record of about size bytes after it.
+func appendHeader(dst []byte, id uint32, size int) []byte {
+	out := slices.Grow(dst, headerLen+size)
+	return binary.BigEndian.AppendUint32(append(out, 0), id)
 }
 
 // DecodeStatusEvent decodes one StatusEvent value: DecodeStatusEventContext
@@ -296,16 +266,22 @@ func (c *Codec) DecodeStatusEvent(b []byte) (StatusEvent, error) {
 // may be fine, so retry rather than dead-letter it). The result shares no
 // memory with b. Empty Errors and Raw decode as nil.
 func (c *Codec) DecodeStatusEventContext(ctx context.Context, b []byte) (StatusEvent, error) {
-	native, err := c.decode(ctx, b, KindStatusEvent)
+	id, payload, err := frame(b)
 	if err != nil {
 		return StatusEvent{}, err
 	}
-	r := nativeReader{}
-	ev := statusEventFromNative(&r, native)
-	if r.err != nil {
-		return StatusEvent{}, fmt.Errorf("%w: %w", ErrDecode, r.err)
+	if id == c.ids.StatusEvent {
+		ev, err := decodeStatusEvent(payload)
+		if err != nil {
+			return StatusEvent{}, fmt.Errorf("%w: %w", ErrDecode, err)
+		}
+		return ev, nil
 	}
-	return ev, nil
+	native, err := c.decodeWritten(ctx, KindStatusEvent, id, payload)
+	if err != nil {
+		return StatusEvent{}, err
+	}
+	return statusEventOfNative(native)
 }
 
 // DecodeMessageStatus decodes one MessageStatus value:
@@ -318,47 +294,60 @@ func (c *Codec) DecodeMessageStatus(b []byte) (MessageStatus, error) {
 // DecodeStatusEventContext does a StatusEvent, with its errors. Empty Errors,
 // Participants and Sources decode as nil.
 func (c *Codec) DecodeMessageStatusContext(ctx context.Context, b []byte) (MessageStatus, error) {
-	native, err := c.decode(ctx, b, KindMessageStatus)
+	id, payload, err := frame(b)
 	if err != nil {
 		return MessageStatus{}, err
 	}
-	r := nativeReader{}
-	m := messageStatusFromNative(&r, native)
-	if r.err != nil {
-		return MessageStatus{}, fmt.Errorf("%w: %w", ErrDecode, r.err)
+	if id == c.ids.MessageStatus {
+		m, err := decodeMessageStatus(payload)
+		if err != nil {
+			return MessageStatus{}, fmt.Errorf("%w: %w", ErrDecode, err)
+		}
+		return m, nil
 	}
-	return m, nil
+	native, err := c.decodeWritten(ctx, KindMessageStatus, id, payload)
+	if err != nil {
+		return MessageStatus{}, err
+	}
+	return messageStatusOfNative(native)
 }
 
-func (c *Codec) decode(ctx context.Context, b []byte, kind Kind) (map[string]any, error) {
+// frame splits a value in the Confluent wire format into its schema id and
+// the Avro record after the header.
+func frame(b []byte) (uint32, []byte, error) {
 	if len(b) < headerLen {
-		return nil, fmt.Errorf("%w: %d bytes, need at least %d", ErrFraming, len(b), headerLen)
+		return 0, nil, fmt.Errorf("%w: %d bytes, need at least %d", ErrFraming, len(b), headerLen)
 	}
 	if b[0] != 0 {
-		return nil, fmt.Errorf("%w: magic byte %#x, want 0", ErrFraming, b[0])
+		return 0, nil, fmt.Errorf("%w: magic byte %#x, want 0", ErrFraming, b[0])
 	}
-	codec, s := c.event, c.eventShape
-	if kind == KindMessageStatus {
-		codec, s = c.status, c.statusShape
+	return binary.BigEndian.Uint32(b[1:headerLen]), b[headerLen:], nil
+}
+
+// decodeWritten decodes payload, framed with id, an id other than the
+// Codec's own for kind, into the current schema's native form: with the
+// writer schema of id, then resolved.
+func (c *Codec) decodeWritten(ctx context.Context, kind Kind, id uint32, payload []byte) (map[string]any, error) {
+	w, err := c.writer(ctx, kind, id)
+	if err != nil {
+		return nil, err
 	}
-	var resolve resolver
-	if id := binary.BigEndian.Uint32(b[1:headerLen]); id != c.ownID(kind) {
-		w, err := c.writer(ctx, kind, id)
-		if err != nil {
-			return nil, err
-		}
-		codec, s, resolve = w.codec, w.shape, w.resolve
-	}
-	payload := b[headerLen:]
-	if err := s.check(payload); err != nil {
+	return w.native(payload)
+}
+
+// native decodes payload, one record of w's schema, with goavro after the
+// structural check, and resolves it into the current schema's native form.
+// Its errors wrap ErrDecode.
+func (w *writerSchema) native(payload []byte) (map[string]any, error) {
+	if err := w.shape.check(payload); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrDecode, err)
 	}
-	native, _, err := codec.NativeFromBinary(payload)
+	native, _, err := w.codec.NativeFromBinary(payload)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrDecode, err)
 	}
-	if resolve != nil {
-		if native, err = resolve(native); err != nil {
+	if w.resolve != nil {
+		if native, err = w.resolve(native); err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrDecode, err)
 		}
 	}
@@ -367,205 +356,6 @@ func (c *Codec) decode(ctx context.Context, b []byte, kind Kind) (map[string]any
 		return nil, fmt.Errorf("%w: record decoded as %T", ErrDecode, native)
 	}
 	return m, nil
-}
-
-// Typed structs to goavro's native form. Absent optional values are left out
-// of the map: goavro then writes the field's default, null or [].
-//
-// goavro wants a map per record and a one-entry map per non-null union value:
-// a dozen maps per record. nativeScratch hands them out from a reusable set,
-// so that only the boxing of values into interfaces allocates.
-
-// nativeScratch is the reusable native form of one record being encoded. It
-// is used by one goroutine at a time (taken from the Codec's pool).
-type nativeScratch struct {
-	maps  []map[string]any // handed out in order; maps[:nmaps] are in use
-	nmaps int
-	lists [][]any // likewise for arrays
-	nlist int
-}
-
-// Past these sizes a scratch is dropped rather than pooled, so that one
-// huge record does not pin its memory for good.
-const (
-	maxScratchMaps  = 256
-	maxScratchItems = 1024
-)
-
-func (s *nativeScratch) record() map[string]any {
-	if s.nmaps == len(s.maps) {
-		s.maps = append(s.maps, make(map[string]any, 8))
-	}
-	m := s.maps[s.nmaps]
-	s.nmaps++
-	return m
-}
-
-// union returns goavro's form of a non-null union value: {branch: v}.
-func (s *nativeScratch) union(branch string, v any) map[string]any {
-	m := s.record()
-	m[branch] = v
-	return m
-}
-
-func (s *nativeScratch) list(n int) []any {
-	if s.nlist == len(s.lists) {
-		s.lists = append(s.lists, nil)
-	}
-	l := s.lists[s.nlist]
-	if cap(l) < n {
-		l = make([]any, n)
-	}
-	s.lists[s.nlist] = l
-	s.nlist++
-	return l[:n]
-}
-
-// reset clears the scratch for reuse, dropping its references to the
-// encoded values, and reports whether it is small enough to keep.
-func (s *nativeScratch) reset() bool {
-	for _, m := range s.maps[:s.nmaps] {
-		clear(m)
-	}
-	items := 0
-	for _, l := range s.lists[:s.nlist] {
-		clear(l[:cap(l)])
-		items += cap(l)
-	}
-	s.nmaps, s.nlist = 0, 0
-	return len(s.maps) <= maxScratchMaps && items <= maxScratchItems
-}
-
-func (s *nativeScratch) statusEvent(ev *StatusEvent) map[string]any {
-	m := s.record()
-	m["wamid"] = ev.WAMID
-	m["status"] = ev.Status
-	m["timestamp"] = ev.Timestamp
-	s.putString(m, "recipient_id", ev.RecipientID)
-	s.putString(m, "recipient_user_id", ev.RecipientUserID)
-	s.putString(m, "parent_user_id", ev.ParentUserID)
-	s.putString(m, "recipient_type", ev.RecipientType)
-	s.putString(m, "recipient_participant_id", ev.RecipientParticipantID)
-	s.putConversation(m, ev.Conversation)
-	s.putPricing(m, ev.Pricing)
-	s.putErrors(m, ev.Errors)
-	s.putString(m, "biz_opaque_callback_data", ev.BizOpaqueCallbackData)
-	s.putString(m, "phone_number_id", ev.PhoneNumberID)
-	s.putString(m, "display_phone_number", ev.DisplayPhoneNumber)
-	s.putString(m, "waba_id", ev.WABAID)
-	m["region"] = ev.Region
-	m["received_at"] = ev.ReceivedAt
-	m["raw"] = ev.Raw
-	return m
-}
-
-func (s *nativeScratch) messageStatus(ms *MessageStatus) map[string]any {
-	m := s.record()
-	m["wamid"] = ms.WAMID
-	m["status"] = ms.Status
-	s.putLong(m, "sent_at", ms.SentAt)
-	s.putLong(m, "delivered_at", ms.DeliveredAt)
-	s.putLong(m, "read_at", ms.ReadAt)
-	s.putLong(m, "played_at", ms.PlayedAt)
-	s.putLong(m, "failed_at", ms.FailedAt)
-	s.putString(m, "recipient_id", ms.RecipientID)
-	s.putString(m, "recipient_user_id", ms.RecipientUserID)
-	s.putString(m, "parent_user_id", ms.ParentUserID)
-	s.putString(m, "recipient_type", ms.RecipientType)
-	s.putConversation(m, ms.Conversation)
-	s.putPricing(m, ms.Pricing)
-	s.putErrors(m, ms.Errors)
-	s.putString(m, "biz_opaque_callback_data", ms.BizOpaqueCallbackData)
-	s.putString(m, "phone_number_id", ms.PhoneNumberID)
-	s.putString(m, "display_phone_number", ms.DisplayPhoneNumber)
-	s.putString(m, "waba_id", ms.WABAID)
-	if ms.FirstReceivedAt != 0 {
-		m["first_received_at"] = s.union(unionMillis, ms.FirstReceivedAt)
-	}
-	if len(ms.Participants) > 0 {
-		ps := s.list(len(ms.Participants))
-		for i := range ms.Participants {
-			p := &ms.Participants[i]
-			pm := s.record()
-			pm["id"] = p.ID
-			pm["status"] = p.Status
-			s.putLong(pm, "sent_at", p.SentAt)
-			s.putLong(pm, "delivered_at", p.DeliveredAt)
-			s.putLong(pm, "read_at", p.ReadAt)
-			s.putLong(pm, "played_at", p.PlayedAt)
-			s.putLong(pm, "failed_at", p.FailedAt)
-			ps[i] = pm
-		}
-		m["participants"] = ps
-	}
-	if len(ms.Sources) > 0 {
-		ss := s.list(len(ms.Sources))
-		for i := range ms.Sources {
-			src := &ms.Sources[i]
-			sm := s.record()
-			sm["attribute"] = src.Attribute
-			sm["status"] = src.Status
-			sm["timestamp"] = src.Timestamp
-			ss[i] = sm
-		}
-		m["sources"] = ss
-	}
-	return m
-}
-
-func (s *nativeScratch) putString(m map[string]any, key, v string) {
-	if v != "" {
-		m[key] = s.union(unionString, v)
-	}
-}
-
-func (s *nativeScratch) putLong(m map[string]any, key string, v int64) {
-	if v != 0 {
-		m[key] = s.union(unionLong, v)
-	}
-}
-
-func (s *nativeScratch) putConversation(m map[string]any, c *Conversation) {
-	if c == nil {
-		return
-	}
-	cm := s.record()
-	cm["id"] = c.ID
-	s.putLong(cm, "expiration_timestamp", c.ExpirationTimestamp)
-	s.putString(cm, "origin_type", c.OriginType)
-	m["conversation"] = s.union(unionConversation, cm)
-}
-
-func (s *nativeScratch) putPricing(m map[string]any, p *Pricing) {
-	if p == nil {
-		return
-	}
-	pm := s.record()
-	if p.Billable != nil {
-		pm["billable"] = s.union(unionBoolean, *p.Billable)
-	}
-	s.putString(pm, "pricing_model", p.PricingModel)
-	s.putString(pm, "type", p.Type)
-	s.putString(pm, "category", p.Category)
-	m["pricing"] = s.union(unionPricing, pm)
-}
-
-func (s *nativeScratch) putErrors(m map[string]any, errs []Error) {
-	if len(errs) == 0 {
-		return
-	}
-	es := s.list(len(errs))
-	for i := range errs {
-		e := &errs[i]
-		em := s.record()
-		em["code"] = e.Code
-		s.putString(em, "title", e.Title)
-		s.putString(em, "message", e.Message)
-		s.putString(em, "details", e.Details)
-		s.putString(em, "href", e.Href)
-		es[i] = em
-	}
-	m["errors"] = es
 }
 
 // statusEventSize estimates the Avro size of ev, so that dst grows once.
@@ -803,6 +593,28 @@ func (r *nativeReader) errors(m map[string]any) []Error {
 		}
 	}
 	return errs
+}
+
+// statusEventOfNative converts the current schema's native form to a
+// StatusEvent. Its errors wrap ErrDecode.
+func statusEventOfNative(native map[string]any) (StatusEvent, error) {
+	r := nativeReader{}
+	ev := statusEventFromNative(&r, native)
+	if r.err != nil {
+		return StatusEvent{}, fmt.Errorf("%w: %w", ErrDecode, r.err)
+	}
+	return ev, nil
+}
+
+// messageStatusOfNative converts the current schema's native form to a
+// MessageStatus. Its errors wrap ErrDecode.
+func messageStatusOfNative(native map[string]any) (MessageStatus, error) {
+	r := nativeReader{}
+	m := messageStatusFromNative(&r, native)
+	if r.err != nil {
+		return MessageStatus{}, fmt.Errorf("%w: %w", ErrDecode, r.err)
+	}
+	return m, nil
 }
 
 func statusEventFromNative(r *nativeReader, m map[string]any) StatusEvent {

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"reflect"
+	"runtime"
 	"strconv"
 	"sync"
 	"testing"
@@ -546,10 +547,12 @@ func TestDecodeErrors(t *testing.T) {
 	}
 }
 
-// The structural check, not goavro, must refuse an array count that the bytes
-// cannot hold: goavro would first allocate room for every item.
-func TestCheckRefusesHugeArrays(t *testing.T) {
-	c := newTestCodec(t)
+// An array count that the bytes cannot hold is refused before anything is
+// allocated for it: by the hand-written decoder, and on the goavro path by
+// the structural check, not goavro (which would first allocate room for
+// every item).
+func TestRefusesHugeArrays(t *testing.T) {
+	c := newOracle(t)
 	b, err := c.AppendMessageStatus(nil, &MessageStatus{WAMID: "w"})
 	if err != nil {
 		t.Fatal(err)
@@ -560,11 +563,28 @@ func TestCheckRefusesHugeArrays(t *testing.T) {
 	base := b[:len(b)-2]
 	for _, count := range [][]byte{{0xfe, 0xff, 0xff, 0xff, 0x0f}, {0xfd, 0xff, 0xff, 0xff, 0x0f, 0x02}} {
 		bad := append(append(bytes.Clone(base), count...), 0, 0)
-		_, err := c.DecodeMessageStatus(bad)
-		if !errors.Is(err, ErrDecode) || !errors.Is(err, errShape) {
-			t.Errorf("count % x: err = %v, want ErrDecode from the structural check", count, err)
+		var m MessageStatus
+		allocated := bytesAllocated(func() { m, err = c.DecodeMessageStatus(bad) })
+		if !errors.Is(err, ErrDecode) || !errors.Is(err, errBinary) || !reflect.DeepEqual(m, MessageStatus{}) {
+			t.Errorf("count % x: %+v, err = %v; want ErrDecode from the decoder", count, m, err)
+		}
+		if allocated > 1<<20 {
+			t.Errorf("count % x: decoding allocated %d bytes", count, allocated)
+		}
+		if _, err := c.goavroDecodeMessageStatus(bad); !errors.Is(err, ErrDecode) || !errors.Is(err, errShape) {
+			t.Errorf("count % x: goavro path: err = %v, want ErrDecode from the structural check", count, err)
 		}
 	}
+}
+
+// bytesAllocated returns how many bytes f allocated on the heap (of this
+// goroutine or, as far as a test can tell, any).
+func bytesAllocated(f func()) uint64 {
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	f()
+	runtime.ReadMemStats(&after)
+	return after.TotalAlloc - before.TotalAlloc
 }
 
 func TestShapeOfSchemas(t *testing.T) {
@@ -630,6 +650,7 @@ func TestVarint(t *testing.T) {
 		{nil, 0, false},
 		{[]byte{0x80}, 0, false},
 		{bytes.Repeat([]byte{0x80}, 11), 0, false},
+		{[]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02}, 0, false}, // a 65th bit
 	}
 	for _, tt := range tests {
 		got, _, err := varint(tt.in)
@@ -690,8 +711,7 @@ func TestCodecConcurrent(t *testing.T) {
 	}
 }
 
-// The Append methods reuse their native maps: nothing of one record may leak
-// into the next.
+// Appending keeps nothing from one record to the next.
 func TestAppendReuseDoesNotLeak(t *testing.T) {
 	c := newTestCodec(t)
 	full := randStatusEventFull()
