@@ -3,6 +3,7 @@ package edge
 import (
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"time"
 )
 
@@ -14,6 +15,27 @@ const (
 	DefaultMaxBodyBytes   = 4 << 20 // Meta documents bodies up to 3 MB
 	DefaultMaxRecordBytes = 960 << 10
 	DefaultProduceTimeout = 5 * time.Second
+
+	// DefaultBodyReadTimeout: Meta's largest body, 3 MB, in 10 s needs
+	// 300 KB/s, far below any data centre link; a sender slower than that
+	// is holding the connection open, not sending a webhook.
+	DefaultBodyReadTimeout = 10 * time.Second
+
+	// DefaultClientRate and DefaultClientBurst never throttle Meta: one
+	// phone number at Meta's highest throughput tier (1,000 messages/s)
+	// makes about 4,000 status webhooks a second, and even if all of them
+	// reach the edge from one load-balancer address (TrustedProxies unset)
+	// they fit 2.5 times over. One edge process on 2 cores answers about
+	// 34,000 POSTs/s with no HTTP or network (BenchmarkHandler/parallel), so
+	// the limit bites only for a single client that would take a large part
+	// of an instance alone. The burst covers 2 s at that rate: the backlog
+	// Meta redelivers after an outage.
+	DefaultClientRate  = 10_000
+	DefaultClientBurst = 2 * DefaultClientRate
+
+	// DefaultMaxClients bounds the limiter table: at about 300 bytes an
+	// entry, 16,384 clients take about 5 MiB.
+	DefaultMaxClients = 16_384
 )
 
 // Config configures a Receiver. Zero fields take the defaults above; Region
@@ -63,11 +85,47 @@ type Config struct {
 	// Default 5s.
 	ProduceTimeout time.Duration
 
+	// BodyReadTimeout bounds the time to read a POST body, from the moment
+	// the handler starts; a body not received in time is answered 408. It
+	// is set on the connection with http.ResponseController, so it holds
+	// whatever the http.Server's ReadTimeout is, and is lifted once the
+	// body is read so that the wait for Kafka is ProduceTimeout's alone.
+	// Default 10s.
+	BodyReadTimeout time.Duration
+
+	// ClientRate is how many requests a second (GET and POST /webhook)
+	// one client may make on average, and ClientBurst how many it may make
+	// at once; a request over the limit is answered 429 with Retry-After
+	// before its body is read. A client is its address (TrustedProxies
+	// says when that is taken from X-Forwarded-For); IPv6 addresses are
+	// grouped by /64, the block one host is usually given. Default 10,000
+	// a second (see DefaultClientRate for why) and a burst of 2 s at
+	// ClientRate; a negative ClientRate turns the limit off.
+	ClientRate  float64
+	ClientBurst int
+
+	// MaxClients bounds how many clients' limits are remembered. An entry
+	// is forgotten once its client has been idle long enough for its
+	// allowance to be full again (ClientBurst/ClientRate), when it is
+	// equal to a new one; when the table is full of active clients, the
+	// least recently seen is forgotten. Default 16,384.
+	MaxClients int
+
+	// TrustedProxies are the load balancers and proxies whose
+	// X-Forwarded-For header is believed. A request from one of them is
+	// keyed by the rightmost address of X-Forwarded-For that is not itself
+	// a trusted proxy; a request from anywhere else by its own address,
+	// whatever headers it carries, so that a client cannot pick its own
+	// key. Default none: without it, every request behind a load balancer
+	// shares the balancer's limit, which the defaults allow for.
+	TrustedProxies []netip.Prefix
+
 	// Logger receives the receiver's logs. Default: discard.
 	Logger *slog.Logger
 
-	// Now is the receive clock, used only for StatusEvent.ReceivedAt (a
-	// latency measure), never for ordering. Default time.Now.
+	// Now is the receive clock, used for StatusEvent.ReceivedAt (a latency
+	// measure, never for ordering), the future-timestamp check and the
+	// clients' rate limits. Default time.Now.
 	Now func() time.Time
 }
 
@@ -88,6 +146,18 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ProduceTimeout == 0 {
 		c.ProduceTimeout = DefaultProduceTimeout
+	}
+	if c.BodyReadTimeout == 0 {
+		c.BodyReadTimeout = DefaultBodyReadTimeout
+	}
+	if c.ClientRate == 0 {
+		c.ClientRate = DefaultClientRate
+	}
+	if c.ClientBurst == 0 && c.ClientRate > 0 {
+		c.ClientBurst = max(int(2*c.ClientRate), 1)
+	}
+	if c.MaxClients == 0 {
+		c.MaxClients = DefaultMaxClients
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -121,6 +191,17 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: max record bytes must be at least %d, got %d", ErrConfig, minRecordBytes, c.MaxRecordBytes)
 	case c.ProduceTimeout < 0:
 		return fmt.Errorf("%w: produce timeout must be positive, got %s", ErrConfig, c.ProduceTimeout)
+	case c.BodyReadTimeout < 0:
+		return fmt.Errorf("%w: body read timeout must be positive, got %s", ErrConfig, c.BodyReadTimeout)
+	case c.ClientRate > 0 && c.ClientBurst < 1:
+		return fmt.Errorf("%w: client burst must be at least 1, got %d", ErrConfig, c.ClientBurst)
+	case c.MaxClients < 1:
+		return fmt.Errorf("%w: max clients must be at least 1, got %d", ErrConfig, c.MaxClients)
+	}
+	for _, p := range c.TrustedProxies {
+		if !p.IsValid() {
+			return fmt.Errorf("%w: invalid trusted proxy prefix %q", ErrConfig, p)
+		}
 	}
 	return nil
 }

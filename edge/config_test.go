@@ -2,6 +2,7 @@ package edge
 
 import (
 	"errors"
+	"net/netip"
 	"testing"
 	"time"
 )
@@ -25,6 +26,17 @@ func TestConfigDefaults(t *testing.T) {
 	}
 	if got.Logger.Enabled(t.Context(), 12) {
 		t.Error("the default logger is not a discard logger")
+	}
+
+	if got.BodyReadTimeout != 10*time.Second || got.ClientRate != 10_000 || got.ClientBurst != 20_000 || got.MaxClients != 16_384 {
+		t.Errorf("BodyReadTimeout %s, ClientRate %g, ClientBurst %d, MaxClients %d; want 10s, 10000, 20000, 16384",
+			got.BodyReadTimeout, got.ClientRate, got.ClientBurst, got.MaxClients)
+	}
+	if b := (Config{ClientRate: 0.25}).withDefaults().ClientBurst; b != 1 {
+		t.Errorf("ClientBurst for 0.25/s = %d, want at least 1", b)
+	}
+	if b := (Config{ClientRate: 50}).withDefaults().ClientBurst; b != 100 {
+		t.Errorf("ClientBurst for 50/s = %d, want 2 s of it", b)
 	}
 
 	set := Config{EventsTopic: "e", DLQTopic: "d", MaxBodyBytes: 1, MaxRecordBytes: 2, ProduceTimeout: 3}.withDefaults()
@@ -51,6 +63,12 @@ func TestConfigValidate(t *testing.T) {
 		{"tiny record", func(c *Config) { c.MaxRecordBytes = 100 }, ErrConfig},
 		{"negative record", func(c *Config) { c.MaxRecordBytes = -1 }, ErrConfig},
 		{"negative timeout", func(c *Config) { c.ProduceTimeout = -time.Second }, ErrConfig},
+		{"negative body read timeout", func(c *Config) { c.BodyReadTimeout = -time.Second }, ErrConfig},
+		{"rate limit off", func(c *Config) { c.ClientRate = -1 }, nil},
+		{"negative burst", func(c *Config) { c.ClientRate, c.ClientBurst = 5, -1 }, ErrConfig},
+		{"negative max clients", func(c *Config) { c.MaxClients = -1 }, ErrConfig},
+		{"trusted proxy", func(c *Config) { c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")} }, nil},
+		{"invalid trusted proxy", func(c *Config) { c.TrustedProxies = []netip.Prefix{{}} }, ErrConfig},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -23,6 +23,61 @@
 // check; Sign makes the header, for the CLI's post command and for tests.
 // Config.InsecureSkipSignature turns the check off for local demos.
 //
+// A replayed POST (a signed body sent again, by Meta's retries or by anyone
+// who saw it) is accepted like the first: Meta signs the body alone, with no
+// time or nonce, so a replay cannot be told from a retry, and it is harmless
+// because the fold is idempotent: its events change no state the first
+// copy did not (TestPostReplayedSignature). Errors never quote the secret
+// or any part of the signature header.
+//
+// # Hostile input
+//
+// Every answer below is decided before anything reaches Kafka, except that a
+// bad status object beside good ones never costs them: it goes to the
+// dead-letter topic with its reason and the others to the events topic. The
+// parsing rules are schemas.ParseWebhook's; testdata/hostile holds a corpus,
+// one body per file, and manifest.json the answer each must get
+// (TestHostileCorpus), and FuzzPost drives the whole path. In short:
+//
+//   - the body: empty, truncated, not JSON, not an object, nested past
+//     10,000 levels, or an envelope of the wrong shape: 400;
+//   - invalid UTF-8: in a status object, that status is dead-lettered
+//     (encoding/json would silently replace the bytes); in the envelope's
+//     ids, 400; where wastatus reads nothing (inbound messages), ignored;
+//   - a status without a wamid, with an id, status or field of the wrong
+//     JSON type, or a number that is not a plain integer (1e400, 1,000
+//     digits, a fraction): dead-lettered; such numbers and deep nesting in
+//     keys wastatus does not read are kept in the raw JSON;
+//   - a status with neither recipient_id nor recipient_user_id: accepted,
+//     since the fold is keyed by wamid and a missing attribute erases
+//     nothing, and Meta changed those fields once already;
+//   - payload timestamps in milliseconds, not positive, before 2009, or more
+//     than a day after the receive time: dead-lettered, because the fold
+//     keeps the earliest time of each status for good, so a wrong one is
+//     poison, not noise;
+//   - duplicate statuses in one POST: kept, one record each (folding them
+//     is the processor's job); 1,000 statuses in 3 MB: one record each;
+//   - Content-Type: Meta sends application/json. That (any case, at most
+//     charset=utf-8) or none is accepted; anything else, or a
+//     Content-Encoding, is answered 415, so that a form post or a
+//     compressed body gets a clear answer, not a puzzling 400 or 401.
+//
+// # Limits
+//
+// Body size (Config.MaxBodyBytes) and body read time
+// (Config.BodyReadTimeout) bound each request; the header size and the
+// time to read headers are the http.Server's (MaxHeaderBytes,
+// ReadHeaderTimeout), which bound the number of headers as well. Each
+// client (its address, or with Config.TrustedProxies the address a trusted
+// load balancer names in X-Forwarded-For) has a token bucket of
+// Config.ClientRate requests a second and Config.ClientBurst at once,
+// checked before anything of the request is read; past it the answer is
+// 429 with Retry-After. The defaults never throttle Meta's traffic, even
+// when all of it reaches the edge from one load balancer address (see
+// DefaultClientRate); the table of buckets is bounded by Config.MaxClients.
+// The buckets are golang.org/x/time/rate's, the Go team's token bucket,
+// rather than one more of our own.
+//
 // # From a POST to records
 //
 // schemas.ParseWebhook makes the body into events, one per statuses[] object,
@@ -42,7 +97,12 @@
 //	key     the wamid, or none when it is missing
 //	value   the status object's JSON exactly as it was in the body
 //	headers error=<reason>, source=edge, region=<Config.Region>,
+//	        received_at=<unix ms>, the envelope's phone_number_id,
+//	        display_phone_number and waba_id (each when present),
 //	        and truncated=<original length> when the value was cut to fit
+//
+// The headers keep everything the event would have held beside the status
+// object, so `wastatus dlq replay` rebuilds the same event after a fix.
 //
 // # Answers
 //
@@ -55,11 +115,16 @@
 //	401  X-Hub-Signature-256 missing, malformed or wrong
 //	403  a refused subscription handshake
 //	405  a method other than GET or POST (answered by the ServeMux)
+//	408  the body was not received within Config.BodyReadTimeout
 //	413  a body over Config.MaxBodyBytes
+//	415  a Content-Type other than application/json, or a Content-Encoding
+//	429  the client is over its rate limit (GET too); Retry-After says when
 //	503  a record failed, Kafka did not acknowledge every record within
 //	     Config.ProduceTimeout, or the client left first
 //
-// Errors are JSON, {"error": "..."}; they never contain the secret.
+// Errors are JSON, {"error": "..."}; they never contain the secret or the
+// signature. An answer sent before the body was read to its end (408, 413,
+// 415, 429) closes the connection.
 //
 // # The producer
 //
@@ -71,6 +136,21 @@
 // ProduceTimeout or with the request. When that context ends first the POST
 // is answered 503 at once: records not yet sent are dropped by franz-go,
 // records already sent settle later and are counted then.
+//
+// # Under an outage
+//
+// Nothing a POST does waits past ProduceTimeout: kgo's Produce, which blocks
+// while the producer holds MaxBufferedRecords, returns when the context
+// ends, and the wait for metadata, a producer id, a leader or an answer is
+// the promise's, which the POST stops waiting for. So with the broker down,
+// slow, or the topic missing, every POST is answered 503 within
+// ProduceTimeout (TestOutageBounded503 on kfake; TestOutageRealBroker stops
+// and kills a real broker mid-stream), and Meta retries it. A 503 may
+// still leave some of its records in Kafka (sent before the timeout,
+// acknowledged after); Meta's retry then duplicates them, which the fold
+// absorbs. A 200 means acks from all in-sync replicas for every record, by
+// an idempotent producer, so an acknowledged status is never lost nor
+// written twice by the producer's own retries.
 //
 // # Goroutines
 //
@@ -85,7 +165,8 @@
 //	doc.go        this overview
 //	config.go     Config, its defaults (one place) and Validate
 //	errors.go     sentinel errors
-//	receiver.go   Receiver, New, Register and the GET and POST handlers
+//	receiver.go   Receiver, New, Register, the GET and POST handlers, body and content checks
+//	limiter.go    the per-client rate limits: token buckets, client keys, the bounded table
 //	produce.go    ProducerOpts, the client check, records and dead letters, acknowledgement
 //	signature.go  Sign and Verify (X-Hub-Signature-256)
 //	metrics.go    Stats, a snapshot of atomic counters; the cmd layer exports them

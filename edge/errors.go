@@ -38,6 +38,20 @@ var (
 	// dead-letter record for a status the codec could not encode.
 	ErrEncode = errors.New("edge: cannot encode status event")
 
+	// ErrRateLimited is the error of a 429: the client made more requests
+	// than Config.ClientRate and Config.ClientBurst allow. The answer's
+	// Retry-After header says when it may try again.
+	ErrRateLimited = errors.New("edge: too many requests from this client")
+
+	// ErrContentType is wrapped by the error of a 415: a Content-Type other
+	// than application/json (with at most charset=utf-8), or a
+	// Content-Encoding other than identity.
+	ErrContentType = errors.New("edge: unsupported content type")
+
+	// ErrBodyTimeout is the error of a 408: the body was not received
+	// within Config.BodyReadTimeout.
+	ErrBodyTimeout = errors.New("edge: body not received")
+
 	// ErrNotAcknowledged wraps the reason a POST was answered 503: Kafka
 	// failed a record, did not acknowledge every record within
 	// Config.ProduceTimeout, or the client went away first. It appears in

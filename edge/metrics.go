@@ -18,7 +18,10 @@ type Stats struct {
 	BadRequest    uint64 // POSTs answered 400: unreadable body, not JSON, not a WhatsApp webhook
 	Unauthorized  uint64 // POSTs answered 401: signature missing, malformed or wrong
 	TooLarge      uint64 // POSTs answered 413: body over Config.MaxBodyBytes
+	Unsupported   uint64 // POSTs answered 415: not application/json, or encoded
+	TimedOut      uint64 // POSTs answered 408: body not received within Config.BodyReadTimeout
 	Unavailable   uint64 // POSTs answered 503: a record failed, timed out, or the client left first
+	RateLimited   uint64 // requests (GET or POST) answered 429: the client was over its rate limit
 
 	Events          uint64 // records Kafka acknowledged on the events topic
 	DeadLetters     uint64 // records Kafka acknowledged on the dead-letter topic
@@ -28,6 +31,7 @@ type Stats struct {
 	OtherChanges    uint64 // changes whose field is not "messages", skipped
 
 	InFlight int64 // POSTs being handled right now
+	Clients  int   // clients the rate limiter remembers (bounded by Config.MaxClients)
 
 	Latency hist.Snapshot // how long POSTs took to answer, whatever the answer
 }
@@ -37,6 +41,7 @@ type Stats struct {
 type counters struct {
 	verified, verifyRefused                                   atomic.Uint64
 	accepted, badRequest, unauthorized, tooLarge, unavailable atomic.Uint64
+	unsupportedMedia, timedOut, rateLimited                   atomic.Uint64
 	events, deadLetters, produceErrors                        atomic.Uint64
 	rejected, inboundMessages, otherChanges                   atomic.Uint64
 	inFlight                                                  atomic.Int64
@@ -51,6 +56,9 @@ func (c *counters) snapshot() Stats {
 		BadRequest:      c.badRequest.Load(),
 		Unauthorized:    c.unauthorized.Load(),
 		TooLarge:        c.tooLarge.Load(),
+		Unsupported:     c.unsupportedMedia.Load(),
+		TimedOut:        c.timedOut.Load(),
+		RateLimited:     c.rateLimited.Load(),
 		Unavailable:     c.unavailable.Load(),
 		Events:          c.events.Load(),
 		DeadLetters:     c.deadLetters.Load(),

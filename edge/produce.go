@@ -13,14 +13,22 @@ import (
 )
 
 // Record header keys the edge writes. Event records carry HeaderRegion;
-// dead-letter records carry all but HeaderTruncated, which is added only
-// when the value was cut to fit Config.MaxRecordBytes (its value is the
-// original length in bytes, decimal).
+// dead-letter records carry HeaderError, HeaderSource, HeaderRegion and
+// HeaderReceivedAt (unix milliseconds, decimal), the envelope's ids the
+// status came in (HeaderPhoneNumberID, HeaderDisplayPhoneNumber,
+// HeaderWABAID; each only when present and at most 256 bytes), so that a
+// replay makes an event as complete as the original, and HeaderTruncated
+// only when the value was cut to fit Config.MaxRecordBytes (its value is
+// the original length in bytes, decimal).
 const (
-	HeaderRegion    = "region"
-	HeaderError     = "error"
-	HeaderSource    = "source"
-	HeaderTruncated = "truncated"
+	HeaderRegion             = "region"
+	HeaderError              = "error"
+	HeaderSource             = "source"
+	HeaderTruncated          = "truncated"
+	HeaderReceivedAt         = "received_at"
+	HeaderPhoneNumberID      = "phone_number_id"
+	HeaderDisplayPhoneNumber = "display_phone_number"
+	HeaderWABAID             = "waba_id"
 
 	// SourceEdge is the value of the "source" header of the dead-letter
 	// records the edge writes.
@@ -48,7 +56,18 @@ const (
 	// maxDLQKeyBytes bounds a dead-letter key; a longer wamid is not a
 	// wamid, and the record is written without a key.
 	maxDLQKeyBytes = 1 << 10
+
+	// maxEnvelopeHeaderBytes bounds an envelope id in a dead-letter header;
+	// a longer one is not an id, and is left out rather than let the
+	// headers crowd out the status they describe.
+	maxEnvelopeHeaderBytes = 256
 )
+
+// envelope is what a dead letter keeps of the body around its status.
+type envelope struct {
+	phoneNumberID, displayPhoneNumber, wabaID string
+	receivedAt                                int64 // unix milliseconds
+}
 
 // ProducerOpts returns the franz-go options an edge producer needs: acks
 // from all in-sync replicas, idempotent writes (franz-go's default, left on),
@@ -106,11 +125,12 @@ type outbox struct {
 	firstErr error // the first rejection's reason, for the log
 }
 
-// records turns a parsed webhook into records: one event record per event
-// that encodes and fits, one dead-letter record per rejected status and per
-// event that does not. The records follow the events in body order, then the
-// rejected statuses in body order.
-func (r *Receiver) records(wh *schemas.Webhook) outbox {
+// records turns a parsed webhook, received at receivedAt (unix
+// milliseconds), into records: one event record per event that encodes and
+// fits, one dead-letter record per rejected status and per event that does
+// not. The records follow the events in body order, then the rejected
+// statuses in body order.
+func (r *Receiver) records(wh *schemas.Webhook, receivedAt int64) outbox {
 	n := len(wh.Events) + len(wh.Rejected)
 	// One allocation for all records and one buffer for all values: a POST
 	// can carry a thousand statuses.
@@ -138,13 +158,13 @@ func (r *Receiver) records(wh *schemas.Webhook) outbox {
 		enc, err := r.codec.AppendStatusEvent(buf, ev)
 		if err != nil {
 			err = fmt.Errorf("%w: %w", ErrEncode, err)
-			r.deadLetter(rec, ev.WAMID, ev.Raw, err)
+			r.deadLetter(rec, ev.WAMID, ev.Raw, err, eventEnvelope(ev))
 			out.reject(err)
 			continue
 		}
 		if sz := len(ev.WAMID) + len(enc) - start + r.eventHeadersSize; sz > r.cfg.MaxRecordBytes {
 			err := fmt.Errorf("%w: event record of %d bytes, limit %d", ErrRecordTooLarge, sz, r.cfg.MaxRecordBytes)
-			r.deadLetter(rec, ev.WAMID, ev.Raw, err)
+			r.deadLetter(rec, ev.WAMID, ev.Raw, err, eventEnvelope(ev))
 			out.reject(err)
 			continue
 		}
@@ -159,7 +179,12 @@ func (r *Receiver) records(wh *schemas.Webhook) outbox {
 		rs := &wh.Rejected[k]
 		rec := out.recs[i]
 		i++
-		r.deadLetter(rec, rs.WAMID, rs.Raw, rs.Err)
+		r.deadLetter(rec, rs.WAMID, rs.Raw, rs.Err, envelope{
+			phoneNumberID:      rs.PhoneNumberID,
+			displayPhoneNumber: rs.DisplayPhoneNumber,
+			wabaID:             rs.WABAID,
+			receivedAt:         receivedAt,
+		})
 		out.reject(rs.Err)
 	}
 	return out
@@ -172,10 +197,20 @@ func (o *outbox) reject(reason error) {
 	}
 }
 
+func eventEnvelope(ev *schemas.StatusEvent) envelope {
+	return envelope{
+		phoneNumberID:      ev.PhoneNumberID,
+		displayPhoneNumber: ev.DisplayPhoneNumber,
+		wabaID:             ev.WABAID,
+		receivedAt:         ev.ReceivedAt,
+	}
+}
+
 // deadLetter fills rec as a dead-letter record for raw, a status object that
-// could not become an event for reason. The value is cut to keep the record
-// within Config.MaxRecordBytes, and the cut recorded in a header.
-func (r *Receiver) deadLetter(rec *kgo.Record, wamid string, raw []byte, reason error) {
+// could not become an event for reason, and that came in env. The value is
+// cut to keep the record within Config.MaxRecordBytes, and the cut recorded
+// in a header.
+func (r *Receiver) deadLetter(rec *kgo.Record, wamid string, raw []byte, reason error, env envelope) {
 	msg := "unknown"
 	if reason != nil {
 		msg = reason.Error()
@@ -187,12 +222,23 @@ func (r *Receiver) deadLetter(rec *kgo.Record, wamid string, raw []byte, reason 
 	if wamid != "" && len(wamid) <= maxDLQKeyBytes {
 		rec.Key = []byte(wamid)
 	}
-	rec.Headers = []kgo.RecordHeader{
-		{Key: HeaderError, Value: []byte(msg)},
-		{Key: HeaderSource, Value: []byte(SourceEdge)},
-		{Key: HeaderRegion, Value: []byte(r.cfg.Region)},
-		{}, // room for HeaderTruncated without growing
-	}[:3]
+	hs := make([]kgo.RecordHeader, 0, 8) // room for every header without growing
+	hs = append(hs,
+		kgo.RecordHeader{Key: HeaderError, Value: []byte(msg)},
+		kgo.RecordHeader{Key: HeaderSource, Value: []byte(SourceEdge)},
+		kgo.RecordHeader{Key: HeaderRegion, Value: []byte(r.cfg.Region)},
+		kgo.RecordHeader{Key: HeaderReceivedAt, Value: strconv.AppendInt(nil, env.receivedAt, 10)},
+	)
+	for _, h := range [...]struct{ key, value string }{
+		{HeaderPhoneNumberID, env.phoneNumberID},
+		{HeaderDisplayPhoneNumber, env.displayPhoneNumber},
+		{HeaderWABAID, env.wabaID},
+	} {
+		if h.value != "" && len(h.value) <= maxEnvelopeHeaderBytes {
+			hs = append(hs, kgo.RecordHeader{Key: h.key, Value: []byte(h.value)})
+		}
+	}
+	rec.Headers = hs
 	rec.Value = raw
 	if recordSize(rec) <= r.cfg.MaxRecordBytes {
 		return

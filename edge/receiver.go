@@ -9,8 +9,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
 	"net/http"
+	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -37,6 +40,8 @@ type Receiver struct {
 	eventHeadersSize int
 
 	timeout error // the cause of a produce context that ran out of time
+
+	limits *clientLimits // nil when Config.ClientRate is negative
 
 	stats counters
 }
@@ -67,6 +72,7 @@ func New(cfg Config, client *kgo.Client, codec *schemas.Codec) (*Receiver, error
 		eventHeaders:     hs[:len(hs):len(hs)],
 		eventHeadersSize: headersSize(hs),
 		timeout:          fmt.Errorf("no acknowledgement within %s", cfg.ProduceTimeout),
+		limits:           newClientLimits(cfg),
 	}
 	r.stats.latency = hist.New()
 	if cfg.InsecureSkipSignature {
@@ -75,19 +81,53 @@ func New(cfg Config, client *kgo.Client, codec *schemas.Codec) (*Receiver, error
 	if cfg.VerifyToken == "" {
 		r.log.Warn("no verify token: subscription handshakes will be refused")
 	}
+	if r.limits == nil {
+		r.log.Warn("per-client rate limits are off")
+	}
 	return r, nil
 }
 
-// Register adds GET and POST WebhookPath to mux. Like any ServeMux
-// registration it panics if mux already has a conflicting pattern. Other
-// methods on the path are answered 405 by the mux.
+// Register adds GET and POST WebhookPath to mux, both under the per-client
+// rate limit. Like any ServeMux registration it panics if mux already has a
+// conflicting pattern. Other methods on the path are answered 405 by the
+// mux.
 func (r *Receiver) Register(mux *http.ServeMux) {
-	mux.HandleFunc(http.MethodGet+" "+WebhookPath, r.handleVerify)
-	mux.HandleFunc(http.MethodPost+" "+WebhookPath, r.handleNotify)
+	mux.HandleFunc(http.MethodGet+" "+WebhookPath, r.limited(r.handleVerify))
+	mux.HandleFunc(http.MethodPost+" "+WebhookPath, r.limited(r.handleNotify))
 }
 
 // Stats returns a snapshot of the receiver's counters.
-func (r *Receiver) Stats() Stats { return r.stats.snapshot() }
+func (r *Receiver) Stats() Stats {
+	s := r.stats.snapshot()
+	if r.limits != nil {
+		s.Clients = r.limits.size()
+	}
+	return s
+}
+
+// limited answers 429 to a client over its rate limit, before anything of
+// its request is read, and passes the others to h.
+func (r *Receiver) limited(h http.HandlerFunc) http.HandlerFunc {
+	if r.limits == nil {
+		return h
+	}
+	return func(w http.ResponseWriter, req *http.Request) {
+		key := r.limits.clientKey(req)
+		ok, wait := r.limits.allow(key, r.cfg.Now())
+		if ok {
+			h(w, req)
+			return
+		}
+		r.stats.rateLimited.Add(1)
+		// Debug: a flood of these is what the limit is for, and the
+		// counter shows it without a log line per request.
+		r.log.Debug("client over its rate limit", "client", key, "remote", req.RemoteAddr)
+		secs := retryAfter(wait)
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		w.Header().Set("Connection", "close") // the body is not read, and a flood gets no kept connection
+		writeError(w, http.StatusTooManyRequests, ErrRateLimited.Error()+"; retry after "+strconv.Itoa(secs)+"s")
+	}
+}
 
 // handleVerify answers Meta's subscription handshake: the challenge, as
 // text, when hub.mode is "subscribe" and hub.verify_token equals
@@ -120,13 +160,30 @@ func (r *Receiver) handleNotify(w http.ResponseWriter, req *http.Request) {
 	defer func() { r.stats.latency.Observe(time.Since(start)) }()
 	receivedAt := r.cfg.Now().UnixMilli()
 
+	if err := checkContentType(req.Header); err != nil {
+		w.Header().Set("Connection", "close") // the body is not read
+		r.stats.unsupportedMedia.Add(1)
+		r.log.Warn("unsupported content type", "remote", req.RemoteAddr, "err", err)
+		writeError(w, http.StatusUnsupportedMediaType, err.Error())
+		return
+	}
+
 	body, err := r.readBody(w, req)
 	if err != nil {
+		// What is left of the body must not be read as the next request,
+		// nor waited for: close the connection after the answer.
+		w.Header().Set("Connection", "close")
 		if tooLarge := (*http.MaxBytesError)(nil); errors.As(err, &tooLarge) {
 			r.stats.tooLarge.Add(1)
 			r.log.Warn("body too large", "limit", r.cfg.MaxBodyBytes, "remote", req.RemoteAddr)
 			writeError(w, http.StatusRequestEntityTooLarge,
 				"edge: body larger than "+strconv.FormatInt(r.cfg.MaxBodyBytes, 10)+" bytes")
+			return
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			r.stats.timedOut.Add(1)
+			r.log.Warn("body not received in time", "limit", r.cfg.BodyReadTimeout, "remote", req.RemoteAddr)
+			writeError(w, http.StatusRequestTimeout, fmt.Sprintf("%s within %s", ErrBodyTimeout, r.cfg.BodyReadTimeout))
 			return
 		}
 		r.stats.badRequest.Add(1)
@@ -154,7 +211,7 @@ func (r *Receiver) handleNotify(w http.ResponseWriter, req *http.Request) {
 	r.stats.inboundMessages.Add(uint64(wh.InboundMessages))
 	r.stats.otherChanges.Add(uint64(wh.OtherChanges))
 
-	out := r.records(&wh)
+	out := r.records(&wh, receivedAt)
 	if out.rejected > 0 {
 		r.stats.rejected.Add(uint64(out.rejected))
 		r.log.Warn("statuses sent to the dead-letter topic",
@@ -177,13 +234,19 @@ func (r *Receiver) handleNotify(w http.ResponseWriter, req *http.Request) {
 }
 
 // readBody reads the whole body, or returns an *http.MaxBytesError when it is
-// longer than Config.MaxBodyBytes. A declared length over the limit is
-// refused before anything is read.
+// longer than Config.MaxBodyBytes, or an error wrapping
+// os.ErrDeadlineExceeded when it took longer than Config.BodyReadTimeout. A
+// declared length over the limit is refused before anything is read.
 func (r *Receiver) readBody(w http.ResponseWriter, req *http.Request) ([]byte, error) {
 	limit := r.cfg.MaxBodyBytes
 	if req.ContentLength > limit {
 		return nil, &http.MaxBytesError{Limit: limit}
 	}
+	// The deadline is the connection's: lift it once the body is read, so
+	// that it cannot end the request while it waits for Kafka. A writer
+	// that cannot take deadlines (a test recorder) reads without one.
+	rc := http.NewResponseController(w)
+	deadline := rc.SetReadDeadline(time.Now().Add(r.cfg.BodyReadTimeout)) == nil
 	var buf bytes.Buffer
 	if req.ContentLength > 0 {
 		// +1 so that reading to EOF does not grow the buffer.
@@ -191,6 +254,9 @@ func (r *Receiver) readBody(w http.ResponseWriter, req *http.Request) ([]byte, e
 	}
 	if _, err := buf.ReadFrom(http.MaxBytesReader(w, req.Body, limit)); err != nil {
 		return nil, fmt.Errorf("edge: reading body: %w", err)
+	}
+	if deadline {
+		_ = rc.SetReadDeadline(time.Time{})
 	}
 	return buf.Bytes(), nil
 }
@@ -226,6 +292,32 @@ func (r *Receiver) produce(ctx context.Context, recs []*kgo.Record) error {
 	}
 	if err := a.failure(); err != nil {
 		return fmt.Errorf("%w: %w", ErrNotAcknowledged, err)
+	}
+	return nil
+}
+
+// checkContentType returns an error wrapping ErrContentType unless h
+// declares a JSON body Meta could have sent: Content-Type application/json
+// (any case, with at most a utf-8 charset) or none at all, and no content
+// encoding. The signature is over the raw bytes and the parser reads only
+// JSON, so the check adds no safety; it turns a form post or a compressed
+// body into a clear 415 instead of a puzzling 401 or 400.
+func checkContentType(h http.Header) error {
+	if enc := h.Get("Content-Encoding"); enc != "" && !strings.EqualFold(enc, "identity") {
+		return fmt.Errorf("%w: content encoding must be identity", ErrContentType)
+	}
+	ct := h.Get("Content-Type")
+	if ct == "" {
+		return nil
+	}
+	mt, params, err := mime.ParseMediaType(ct)
+	if err != nil || mt != "application/json" {
+		return fmt.Errorf("%w: content type must be application/json", ErrContentType)
+	}
+	for k, v := range params {
+		if k != "charset" || !strings.EqualFold(v, "utf-8") {
+			return fmt.Errorf("%w: content type parameters must be at most charset=utf-8", ErrContentType)
+		}
 	}
 	return nil
 }

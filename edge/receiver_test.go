@@ -395,9 +395,15 @@ func TestPostDeadLetters(t *testing.T) {
 		if string(r.Key) != d.key || (d.key == "" && r.Key != nil) {
 			t.Errorf("%s: key = %q, want %q", d.raw, r.Key, d.key)
 		}
+		// The envelope travels with the status, so that a replay restores
+		// an event as complete as the original.
 		wantHeaders := map[string]string{
-			edge.HeaderSource: edge.SourceEdge,
-			edge.HeaderRegion: testRegion,
+			edge.HeaderSource:             edge.SourceEdge,
+			edge.HeaderRegion:             testRegion,
+			edge.HeaderReceivedAt:         strconv.FormatInt(testNow().UnixMilli(), 10),
+			edge.HeaderWABAID:             "102290129340398",
+			edge.HeaderPhoneNumberID:      "106540352242922",
+			edge.HeaderDisplayPhoneNumber: "15550783881",
 		}
 		for k, want := range wantHeaders {
 			if h, _ := header(r, k); h != want {
@@ -923,5 +929,61 @@ func TestPostUnreadableBody(t *testing.T) {
 	}
 	if st := e.recv.Stats(); st.BadRequest != 1 || st.TooLarge != 0 || st.Unauthorized != 0 {
 		t.Errorf("Stats() = %+v, want BadRequest 1 only", st)
+	}
+}
+
+// countingReader counts the bytes read from it.
+type countingReader struct {
+	r io.Reader
+	n int
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += n
+	return n, err
+}
+
+// TestRateLimited checks the 429 through the mux: only past the burst, with
+// Retry-After and a JSON error, for GET and POST alike, per client, and
+// without reading the refused request's body.
+func TestRateLimited(t *testing.T) {
+	e := newEnv(t, func(c *edge.Config) { c.ClientRate, c.ClientBurst = 1, 2 }) // testNow is frozen: no refill
+	body := sample(t, "sent_minimal_v24.json")
+	send := func(method, remote string) (*httptest.ResponseRecorder, int) {
+		cr := &countingReader{r: bytes.NewReader(body)}
+		req := httptest.NewRequestWithContext(t.Context(), method, edge.WebhookPath+"?hub.mode=subscribe&hub.verify_token="+testToken+"&hub.challenge=c", cr)
+		req.RemoteAddr = remote
+		req.Header.Set(edge.SignatureHeader, edge.Sign(body, []byte(testSecret)))
+		rec := httptest.NewRecorder()
+		e.mux.ServeHTTP(rec, req)
+		return rec, cr.n
+	}
+	if rec, _ := send(http.MethodPost, "192.0.2.1:1000"); rec.Code != 200 {
+		t.Fatalf("first POST: %d %s", rec.Code, rec.Body)
+	}
+	if rec, _ := send(http.MethodGet, "192.0.2.1:1001"); rec.Code != 200 {
+		t.Fatalf("handshake within the burst: %d %s", rec.Code, rec.Body)
+	}
+	for _, method := range []string{http.MethodPost, http.MethodGet} {
+		rec, read := send(method, "192.0.2.1:1002")
+		if rec.Code != http.StatusTooManyRequests || rec.Header().Get("Retry-After") != "1" {
+			t.Fatalf("%s over the burst: %d, Retry-After %q; want 429, 1", method, rec.Code, rec.Header().Get("Retry-After"))
+		}
+		if want := `{"error":"` + edge.ErrRateLimited.Error() + `; retry after 1s"}` + "\n"; rec.Body.String() != want {
+			t.Errorf("%s: body %q, want %q", method, rec.Body, want)
+		}
+		if read != 0 {
+			t.Errorf("%s: %d bytes of a refused request were read", method, read)
+		}
+	}
+	if rec, _ := send(http.MethodPost, "192.0.2.2:1000"); rec.Code != 200 {
+		t.Errorf("another client: %d, want 200", rec.Code)
+	}
+	if st := e.recv.Stats(); st.RateLimited != 2 || st.Accepted != 2 || st.Clients != 2 {
+		t.Errorf("Stats() RateLimited %d Accepted %d Clients %d, want 2, 2, 2", st.RateLimited, st.Accepted, st.Clients)
+	}
+	if got := e.endOffsets(t, eventsTopic); got != 2 {
+		t.Errorf("events topic holds %d records, want 2", got)
 	}
 }

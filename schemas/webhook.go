@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
+	"unicode/utf8"
 )
 
 // Webhook is what ParseWebhook made of one POST body.
@@ -29,10 +31,23 @@ type RejectedStatus struct {
 	Raw   []byte // the element's JSON exactly as it appeared in the body
 	WAMID string // its "id" when that is a non-empty string, else ""
 	Err   error  // wraps one of ErrStatusNotObject, ErrNoWAMID, ErrNoStatus, ErrBadTimestamp, ErrMillisTimestamp, ErrFutureTimestamp, ErrBadField
+
+	// The envelope the element came in, as a StatusEvent would have had it,
+	// so that a dead letter can be replayed into an event as complete as the
+	// original.
+	PhoneNumberID      string
+	DisplayPhoneNumber string
+	WABAID             string
 }
 
-// Limits on a status's payload timestamp.
+// Limits on a status's payload timestamp. A wrong timestamp is poison, not
+// noise: the fold keeps the earliest time seen for each status, so one
+// timestamp in milliseconds, or from 1970, would stand as that status's time
+// for good. Such a status goes to the dead-letter topic instead.
 const (
+	// minSeconds is 2009-01-01T00:00:00Z, the year WhatsApp began: an
+	// earlier timestamp is another unit or a bug, never a WhatsApp event.
+	minSeconds = 1_230_768_000
 	// maxSeconds: a timestamp of 1e11 or more (year 5138 in seconds) was
 	// sent in milliseconds.
 	maxSeconds = 1e11
@@ -47,12 +62,19 @@ const (
 // region and receivedAt (unix milliseconds, the edge's receive time) are
 // copied into every event. receivedAt also bounds the payload timestamps: one
 // more than a day after it is rejected (ErrFutureTimestamp); receivedAt <= 0
-// turns that check off.
+// turns that check off. A timestamp before 2009 (ErrBadTimestamp) or of 1e11
+// and more (ErrMillisTimestamp) is rejected whatever receivedAt is.
+//
+// Meta sends UTF-8. A statuses[] element that is not valid UTF-8 is rejected
+// (ErrBadField), since encoding/json would silently replace its bad bytes;
+// invalid UTF-8 in the envelope's ids makes the body ErrMalformed, and
+// elsewhere (inbound messages, keys wastatus does not read) it is ignored.
 //
 // The error is non-nil only when the body as a whole is unusable: ErrMalformed
-// (not JSON, or an envelope of the wrong shape) or ErrNotWhatsApp. A bad
-// statuses[] element only adds a RejectedStatus. Only changes whose field is
-// "messages" are read; others are counted in OtherChanges.
+// (not JSON, nested more than encoding/json's 10,000 levels, or an envelope
+// of the wrong shape) or ErrNotWhatsApp. A bad statuses[] element only adds
+// a RejectedStatus. Only changes whose field is "messages" are read; others
+// are counted in OtherChanges.
 func ParseWebhook(body []byte, region string, receivedAt int64) (Webhook, error) {
 	if firstByte(body) != '{' {
 		return Webhook{}, fmt.Errorf("%w: body is not a JSON object", ErrMalformed)
@@ -67,6 +89,14 @@ func ParseWebhook(body []byte, region string, receivedAt int64) (Webhook, error)
 	}
 	if err != nil {
 		return Webhook{}, malformedError{err}
+	}
+	// Valid UTF-8 is the rule; checking the whole body first keeps the
+	// per-element checks off that path.
+	badUTF8 := !utf8.Valid(body)
+	if badUTF8 {
+		if err := env.checkUTF8(); err != nil {
+			return Webhook{}, err
+		}
 	}
 
 	var w Webhook
@@ -93,8 +123,13 @@ func ParseWebhook(body []byte, region string, receivedAt int64) (Webhook, error)
 			w.InboundMessages += len(v.Messages)
 			for k := range v.Statuses {
 				st := &v.Statuses[k]
-				if err := st.check(receivedAt); err != nil {
-					w.Rejected = append(w.Rejected, RejectedStatus{Raw: st.ev.Raw, WAMID: st.ev.WAMID, Err: err})
+				if err := st.check(receivedAt, badUTF8); err != nil {
+					w.Rejected = append(w.Rejected, RejectedStatus{
+						Raw: st.ev.Raw, WAMID: st.ev.WAMID, Err: err,
+						PhoneNumberID:      v.Metadata.PhoneNumberID,
+						DisplayPhoneNumber: v.Metadata.DisplayPhoneNumber,
+						WABAID:             entry.ID,
+					})
 					continue
 				}
 				ev := st.ev
@@ -128,6 +163,34 @@ type wireEnvelope struct {
 type wireEntry struct {
 	ID      string       `json:"id"`
 	Changes []wireChange `json:"changes"`
+}
+
+// checkUTF8 returns ErrMalformed when an id of the envelope that events
+// carry was not valid UTF-8 in the body: encoding/json decoded its bad bytes
+// as U+FFFD, which no id holds.
+func (env *wireEnvelope) checkUTF8() error {
+	for i := range env.Entry {
+		e := &env.Entry[i]
+		bad := ""
+		switch {
+		case strings.ContainsRune(e.ID, utf8.RuneError):
+			bad = "entry.id"
+		default:
+			for j := range e.Changes {
+				m := &e.Changes[j].Value.Metadata
+				switch {
+				case strings.ContainsRune(m.PhoneNumberID, utf8.RuneError):
+					bad = "metadata.phone_number_id"
+				case strings.ContainsRune(m.DisplayPhoneNumber, utf8.RuneError):
+					bad = "metadata.display_phone_number"
+				}
+			}
+		}
+		if bad != "" {
+			return fmt.Errorf("%w: %s is not valid UTF-8", ErrMalformed, bad)
+		}
+	}
+	return nil
 }
 
 type wireChange struct {
@@ -248,11 +311,15 @@ func (s *wireStatus) badInt(field string, n jsonInt) {
 	}
 }
 
-// check returns why the status cannot be an event, or nil.
-func (s *wireStatus) check(receivedAt int64) error {
+// check returns why the status cannot be an event, or nil. checkUTF8 says
+// whether the body held invalid UTF-8 somewhere, so that the element's own
+// bytes need checking.
+func (s *wireStatus) check(receivedAt int64, checkUTF8 bool) error {
 	switch {
 	case s.notObject:
 		return ErrStatusNotObject
+	case checkUTF8 && !utf8.Valid(s.ev.Raw):
+		return fmt.Errorf("%w: the status object is not valid UTF-8", ErrBadField)
 	case s.id.state == jsonBad:
 		return fmt.Errorf("%w: id is not a string", ErrNoWAMID)
 	case s.ev.WAMID == "":
@@ -263,8 +330,12 @@ func (s *wireStatus) check(receivedAt int64) error {
 		return ErrNoStatus
 	case s.timestamp.state == jsonAbsent:
 		return fmt.Errorf("%w: timestamp is missing", ErrBadTimestamp)
-	case s.timestamp.state == jsonBad || s.ev.Timestamp <= 0:
-		return ErrBadTimestamp
+	case s.timestamp.state == jsonBad:
+		return fmt.Errorf("%w: timestamp is not a decimal integer of at most 19 digits", ErrBadTimestamp)
+	case s.ev.Timestamp <= 0:
+		return fmt.Errorf("%w: %d is not positive", ErrBadTimestamp, s.ev.Timestamp)
+	case s.ev.Timestamp < minSeconds:
+		return fmt.Errorf("%w: %d is before 2009, when WhatsApp began", ErrBadTimestamp, s.ev.Timestamp)
 	case s.ev.Timestamp >= maxSeconds:
 		return fmt.Errorf("%w: %d", ErrMillisTimestamp, s.ev.Timestamp)
 	case receivedAt > 0 && s.ev.Timestamp > receivedAt/1000+maxAheadSeconds:

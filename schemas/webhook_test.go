@@ -284,7 +284,20 @@ func TestParseWebhookStatusRules(t *testing.T) {
 		{"number timestamp", `{"id":"w","status":"sent","timestamp":1750000000}`, now, nil, 1750000000, ""},
 		{"escaped digits", `{"id":"w","status":"sent","timestamp":"\u0031750000000"}`, now, nil, 1750000000, ""},
 		{"leading zeros", `{"id":"w","status":"sent","timestamp":"01750000000"}`, now, nil, 1750000000, ""},
-		{"one second", `{"id":"w","status":"sent","timestamp":"1"}`, now, nil, 1, ""},
+		{"2009-01-01", `{"id":"w","status":"sent","timestamp":"1230768000"}`, now, nil, 1230768000, ""},
+		{"a second before 2009", `{"id":"w","status":"sent","timestamp":"1230767999"}`, now, ErrBadTimestamp, 0, "w"},
+		{"one second", `{"id":"w","status":"sent","timestamp":"1"}`, now, ErrBadTimestamp, 0, "w"},
+		{"minutes", `{"id":"w","status":"sent","timestamp":"29166666"}`, 0, ErrBadTimestamp, 0, "w"},
+		{"huge number", `{"id":"w","status":"sent","timestamp":1e400}`, now, ErrBadTimestamp, 0, "w"},
+		{"huge digits", `{"id":"w","status":"sent","timestamp":` + strings.Repeat("9", 400) + `}`, now, ErrBadTimestamp, 0, "w"},
+		{"huge error code", `{"id":"w","status":"failed","timestamp":"1750000000","errors":[{"code":1e400}]}`, now, ErrBadField, 0, "w"},
+		{"huge number in an unknown field", `{"id":"w","status":"sent","timestamp":"1750000000","x":1e400}`, now, nil, 1750000000, ""},
+		{"deep nesting in an unknown field", `{"id":"w","status":"sent","timestamp":"1750000000","x":` + strings.Repeat("[", 5000) + strings.Repeat("]", 5000) + `}`, now, nil, 1750000000, ""},
+		{"deep nesting in a known field", `{"id":"w","status":"sent","timestamp":"1750000000","pricing":{"category":` + strings.Repeat("[", 5000) + strings.Repeat("]", 5000) + `}}`, now, ErrBadField, 0, "w"},
+		{"no recipient ids", `{"id":"w","status":"sent","timestamp":"1750000000"}`, now, nil, 1750000000, ""},
+		{"invalid UTF-8", "{\"id\":\"w\",\"status\":\"sent\",\"timestamp\":\"1750000000\",\"recipient_id\":\"\xff\xfe\"}", now, ErrBadField, 0, "w"},
+		{"invalid UTF-8 in the id", "{\"id\":\"w\xc3\",\"status\":\"sent\",\"timestamp\":\"1750000000\"}", now, ErrBadField, 0, "w\ufffd"},
+		{"lone surrogate escape is valid UTF-8", `{"id":"w","status":"sent","timestamp":"1750000000","recipient_id":"\udc00"}`, now, nil, 1750000000, ""},
 		{"unknown status kept", `{"id":"w","status":"deleted","timestamp":"1750000000"}`, now, nil, 1750000000, ""},
 		{"uppercase status kept", `{"id":"w","status":"READ","timestamp":"1750000000"}`, now, nil, 1750000000, ""},
 		{"exactly a day ahead", `{"id":"w","status":"sent","timestamp":"1750086400"}`, now, nil, 1750086400, ""},
@@ -361,30 +374,30 @@ func TestParseWebhookFields(t *testing.T) {
 		want   StatusEvent // Raw, metadata, region and receive time aside
 	}{{
 		name:   "nulls are absent",
-		status: `{"id":"w","status":"sent","timestamp":"5","recipient_id":null,"conversation":null,"pricing":null,"errors":null,"biz_opaque_callback_data":null}`,
-		want:   StatusEvent{WAMID: "w", Status: "sent", Timestamp: 5},
+		status: `{"id":"w","status":"sent","timestamp":"1750000005","recipient_id":null,"conversation":null,"pricing":null,"errors":null,"biz_opaque_callback_data":null}`,
+		want:   StatusEvent{WAMID: "w", Status: "sent", Timestamp: 1750000005},
 	}, {
 		name:   "empty objects are present",
-		status: `{"id":"w","status":"sent","timestamp":"5","conversation":{},"pricing":{},"errors":[]}`,
-		want:   StatusEvent{WAMID: "w", Status: "sent", Timestamp: 5, Conversation: &Conversation{}, Pricing: &Pricing{}},
+		status: `{"id":"w","status":"sent","timestamp":"1750000005","conversation":{},"pricing":{},"errors":[]}`,
+		want:   StatusEvent{WAMID: "w", Status: "sent", Timestamp: 1750000005, Conversation: &Conversation{}, Pricing: &Pricing{}},
 	}, {
 		name:   "numbers as strings and as numbers",
-		status: `{"id":"w","status":"failed","timestamp":5,"conversation":{"id":"c","expiration_timestamp":"77"},"errors":[{"code":"131026"},{"code":-1}]}`,
-		want: StatusEvent{WAMID: "w", Status: "failed", Timestamp: 5, Conversation: &Conversation{ID: "c", ExpirationTimestamp: 77},
+		status: `{"id":"w","status":"failed","timestamp":1750000005,"conversation":{"id":"c","expiration_timestamp":"77"},"errors":[{"code":"131026"},{"code":-1}]}`,
+		want: StatusEvent{WAMID: "w", Status: "failed", Timestamp: 1750000005, Conversation: &Conversation{ID: "c", ExpirationTimestamp: 77},
 			Errors: []Error{{Code: 131026}, {Code: -1}}},
 	}, {
 		name:   "escapes and unicode",
-		status: `{"id":"wamid.\u00e9\"x\"","status":"sent","timestamp":"5","biz_opaque_callback_data":"caf\u00e9 \ud83d\udc4d","recipient_id":"naïve"}`,
-		want:   StatusEvent{WAMID: "wamid.é\"x\"", Status: "sent", Timestamp: 5, BizOpaqueCallbackData: "café 👍", RecipientID: "naïve"},
+		status: `{"id":"wamid.\u00e9\"x\"","status":"sent","timestamp":"1750000005","biz_opaque_callback_data":"caf\u00e9 \ud83d\udc4d","recipient_id":"naïve"}`,
+		want:   StatusEvent{WAMID: "wamid.é\"x\"", Status: "sent", Timestamp: 1750000005, BizOpaqueCallbackData: "café 👍", RecipientID: "naïve"},
 	}, {
 		name:   "unknown fields ignored",
-		status: `{"id":"w","status":"sent","timestamp":"5","type":"payment","payment":{"reference_id":"r"},"recipient_type":"individual"}`,
-		want:   StatusEvent{WAMID: "w", Status: "sent", Timestamp: 5, RecipientType: "individual"},
+		status: `{"id":"w","status":"sent","timestamp":"1750000005","type":"payment","payment":{"reference_id":"r"},"recipient_type":"individual"}`,
+		want:   StatusEvent{WAMID: "w", Status: "sent", Timestamp: 1750000005, RecipientType: "individual"},
 	}, {
 		name:   "every field",
-		status: `{"id":"w","status":"read","timestamp":"5","recipient_id":"ri","recipient_user_id":"ru","parent_user_id":"pu","recipient_type":"group","recipient_participant_id":"rp","conversation":{"id":"c","expiration_timestamp":6,"origin":{"type":"service"}},"pricing":{"billable":false,"pricing_model":"CBP","type":"regular","category":"service"},"errors":[{"code":1,"title":"t","message":"m","error_data":{"details":"d"},"href":"h"}],"biz_opaque_callback_data":"b"}`,
+		status: `{"id":"w","status":"read","timestamp":"1750000005","recipient_id":"ri","recipient_user_id":"ru","parent_user_id":"pu","recipient_type":"group","recipient_participant_id":"rp","conversation":{"id":"c","expiration_timestamp":6,"origin":{"type":"service"}},"pricing":{"billable":false,"pricing_model":"CBP","type":"regular","category":"service"},"errors":[{"code":1,"title":"t","message":"m","error_data":{"details":"d"},"href":"h"}],"biz_opaque_callback_data":"b"}`,
 		want: StatusEvent{
-			WAMID: "w", Status: "read", Timestamp: 5, RecipientID: "ri", RecipientUserID: "ru", ParentUserID: "pu",
+			WAMID: "w", Status: "read", Timestamp: 1750000005, RecipientID: "ri", RecipientUserID: "ru", ParentUserID: "pu",
 			RecipientType: "group", RecipientParticipantID: "rp",
 			Conversation:          &Conversation{ID: "c", ExpirationTimestamp: 6, OriginType: "service"},
 			Pricing:               &Pricing{Billable: ptr(false), PricingModel: "CBP", Type: "regular", Category: "service"},
@@ -431,6 +444,11 @@ func TestParseWebhookBodyErrors(t *testing.T) {
 		{"statuses not an array", `{"object":"whatsapp_business_account","entry":[{"changes":[{"field":"messages","value":{"statuses":{}}}]}]}`, ErrMalformed},
 		{"metadata not an object", `{"object":"whatsapp_business_account","entry":[{"changes":[{"field":"messages","value":{"metadata":1}}]}]}`, ErrMalformed},
 		{"waba id a number", `{"object":"whatsapp_business_account","entry":[{"id":1}]}`, ErrMalformed},
+		{"nested past encoding/json's limit", `{"object":"whatsapp_business_account","x":` + strings.Repeat("[", 10_001) + strings.Repeat("]", 10_001) + `}`, ErrMalformed},
+		{"invalid UTF-8 in the waba id", "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"1\xff\"}]}", ErrMalformed},
+		{"invalid UTF-8 in the phone number id", "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"1\",\"changes\":[{\"field\":\"messages\",\"value\":{\"metadata\":{\"phone_number_id\":\"\xc0\"}}}]}]}", ErrMalformed},
+		{"invalid UTF-8 in the display number", "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"1\",\"changes\":[{\"field\":\"messages\",\"value\":{\"metadata\":{\"display_phone_number\":\"\xc0\"}}}]}]}", ErrMalformed},
+		{"invalid UTF-8 in the object", "{\"object\":\"whatsapp_business_account\xff\"}", ErrNotWhatsApp},
 		{"no object", `{"entry":[]}`, ErrNotWhatsApp},
 		{"page webhook", `{"object":"page","entry":[{"id":"1","messaging":[]}]}`, ErrNotWhatsApp},
 		{"object case", `{"object":"WHATSAPP_BUSINESS_ACCOUNT","entry":[]}`, ErrNotWhatsApp},
@@ -458,11 +476,11 @@ func TestParseWebhookErrorText(t *testing.T) {
 			"schemas: malformed webhook body: entry.changes is a JSON string, want array"},
 		{"nested envelope", `{"object":"whatsapp_business_account","entry":[{"changes":[{"field":"messages","value":{"metadata":[]}}]}]}`,
 			"schemas: malformed webhook body: entry.changes.value.metadata is a JSON array, want object"},
-		{"status field", string(envelope(`{"id":"w","status":"sent","timestamp":"1","pricing":{"billable":"yes"}}`)),
+		{"status field", string(envelope(`{"id":"w","status":"sent","timestamp":"1750000000","pricing":{"billable":"yes"}}`)),
 			"schemas: status field has the wrong JSON type: pricing.billable is a JSON string, want boolean"},
-		{"status object field", string(envelope(`{"id":"w","status":"sent","timestamp":"1","conversation":"c"}`)),
+		{"status object field", string(envelope(`{"id":"w","status":"sent","timestamp":"1750000000","conversation":"c"}`)),
 			"schemas: status field has the wrong JSON type: conversation is a JSON string, want object"},
-		{"status string field", string(envelope(`{"id":"w","status":"sent","timestamp":"1","recipient_id":5}`)),
+		{"status string field", string(envelope(`{"id":"w","status":"sent","timestamp":"1750000000","recipient_id":5}`)),
 			"schemas: status field has the wrong JSON type: recipient_id is a JSON number, want string"},
 	}
 	for _, tt := range tests {
@@ -507,7 +525,7 @@ func TestParseWebhookEmpty(t *testing.T) {
 
 // The result must not alias the body: the edge may reuse its buffer.
 func TestParseWebhookCopiesRaw(t *testing.T) {
-	body := envelope(`{"id":"w","status":"sent","timestamp":"5"}`, `{"id":"w","status":"sent"}`)
+	body := envelope(`{"id":"w","status":"sent","timestamp":"1750000005"}`, `{"id":"w","status":"sent"}`)
 	w, err := ParseWebhook(body, "r", 0)
 	if err != nil || len(w.Events) != 1 || len(w.Rejected) != 1 {
 		t.Fatalf("ParseWebhook = %+v, %v", w, err)
@@ -548,5 +566,40 @@ func TestParseInt(t *testing.T) {
 		if got != tt.want || ok != tt.wantOK {
 			t.Errorf("parseInt(%q) = %d, %v; want %d, %v", tt.in, got, ok, tt.want, tt.wantOK)
 		}
+	}
+}
+
+// A rejected status keeps the envelope it came in, so that its dead letter
+// can be replayed into an event as complete as the original; invalid UTF-8
+// that wastatus does not read (an inbound message) costs nothing.
+func TestParseWebhookRejectedEnvelope(t *testing.T) {
+	body := []byte(`{"object":"whatsapp_business_account","entry":[` +
+		`{"id":"waba1","changes":[{"field":"messages","value":{"metadata":{"phone_number_id":"pni1","display_phone_number":"dpn1"},` +
+		`"messages":[{"text":{"body":"caf` + "\xe9" + `"}}],` +
+		`"statuses":[{"id":"w1","status":"sent","timestamp":"1750000000"},{"id":"w2","status":"sent","timestamp":"1750000000000"}]}}]},` +
+		`{"id":"waba2","changes":[{"field":"messages","value":{"metadata":{"phone_number_id":"pni2","display_phone_number":"dpn2"},` +
+		`"statuses":[{"id":"w3","status":"read","timestamp":"1750000001","recipient_id":"` + "\xff" + `"}]}}]}]}`)
+	w, err := ParseWebhook(body, "r", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(w.Events) != 1 || w.Events[0].WAMID != "w1" || w.Events[0].WABAID != "waba1" || w.InboundMessages != 1 {
+		t.Errorf("events %+v, inbound %d: want w1 of waba1 and one inbound message", w.Events, w.InboundMessages)
+	}
+	want := []RejectedStatus{
+		{WAMID: "w2", Err: ErrMillisTimestamp, PhoneNumberID: "pni1", DisplayPhoneNumber: "dpn1", WABAID: "waba1"},
+		{WAMID: "w3", Err: ErrBadField, PhoneNumberID: "pni2", DisplayPhoneNumber: "dpn2", WABAID: "waba2"},
+	}
+	if len(w.Rejected) != len(want) {
+		t.Fatalf("rejected %+v, want %d", w.Rejected, len(want))
+	}
+	for i, r := range w.Rejected {
+		if !errors.Is(r.Err, want[i].Err) || r.WAMID != want[i].WAMID || r.PhoneNumberID != want[i].PhoneNumberID ||
+			r.DisplayPhoneNumber != want[i].DisplayPhoneNumber || r.WABAID != want[i].WABAID || !bytes.Contains(body, r.Raw) {
+			t.Errorf("rejected %d = %+v, want %+v", i, r, want[i])
+		}
+	}
+	if got := w.Rejected[1].Err.Error(); !strings.Contains(got, "not valid UTF-8") {
+		t.Errorf("invalid UTF-8 rejected with %q, want it said", got)
 	}
 }
