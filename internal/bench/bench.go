@@ -1,0 +1,196 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/wastatus/wastatus/processor"
+	"github.com/wastatus/wastatus/schemas"
+)
+
+// Bench is one bench run: a broker (embedded or given), a working
+// directory, and the systems it starts as child processes.
+type Bench struct {
+	cfg     Config
+	brokers []string
+	kind    string // "kfake (in-process)" or "kafka"
+	cluster *kfake.Cluster
+	cl      *kgo.Client
+	adm     *kadm.Client
+	codec   *schemas.Codec
+	dir     string
+	runID   string
+	secret  []byte
+}
+
+// New checks cfg, starts an embedded broker when cfg.Brokers is empty, and
+// connects to it. Close releases what it holds.
+func New(cfg Config) (*Bench, error) {
+	cfg.fillDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Executable == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("bench: executable: %w", err)
+		}
+		cfg.Executable = exe
+	}
+	codec, err := schemas.NewCodec(schemas.IDs{})
+	if err != nil {
+		return nil, err
+	}
+	b := &Bench{cfg: cfg, brokers: cfg.Brokers, kind: "kafka", codec: codec, runID: strconv.FormatInt(time.Now().Unix(), 36) + randomID()[:4], secret: []byte(randomID() + randomID())}
+	if len(b.brokers) == 0 {
+		c, err := kfake.NewCluster(kfake.NumBrokers(1))
+		if err != nil {
+			return nil, fmt.Errorf("bench: embedded broker: %w", err)
+		}
+		b.cluster, b.brokers, b.kind = c, c.ListenAddrs(), "kfake (in-process)"
+	}
+	b.cl, err = kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(b.brokers...)}, cfg.ClientOpts...)...)
+	if err != nil {
+		b.Close()
+		return nil, fmt.Errorf("bench: client: %w", err)
+	}
+	b.adm = kadm.NewClient(b.cl)
+	b.dir = cfg.WorkDir
+	if b.dir == "" {
+		if b.dir, err = os.MkdirTemp("", "wastatus-bench-"); err != nil {
+			b.Close()
+			return nil, fmt.Errorf("bench: work dir: %w", err)
+		}
+	} else if err := os.MkdirAll(b.dir, 0o755); err != nil {
+		b.Close()
+		return nil, fmt.Errorf("bench: work dir: %w", err)
+	}
+	return b, nil
+}
+
+// Close stops the embedded broker and removes the working directory
+// (unless Config.KeepWorkDir or a WorkDir was given).
+func (b *Bench) Close() error {
+	if b.cl != nil {
+		b.cl.Close()
+	}
+	if b.cluster != nil {
+		b.cluster.Close()
+	}
+	if b.dir != "" && b.cfg.WorkDir == "" && !b.cfg.KeepWorkDir {
+		return os.RemoveAll(b.dir)
+	}
+	return nil
+}
+
+// Run measures what Config.Mode says and returns the report. With
+// ModeAll the report is the processor's, with the edge's and the
+// pipeline's inside it.
+func (b *Bench) Run(ctx context.Context) (*Report, error) {
+	var (
+		r   *Report
+		err error
+	)
+	switch b.cfg.Mode {
+	case ModeProcessor:
+		r, err = b.runProcessor(ctx)
+	case ModeEdge:
+		r, err = b.runEdge(ctx)
+	case ModePipeline:
+		r, err = b.runPipeline(ctx)
+	case ModeAll:
+		if r, err = b.runProcessor(ctx); err != nil {
+			return nil, err
+		}
+		if r.Edge, err = b.runEdge(ctx); err != nil {
+			return nil, err
+		}
+		r.Pipeline, err = b.runPipeline(ctx)
+		r.Mode = ModeAll
+	}
+	if err != nil {
+		return nil, err
+	}
+	if b.cfg.Plot != "" {
+		if err := b.plotAll(r); err != nil {
+			return nil, err
+		}
+	}
+	return r, nil
+}
+
+// newReport fills what every mode's report says about the run.
+func (b *Bench) newReport(mode string) *Report {
+	return &Report{
+		Mode:          mode,
+		Broker:        b.kind,
+		Brokers:       strings.Join(b.brokers, ","),
+		GoVersion:     runtime.Version(),
+		GOMAXPROCS:    runtime.GOMAXPROCS(0),
+		NumCPU:        runtime.NumCPU(),
+		Partitions:    b.cfg.Partitions,
+		TxnMaxRecords: b.cfg.TxnMaxRecords,
+		TxnMaxWaitMs:  float64(b.cfg.TxnMaxWait) / float64(time.Millisecond),
+		Started:       time.Now().UTC().Format(time.RFC3339),
+	}
+}
+
+// topic names a topic of this run, so runs never share state.
+func (b *Bench) topic(name string) string { return "bench." + b.runID + "." + name }
+
+// createTopics creates fresh topics with the run's partition count.
+func (b *Bench) createTopics(ctx context.Context, names ...string) error {
+	res, err := b.adm.CreateTopics(ctx, b.cfg.Partitions, -1, nil, names...)
+	if err != nil {
+		return fmt.Errorf("bench: create topics: %w", err)
+	}
+	for _, t := range res.Sorted() {
+		if t.Err != nil && !errors.Is(t.Err, kerrTopicExists) {
+			return fmt.Errorf("bench: create topic %s: %w", t.Topic, t.Err)
+		}
+	}
+	return nil
+}
+
+// createProductTopics creates the events, current and dead-letter topics
+// as the processor would (compacted current topic, retention), before any
+// child starts, so the bench's consumers of them start at once.
+func (b *Bench) createProductTopics(ctx context.Context, events, current, dlq string) error {
+	_, err := processor.EnsureTopics(ctx, b.adm, processor.Config{
+		EventsTopic: events, CurrentTopic: current, DLQTopic: dlq, Partitions: b.cfg.Partitions,
+	}, true)
+	if err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	return nil
+}
+
+// childDir is a fresh directory for one child.
+func (b *Bench) childDir(name string) (string, error) {
+	d := filepath.Join(b.dir, name)
+	if err := os.MkdirAll(d, 0o755); err != nil {
+		return "", fmt.Errorf("bench: %w", err)
+	}
+	return d, nil
+}
+
+// start runs a wastatus subcommand as a child, with the extra child flags.
+func (b *Bench) start(name string, args []string) (*child, error) {
+	d, err := b.childDir(name)
+	if err != nil {
+		return nil, err
+	}
+	env := []string{"WASTATUS_APP_SECRET=" + string(b.secret), "WASTATUS_VERIFY_TOKEN=bench"}
+	return startChild(name, b.cfg.Executable, append(args, b.cfg.ChildArgs...), env, filepath.Join(d, "log"))
+}

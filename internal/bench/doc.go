@@ -1,0 +1,76 @@
+// Package bench is the `wastatus bench` command's library: it measures the
+// processor, the edge and the whole pipeline against raw franz-go
+// baselines on the same broker, in one run, and reports throughput,
+// latency, peak RSS and CPU as a table or one JSON object.
+//
+// # Method
+//
+// The systems under test run as child processes of the bench binary
+// (`wastatus process`, `wastatus ingest`, and the hidden baselines `wastatus
+// bench passthrough` and `wastatus bench edge-passthrough`), so each one's
+// peak RSS is its own VmHWM from /proc and never counts the embedded kfake
+// broker, which lives in the bench process. Baseline and wastatus run one
+// after the other on the same broker, workload and transaction sizing, and
+// are compared as a ratio: on a shared machine absolute figures move, the
+// ratio much less.
+//
+//   - processor: the workload (internal/gen's Stream: regions with different
+//     delays, about 20% duplicates, late retries, skipped delivered, failed
+//     after delivered, played, group messages) is encoded exactly as the edge
+//     encodes it (schemas.ParseWebhook, then the Avro codec) and produced
+//     straight to a fresh events topic by an idempotent producer. Then the
+//     baseline (RunPassthrough: GroupTransactSession, read_committed, each
+//     record to the same partition of an output topic, no state) and the
+//     processor each drain it on a fresh group. Progress is the group's
+//     committed offsets (kadm) against the topic's end offsets, sampled every
+//     100 ms; the rate counts from the first committed progress to the end,
+//     so a process's start and group join are not counted (they are in the
+//     phases). Latency is per record: from an output record's produce
+//     timestamp, set by the system's client inside the transaction, to the
+//     moment a read_committed consumer of partition 0 of the output sees it,
+//     which is when the transaction committed (plus a fetch).
+//   - edge: signed single-status webhooks, closed loop over keep-alive
+//     connections (Config.Concurrency in flight), first to a baseline
+//     (RunEdgePassthrough: net/http, one record per body with the edge's
+//     producer options, 200 once acked, no signature check or parsing) then
+//     to `wastatus ingest`. Latency is the POST's round trip.
+//   - pipeline: an edge and a processor child each (the baselines, then
+//     wastatus), POSTs at a fixed rate, open loop, and a read_committed
+//     consumer of the output topic that notices when each event's effect is
+//     visible: for wastatus a state of its message with that status's time
+//     set (on its participant for a group); for the baseline the record whose
+//     key is the POST's sequence number. Latency runs from the POST's
+//     scheduled time, so a system that falls behind is not let off.
+//
+// # Files
+//
+//	config.go      Config, defaults, Validate
+//	bench.go       New, Run, Close: the broker, topics, children
+//	processor.go   processor mode: preload, drain, committed offsets, commit latency
+//	edgemode.go    edge mode
+//	pipeline.go    pipeline mode and the matchers of visible effects
+//	post.go        signed POSTs, the closed loop
+//	passthrough.go the baselines run as children
+//	workload.go    the workload as webhook bodies and event records
+//	child.go       child processes, VmHWM, free ports, readiness
+//	stats.go       the recorder: counts over time, latency percentiles
+//	profile.go     CPU and heap profiles of a child over /debug/pprof
+//	report.go      Report, JSON and the table
+//	plot.go        the PNG of throughput and latency over time
+//	progress.go    a bar on a terminal, log lines otherwise
+//
+// Goroutines: Run's; while a system runs, a sampler of latency or
+// visibility (a consumer), the POST workers, a 100 ms sampler of progress,
+// and, when profiling, one that takes successive CPU profile windows.
+//
+// # Libraries
+//
+// Plots use gonum.org/v1/plot (v0.17.0): maintained by the gonum project,
+// pure Go (no cgo, no system libraries, so the binary stays one static
+// file), and it draws PNG directly with its vgimg backend. CPU profiles of
+// a child are taken in 5 s windows over its /debug/pprof/profile (the run's
+// length is not known in advance) and merged into one file with
+// github.com/google/pprof/profile, the package `go tool pprof` itself is
+// built on. Progress uses github.com/schollz/progressbar/v3, as `wastatus
+// rebuild` does.
+package bench

@@ -1,0 +1,319 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/wastatus/wastatus/edge"
+)
+
+// latencyProcessor says what processor mode's p50/p99 are.
+const latencyProcessor = "per-record commit latency: output record's produce timestamp (set by the system under test's client inside the transaction) to its visibility to a read_committed consumer, sampled on partition 0 of the output topic"
+
+// runProcessor preloads the events topic, then drains it with the
+// baseline and with the processor, each a child process on a fresh group.
+func (b *Bench) runProcessor(ctx context.Context) (*Report, error) {
+	r := b.newReport(ModeProcessor)
+	r.Latency = latencyProcessor
+	events, current, dlq, out := b.topic("events"), b.topic("current"), b.topic("dlq"), b.topic("passthrough")
+	if err := b.createProductTopics(ctx, events, current, dlq); err != nil {
+		return nil, err
+	}
+	if err := b.createTopics(ctx, out); err != nil {
+		return nil, err
+	}
+	began := time.Now()
+	n, msgs, err := b.preload(ctx, events)
+	if err != nil {
+		return nil, err
+	}
+	r.Events, r.Messages = n, msgs
+	r.phase("preload", time.Since(began).Seconds(), fmt.Sprintf("%d events produced straight to %s (idempotent producer)", n, events))
+	ends, err := b.adm.ListEndOffsets(ctx, events)
+	if err != nil {
+		return nil, fmt.Errorf("bench: end offsets: %w", err)
+	}
+	if err := ends.Error(); err != nil {
+		return nil, fmt.Errorf("bench: end offsets: %w", err)
+	}
+
+	txn := []string{"--txn-max-records", strconv.Itoa(b.cfg.TxnMaxRecords), "--txn-max-wait", b.cfg.TxnMaxWait.String()}
+	baseGroup := b.topic("baseline")
+	base, err := b.drain(ctx, drainSpec{
+		name:  "baseline",
+		args:  append([]string{"bench", "passthrough", "--brokers", joinComma(b.brokers), "--in", events, "--out", out, "--group", baseGroup}, txn...),
+		group: baseGroup, events: events, out: out, ends: ends,
+	})
+	if err != nil {
+		return nil, err
+	}
+	r.phase("baseline", base.seconds, fmt.Sprintf("passthrough drained the topic; started in %.3fs", base.startup))
+
+	procGroup := b.topic("processor")
+	dir, err := b.childDir("processor")
+	if err != nil {
+		return nil, err
+	}
+	httpAddr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	args := append([]string{"process", "--brokers", joinComma(b.brokers),
+		"--events-topic", events, "--current-topic", current, "--dlq-topic", dlq,
+		"--partitions", strconv.Itoa(int(b.cfg.Partitions)), "--group", procGroup,
+		"--data-dir", dir, "--http-addr", httpAddr, "--serve-all=false", "--log-level", "warn",
+	}, txn...)
+	if b.profiling() {
+		args = append(args, "--pprof")
+	}
+	sut, err := b.drain(ctx, drainSpec{
+		name: "processor", args: args, group: procGroup, events: events, out: current, ends: ends,
+		profileAddr: httpAddr,
+	})
+	if err != nil {
+		return nil, err
+	}
+	r.phase("processor", sut.seconds, fmt.Sprintf("wastatus process drained the topic; started in %.3fs", sut.startup))
+
+	r.EventsPerSec, r.BaselineEventsPerSec = sut.rate, base.rate
+	r.EventsProcessed, r.BaselineEvents = sut.done, base.done
+	r.PeakRSSBytes, r.BaselinePeakRSSBytes = sut.child.peakRSS, base.child.peakRSS
+	r.CPUSeconds, r.BaselineCPUSeconds = sut.child.cpu.Seconds(), base.child.cpu.Seconds()
+	p := sut.rec.percentiles(50, 99)
+	r.P50Ms, r.P99Ms = p[0], p[1]
+	bp := base.rec.percentiles(50, 99)
+	r.BaselineP50Ms, r.BaselineP99Ms = bp[0], bp[1]
+	r.LatencySamples = sut.rec.latencyCount()
+	r.sut, r.base = sut.rec, base.rec
+	if r.EventsProcessed != r.Events {
+		r.Errors += abs(r.Events - r.EventsProcessed)
+	}
+	r.finish()
+	r.Targets = append(r.Targets,
+		Target{Name: "processor/baseline events per second", Want: ">= 0.6", Got: r.Ratio, Met: r.Ratio >= 0.6},
+		Target{Name: "processor peak RSS MiB", Want: "<= 256", Got: round(float64(r.PeakRSSBytes)/(1<<20), 1), Met: r.PeakRSSBytes <= 256<<20},
+	)
+	return r, nil
+}
+
+func abs(v int64) int64 {
+	if v < 0 {
+		return -v
+	}
+	return v
+}
+
+// preload produces the workload's events straight to topic, as fast as an
+// idempotent producer with acks=all goes, and returns how many events and
+// distinct messages it wrote.
+func (b *Bench) preload(ctx context.Context, topic string) (int64, int, error) {
+	cl, err := kgo.NewClient(append(append([]kgo.Opt{
+		kgo.SeedBrokers(b.brokers...),
+		kgo.ProducerLinger(5 * time.Millisecond),
+		kgo.MaxBufferedRecords(100_000),
+	}, edge.ProducerOpts()...), append(b.cfg.ClientOpts, kgo.ProducerLinger(5*time.Millisecond))...)...)
+	if err != nil {
+		return 0, 0, fmt.Errorf("bench: preload client: %w", err)
+	}
+	defer cl.Close()
+	s := b.stream(b.cfg.Events)
+	prog := b.newProgress("preload", "events", int64(s.Len()))
+	var (
+		acked    atomic.Int64
+		firstErr atomic.Pointer[error]
+		scratch  []byte
+		now      = time.Now()
+		n        int64
+	)
+	promise := func(_ *kgo.Record, err error) {
+		if err != nil {
+			firstErr.CompareAndSwap(nil, &err)
+		}
+		acked.Add(1)
+	}
+	for a, ok := s.Next(); ok; a, ok = s.Next() {
+		if n%4096 == 0 {
+			if err := ctx.Err(); err != nil {
+				return 0, 0, err
+			}
+			if p := firstErr.Load(); p != nil {
+				return 0, 0, fmt.Errorf("bench: preload: %w", *p)
+			}
+			now = time.Now()
+			prog.set(acked.Load())
+		}
+		var rec *kgo.Record
+		rec, scratch, err = eventRecord(b.codec, topic, &a, now, scratch)
+		if err != nil {
+			return 0, 0, err
+		}
+		cl.Produce(ctx, rec, promise)
+		n++
+	}
+	if err := cl.Flush(ctx); err != nil {
+		return 0, 0, fmt.Errorf("bench: preload flush: %w", err)
+	}
+	if p := firstErr.Load(); p != nil {
+		return 0, 0, fmt.Errorf("bench: preload: %w", *p)
+	}
+	prog.finish(acked.Load())
+	return n, s.Messages(), nil
+}
+
+// drainSpec is one system to run until its group has consumed the topic.
+type drainSpec struct {
+	name        string
+	args        []string
+	group       string
+	events, out string
+	ends        kadm.ListedOffsets
+	profileAddr string // the child's HTTP address serving /debug/pprof, if profiled
+}
+
+type drained struct {
+	child    *child
+	rec      *recorder
+	rate     float64
+	seconds  float64 // of steady progress
+	startup  float64 // from start to the first committed progress
+	done     int64
+	errors   int64
+	firstErr string
+}
+
+// drain starts spec's child and watches its group's committed offsets
+// until they reach the end of the events topic, sampling the output's
+// commit latency meanwhile; then it stops the child.
+func (b *Bench) drain(ctx context.Context, spec drainSpec) (*drained, error) {
+	var total int64
+	spec.ends.Each(func(o kadm.ListedOffset) { total += o.Offset })
+	c, err := b.start(spec.name, spec.args)
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	d := &drained{child: c, rec: newRecorder(start)}
+	stopped := false
+	defer func() {
+		if !stopped {
+			_ = c.stop()
+		}
+	}()
+	lctx, stopLat := context.WithCancel(ctx)
+	latDone := make(chan struct{})
+	go func() {
+		defer close(latDone)
+		b.sampleCommitLatency(lctx, spec.out, d.rec)
+	}()
+	defer func() { stopLat(); <-latDone }()
+	var prof *profiler
+	if spec.profileAddr != "" {
+		prof = b.startProfiler(ctx, c, spec.profileAddr)
+	}
+
+	prog := b.newProgress(spec.name, "events", total)
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-tick.C:
+		}
+		if err := c.exited(); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrSystem, err)
+		}
+		done, complete, err := b.committed(ctx, spec.group, spec.events, spec.ends)
+		if err != nil {
+			continue // the group may not exist yet
+		}
+		now := time.Now()
+		d.rec.count(now, done)
+		if done > 0 && d.startup == 0 {
+			d.startup = now.Sub(start).Seconds()
+		}
+		prog.set(done)
+		if complete {
+			d.done = done
+			prog.finish(done)
+			break
+		}
+	}
+	d.rate, d.seconds = d.rec.rate()
+	if prof != nil {
+		if err := prof.finish(ctx); err != nil {
+			return nil, err
+		}
+	}
+	stopLat()
+	<-latDone
+	stopped = true
+	if err := c.stop(); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// committed sums group's committed offsets on topic and says whether every
+// partition reached its end.
+func (b *Bench) committed(ctx context.Context, group, topic string, ends kadm.ListedOffsets) (int64, bool, error) {
+	resp, err := b.adm.FetchOffsets(ctx, group)
+	if err != nil {
+		return 0, false, err
+	}
+	var done int64
+	complete := true
+	ends.Each(func(e kadm.ListedOffset) {
+		o, ok := resp.Lookup(topic, e.Partition)
+		at := int64(0)
+		if ok && o.Err == nil && o.At > 0 {
+			at = o.At
+		}
+		done += at
+		if at < e.Offset {
+			complete = false
+		}
+	})
+	return done, complete, nil
+}
+
+// sampleCommitLatency reads partition 0 of topic read_committed and
+// records, for each record, the time from its produce timestamp to now.
+func (b *Bench) sampleCommitLatency(ctx context.Context, topic string, rec *recorder) {
+	cl, err := kgo.NewClient(append([]kgo.Opt{
+		kgo.SeedBrokers(b.brokers...),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset().AtStart()}}),
+		kgo.FetchMaxWait(100 * time.Millisecond),
+		// Find the output topic at once if it is created after this starts.
+		kgo.MetadataMinAge(100 * time.Millisecond),
+		kgo.MetadataMaxAge(time.Second),
+	}, b.cfg.ClientOpts...)...)
+	if err != nil {
+		b.cfg.Logger.Warn("latency sampler", "err", err)
+		return
+	}
+	defer cl.Close()
+	for ctx.Err() == nil {
+		fs := cl.PollFetches(ctx)
+		now := time.Now()
+		fs.EachRecord(func(r *kgo.Record) { rec.latency(now, now.Sub(r.Timestamp)) })
+	}
+}
+
+func joinComma(ss []string) string {
+	out := ""
+	for i, s := range ss {
+		if i > 0 {
+			out += ","
+		}
+		out += s
+	}
+	return out
+}

@@ -1,0 +1,169 @@
+package bench
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"text/tabwriter"
+)
+
+// Report is what a run measured. Its JSON form is the bench's --json
+// output; the headline fields come first. Rates are events per second of
+// steady progress (see recorder.rate), latencies are in milliseconds, RSS
+// is the child process's VmHWM.
+type Report struct {
+	Mode                 string  `json:"mode"`
+	EventsPerSec         float64 `json:"events_per_sec"`
+	BaselineEventsPerSec float64 `json:"baseline_events_per_sec"`
+	Ratio                float64 `json:"ratio"`
+	P50Ms                float64 `json:"p50_ms"`
+	P99Ms                float64 `json:"p99_ms"`
+	PeakRSSBytes         int64   `json:"peak_rss_bytes"`
+	Messages             int     `json:"messages"`
+	Events               int64   `json:"events"`
+
+	// What the latency is, measured how.
+	Latency         string  `json:"latency"`
+	LatencySamples  int     `json:"latency_samples"`
+	BaselineP50Ms   float64 `json:"baseline_p50_ms"`
+	BaselineP99Ms   float64 `json:"baseline_p99_ms"`
+	EventsProcessed int64   `json:"events_processed"` // by the system under test
+	BaselineEvents  int64   `json:"baseline_events_processed"`
+	Errors          int64   `json:"errors"` // POSTs answered other than 200, events never seen
+
+	BaselinePeakRSSBytes int64   `json:"baseline_peak_rss_bytes"`
+	CPUSeconds           float64 `json:"cpu_seconds"` // user+system of the system under test's processes
+	BaselineCPUSeconds   float64 `json:"baseline_cpu_seconds"`
+
+	// Pipeline mode.
+	RatePerSec      int     `json:"rate_per_sec,omitempty"`
+	DurationSeconds float64 `json:"duration_seconds,omitempty"`
+
+	Broker        string  `json:"broker"`
+	Brokers       string  `json:"brokers"`
+	GoVersion     string  `json:"go_version"`
+	GOMAXPROCS    int     `json:"gomaxprocs"`
+	NumCPU        int     `json:"num_cpu"`
+	Partitions    int32   `json:"partitions"`
+	TxnMaxRecords int     `json:"txn_max_records"`
+	TxnMaxWaitMs  float64 `json:"txn_max_wait_ms"`
+	Started       string  `json:"started"`
+	Phases        []Phase `json:"phases"`
+
+	Targets []Target `json:"targets"`
+
+	Edge     *Report `json:"edge,omitempty"`     // ModeAll
+	Pipeline *Report `json:"pipeline,omitempty"` // ModeAll
+
+	sut, base *recorder // for plots
+}
+
+// Phase is one step of a run and how long it took.
+type Phase struct {
+	Name    string  `json:"name"`
+	Seconds float64 `json:"seconds"`
+	Detail  string  `json:"detail,omitempty"`
+}
+
+// Target is one of issue 7's targets and whether this run met it. Figures
+// from a shared machine or a kfake broker are indications, not verdicts.
+type Target struct {
+	Name string  `json:"name"`
+	Want string  `json:"want"`
+	Got  float64 `json:"got"`
+	Met  bool    `json:"met"`
+}
+
+func (r *Report) phase(name string, seconds float64, detail string) {
+	r.Phases = append(r.Phases, Phase{Name: name, Seconds: round(seconds, 3), Detail: detail})
+}
+
+// finish derives the ratio and rounds for printing.
+func (r *Report) finish() {
+	if r.BaselineEventsPerSec > 0 {
+		r.Ratio = round(r.EventsPerSec/r.BaselineEventsPerSec, 3)
+	}
+	r.EventsPerSec = round(r.EventsPerSec, 0)
+	r.BaselineEventsPerSec = round(r.BaselineEventsPerSec, 0)
+	for _, p := range []*float64{&r.P50Ms, &r.P99Ms, &r.BaselineP50Ms, &r.BaselineP99Ms, &r.CPUSeconds, &r.BaselineCPUSeconds} {
+		*p = round(*p, 3)
+	}
+}
+
+// round keeps d decimals; NaN (no samples) becomes -1, which JSON can hold.
+func round(v float64, d int) float64 {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return -1
+	}
+	p := math.Pow(10, float64(d))
+	return math.Round(v*p) / p
+}
+
+// WriteJSON writes r as one JSON object.
+func (r *Report) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(r); err != nil {
+		return fmt.Errorf("bench: report: %w", err)
+	}
+	return nil
+}
+
+// WriteTable writes r for people.
+func (r *Report) WriteTable(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	r.table(tw)
+	for _, sub := range []*Report{r.Edge, r.Pipeline} {
+		if sub != nil {
+			fmt.Fprintln(tw)
+			sub.table(tw)
+		}
+	}
+	if err := tw.Flush(); err != nil {
+		return fmt.Errorf("bench: report: %w", err)
+	}
+	return nil
+}
+
+func (r *Report) table(w io.Writer) {
+	mode := r.Mode
+	if r.Edge != nil || r.Pipeline != nil {
+		mode = ModeProcessor
+	}
+	fmt.Fprintf(w, "%s bench\t%s, %s, GOMAXPROCS %d, %d partitions, txn %d records / %gms wait\n",
+		mode, r.Broker, r.GoVersion, r.GOMAXPROCS, r.Partitions, r.TxnMaxRecords, r.TxnMaxWaitMs)
+	fmt.Fprintf(w, "workload\t%d events over %d messages", r.Events, r.Messages)
+	if r.RatePerSec > 0 {
+		fmt.Fprintf(w, ", offered %d/s for %gs", r.RatePerSec, r.DurationSeconds)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "\twastatus\tbaseline\tratio\n")
+	fmt.Fprintf(w, "events/s\t%.0f\t%.0f\t%.3f\n", r.EventsPerSec, r.BaselineEventsPerSec, r.Ratio)
+	fmt.Fprintf(w, "p50 ms\t%s\t%s\t\n", ms(r.P50Ms), ms(r.BaselineP50Ms))
+	fmt.Fprintf(w, "p99 ms\t%s\t%s\t\n", ms(r.P99Ms), ms(r.BaselineP99Ms))
+	fmt.Fprintf(w, "peak RSS MiB\t%.1f\t%.1f\t\n", float64(r.PeakRSSBytes)/(1<<20), float64(r.BaselinePeakRSSBytes)/(1<<20))
+	fmt.Fprintf(w, "CPU s\t%.2f\t%.2f\t\n", r.CPUSeconds, r.BaselineCPUSeconds)
+	fmt.Fprintf(w, "events done\t%d\t%d\t\n", r.EventsProcessed, r.BaselineEvents)
+	fmt.Fprintf(w, "latency\t%s (%d samples)\n", r.Latency, r.LatencySamples)
+	if r.Errors > 0 {
+		fmt.Fprintf(w, "errors\t%d\n", r.Errors)
+	}
+	for _, p := range r.Phases {
+		fmt.Fprintf(w, "phase %s\t%.3fs\t%s\n", p.Name, p.Seconds, p.Detail)
+	}
+	for _, t := range r.Targets {
+		met := "not met"
+		if t.Met {
+			met = "met"
+		}
+		fmt.Fprintf(w, "target %s\t%s\tgot %g\t%s\n", t.Name, t.Want, t.Got, met)
+	}
+}
+
+func ms(v float64) string {
+	if v < 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f", v)
+}

@@ -1,0 +1,158 @@
+package bench
+
+import (
+	"math"
+	"slices"
+	"sync"
+	"time"
+)
+
+// recorder collects what one system did over time: a cumulative count of
+// events done, sampled, and latency samples, each with the time it was
+// taken. Safe for concurrent use.
+type recorder struct {
+	start time.Time
+
+	mu     sync.Mutex
+	counts []countPoint
+	lats   []latPoint
+}
+
+type countPoint struct {
+	t    float64 // seconds since start
+	done int64
+}
+
+type latPoint struct {
+	t  float32 // seconds since start
+	ms float32
+}
+
+func newRecorder(start time.Time) *recorder { return &recorder{start: start} }
+
+// count records that done events were done in all by now.
+func (r *recorder) count(now time.Time, done int64) {
+	r.mu.Lock()
+	r.counts = append(r.counts, countPoint{now.Sub(r.start).Seconds(), done})
+	r.mu.Unlock()
+}
+
+// latency records one latency observed at now.
+func (r *recorder) latency(now time.Time, d time.Duration) {
+	r.mu.Lock()
+	r.lats = append(r.lats, latPoint{float32(now.Sub(r.start).Seconds()), float32(d.Seconds() * 1000)})
+	r.mu.Unlock()
+}
+
+// percentiles returns the p-th percentiles (0-100) of the latencies in ms,
+// NaN with no samples.
+func (r *recorder) percentiles(ps ...float64) []float64 {
+	r.mu.Lock()
+	ms := make([]float64, len(r.lats))
+	for i, l := range r.lats {
+		ms[i] = float64(l.ms)
+	}
+	r.mu.Unlock()
+	slices.Sort(ms)
+	out := make([]float64, len(ps))
+	for i, p := range ps {
+		out[i] = percentile(ms, p)
+	}
+	return out
+}
+
+func (r *recorder) latencyCount() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.lats)
+}
+
+// percentile of sorted values by the nearest-rank method.
+func percentile(sorted []float64, p float64) float64 {
+	if len(sorted) == 0 {
+		return math.NaN()
+	}
+	k := int(math.Ceil(p/100*float64(len(sorted)))) - 1
+	return sorted[min(max(k, 0), len(sorted)-1)]
+}
+
+// perSecond is one second of a run, for plots.
+type perSecond struct {
+	T        float64 // end of the second, since start
+	Rate     float64 // events per second done in it
+	P50, P99 float64 // ms, NaN when no latency was taken in it
+}
+
+// seconds buckets the run by second.
+func (r *recorder) seconds() []perSecond {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	end := 0.0
+	if n := len(r.counts); n > 0 {
+		end = r.counts[n-1].t
+	}
+	for _, l := range r.lats {
+		end = max(end, float64(l.t))
+	}
+	n := int(math.Ceil(end))
+	out := make([]perSecond, n)
+	byS := make([][]float64, n)
+	for _, l := range r.lats {
+		i := min(int(l.t), n-1)
+		byS[i] = append(byS[i], float64(l.ms))
+	}
+	for i := range out {
+		out[i].T = float64(i + 1)
+		out[i].Rate = r.doneAt(float64(i+1)) - r.doneAt(float64(i))
+		slices.Sort(byS[i])
+		out[i].P50, out[i].P99 = percentile(byS[i], 50), percentile(byS[i], 99)
+	}
+	return out
+}
+
+// doneAt interpolates the cumulative count at t. Callers hold mu.
+func (r *recorder) doneAt(t float64) float64 {
+	cs := r.counts
+	i, _ := slices.BinarySearchFunc(cs, t, func(c countPoint, t float64) int {
+		switch {
+		case c.t < t:
+			return -1
+		case c.t > t:
+			return 1
+		}
+		return 0
+	})
+	switch {
+	case len(cs) == 0:
+		return 0
+	case i == 0:
+		return float64(cs[0].done) * min(t/max(cs[0].t, 1e-9), 1)
+	case i == len(cs):
+		return float64(cs[len(cs)-1].done)
+	}
+	a, b := cs[i-1], cs[i]
+	return float64(a.done) + float64(b.done-a.done)*(t-a.t)/max(b.t-a.t, 1e-9)
+}
+
+// rate is the steady throughput: events done from the first sample that
+// showed progress to the last, over that time, so a system's start (a
+// process starting, a group joining) is not counted against it; with too
+// few samples to tell, all events over all the time.
+func (r *recorder) rate() (perSec float64, seconds float64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	cs := r.counts
+	if len(cs) == 0 {
+		return 0, 0
+	}
+	last := cs[len(cs)-1]
+	for i, c := range cs {
+		if c.done > 0 {
+			if i < len(cs)-1 && last.t-c.t > 0.5 {
+				return float64(last.done-c.done) / (last.t - c.t), last.t - c.t
+			}
+			break
+		}
+	}
+	return float64(last.done) / max(last.t, 1e-9), last.t
+}
