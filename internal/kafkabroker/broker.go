@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -107,8 +108,28 @@ func (b *Broker) Kill(ctx context.Context) error {
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+	// The group leader can be a zombie while the JVM's other threads are
+	// still being torn down and hold the listening socket; a restart then
+	// would find the port taken and move. Wait until it refuses.
+	for b.addr != "" && listening(b.addr) {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w: %s still accepts connections after SIGKILL: %w", ErrBroker, b.addr, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 	// Let scripts/kafka clear its pid file and reap what it can.
 	return b.Stop(ctx)
+}
+
+// listening reports whether something accepts TCP connections at addr.
+func listening(addr string) bool {
+	c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
 }
 
 // Close stops the broker and deletes its data, logs and configuration.
