@@ -262,12 +262,14 @@ was repaired):
 
   processor dead letters go back as they were: the same key, the same Avro
     StatusEvent value, the original headers (region);
-  edge dead letters hold a raw status object: it is wrapped in a minimal
-    webhook envelope and parsed as the edge parses it, with the record's
-    region header and its timestamp as the receive time, and each event is
-    written keyed by its wamid with a region header. (The envelope's phone
-    number and business account ids were not kept, so those attributes stay
-    empty on a replayed event.)
+  edge dead letters hold a raw status object: it is wrapped in the webhook
+    envelope it came in, rebuilt from the record's headers (phone_number_id,
+    display_phone_number, waba_id), and parsed as the edge parses it, with
+    the record's region header and its received_at header as the receive
+    time, so that the event is the one the edge would have written; each
+    event is written keyed by its wamid with a region header. (Dead letters
+    of edges older than those headers replay with the envelope ids empty and
+    the record's timestamp as the receive time.)
 
 Each record is first checked by this binary's rules, the edge's and the
 processor's: one that would be rejected again is not sent but reported as
@@ -354,7 +356,7 @@ func (r *replayer) events(rec *kgo.Record) ([]*kgo.Record, []rejection) {
 }
 
 // edgeEvents parses an edge dead letter's raw status object as the edge
-// would, in a minimal envelope.
+// would, in the envelope it came in and with the time it was received.
 func (r *replayer) edgeEvents(rec *kgo.Record, from string) ([]*kgo.Record, []rejection) {
 	key := string(rec.Key)
 	if n := header(rec, edge.HeaderTruncated); n != "" {
@@ -364,13 +366,10 @@ func (r *replayer) edgeEvents(rec *kgo.Record, from string) ([]*kgo.Record, []re
 	if !json.Valid(rec.Value) {
 		return nil, []rejection{{key, "malformed", errors.New("the value is not one JSON value")}}
 	}
-	body := make([]byte, 0, len(rec.Value)+160)
-	body = append(body, `{"object":"whatsapp_business_account","entry":[{"id":"","changes":[{"field":"messages","value":{"messaging_product":"whatsapp","statuses":[`...)
-	body = append(body, rec.Value...)
-	body = append(body, `]}}]}]}`...)
+	body := edgeWebhook(rec)
 	region := header(rec, edge.HeaderRegion)
-	var receivedAt int64
-	if !rec.Timestamp.IsZero() {
+	receivedAt, err := strconv.ParseInt(header(rec, edge.HeaderReceivedAt), 10, 64)
+	if err != nil && !rec.Timestamp.IsZero() {
 		receivedAt = rec.Timestamp.UnixMilli() // when the edge wrote it: about when it received it
 	}
 	wh, err := schemas.ParseWebhook(body, region, receivedAt)
@@ -401,6 +400,27 @@ func (r *replayer) edgeEvents(rec *kgo.Record, from string) ([]*kgo.Record, []re
 		}})
 	}
 	return out, rej
+}
+
+// edgeWebhook rebuilds the webhook body an edge dead letter's status came
+// in: its raw status object in the envelope its headers describe.
+func edgeWebhook(rec *kgo.Record) []byte {
+	body := make([]byte, 0, len(rec.Value)+256)
+	body = append(body, `{"object":"whatsapp_business_account","entry":[{"id":`...)
+	body = appendJSONString(body, header(rec, edge.HeaderWABAID))
+	body = append(body, `,"changes":[{"field":"messages","value":{"messaging_product":"whatsapp","metadata":{"display_phone_number":`...)
+	body = appendJSONString(body, header(rec, edge.HeaderDisplayPhoneNumber))
+	body = append(body, `,"phone_number_id":`...)
+	body = appendJSONString(body, header(rec, edge.HeaderPhoneNumberID))
+	body = append(body, `},"statuses":[`...)
+	body = append(body, rec.Value...)
+	return append(body, `]}}]}]}`...)
+}
+
+// appendJSONString appends s as a JSON string literal.
+func appendJSONString(b []byte, s string) []byte {
+	q, _ := json.Marshal(s) // a string always marshals
+	return append(b, q...)
 }
 
 // selected reports whether rec passes the replay's filters.

@@ -2,7 +2,11 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -11,6 +15,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/wastatus/wastatus/edge"
 	"github.com/wastatus/wastatus/processor"
 	"github.com/wastatus/wastatus/schemas"
 	"github.com/wastatus/wastatus/state"
@@ -204,5 +209,70 @@ func TestDLQReplayFlags(t *testing.T) {
 	_, _, err = runWastatus(t, "dlq", "list")
 	if err == nil || !strings.Contains(err.Error(), "--brokers") {
 		t.Fatalf("no brokers: %v", err)
+	}
+}
+
+// TestDLQReplayEdgeEnvelope sends a status through a real edge that is too
+// small for it, so it becomes a dead letter, then replays it once the limit
+// is gone (the replay admits by the processor's limit): the replayed event
+// equals the one the edge would have written, envelope ids and receive time
+// included, not a poorer copy.
+func TestDLQReplayEdgeEnvelope(t *testing.T) {
+	e := newKafkaEnv(t, 2)
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(e.cfg.Brokers...)}, edge.ProducerOpts()...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	received := time.Date(2025, 6, 16, 10, 0, 0, 123e6, time.UTC)
+	recv, err := edge.New(edge.Config{
+		EventsTopic:           e.cfg.EventsTopic,
+		DLQTopic:              e.cfg.DLQTopic,
+		Region:                "eu-west-1",
+		InsecureSkipSignature: true,
+		MaxRecordBytes:        1024, // the event (raw JSON and its fields) is over, the dead letter under
+		Now:                   func() time.Time { return received },
+	}, cl, e.codec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	recv.Register(mux)
+	st := `{"id":"wamid.ENV1","status":"read","timestamp":"1750030073","recipient_id":"16505551234","biz_opaque_callback_data":"` +
+		strings.Repeat("x", 500) + `"}`
+	body := []byte(`{"object":"whatsapp_business_account","entry":[{"id":"102290129340398","changes":[{"field":"messages","value":{` +
+		`"messaging_product":"whatsapp","metadata":{"display_phone_number":"15550783881","phone_number_id":"106540352242922"},` +
+		`"statuses":[` + st + `]}}]}]}`)
+	w := httptest.NewRecorder()
+	mux.ServeHTTP(w, httptest.NewRequestWithContext(t.Context(), http.MethodPost, edge.WebhookPath, bytes.NewReader(body)))
+	if w.Code != 200 || w.Body.String() != `{"accepted":0,"rejected":1}`+"\n" {
+		t.Fatalf("edge answered %d %s, want the status dead-lettered", w.Code, w.Body)
+	}
+	dl := readAll(t, e, e.cfg.DLQTopic)
+	if len(dl) != 1 || header(dl[0], edge.HeaderTruncated) != "" || header(dl[0], edge.HeaderWABAID) != "102290129340398" {
+		t.Fatalf("dead letters %v", dl)
+	}
+
+	out, _, err := runWastatus(t, append([]string{"dlq", "replay"}, e.kafkaArgs()...)...)
+	if err != nil || !strings.Contains(out, "replayed 1 events") {
+		t.Fatalf("dlq replay: %v\n%s", err, out)
+	}
+	events := readAll(t, e, e.cfg.EventsTopic)
+	if len(events) != 1 {
+		t.Fatalf("events topic holds %d records, want 1", len(events))
+	}
+	got, err := e.codec.DecodeStatusEvent(events[0].Value)
+	if err != nil {
+		t.Fatal(err)
+	}
+	orig, err := schemas.ParseWebhook(body, "eu-west-1", received.UnixMilli())
+	if err != nil || len(orig.Events) != 1 {
+		t.Fatalf("ParseWebhook: %+v, %v", orig, err)
+	}
+	if want := orig.Events[0]; !reflect.DeepEqual(got, want) {
+		t.Errorf("replayed event\n got %+v\nwant %+v", got, want)
+	}
+	if string(events[0].Key) != "wamid.ENV1" || header(events[0], edge.HeaderRegion) != "eu-west-1" {
+		t.Errorf("replayed record key %q headers %v", events[0].Key, events[0].Headers)
 	}
 }

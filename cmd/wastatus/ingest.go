@@ -14,6 +14,7 @@ func newIngestCmd(g *globals) *cobra.Command {
 	var (
 		k        kafkaFlags
 		e        edgeFlags
+		h        httpFlags
 		httpAddr string
 	)
 	cmd := &cobra.Command{
@@ -25,6 +26,9 @@ the events topic keyed by wamid, and answers 200 only once Kafka acknowledged
 every record (503 otherwise: Meta retries). Stateless: run one or more per region.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := h.validate(e.produceTimeout); err != nil {
+				return err
+			}
 			sec, err := e.load("")
 			if err != nil {
 				return err
@@ -42,12 +46,13 @@ every record (503 otherwise: Meta retries). Stateless: run one or more per regio
 			if err != nil {
 				return fmt.Errorf("http listen: %w", err)
 			}
-			log.Info("edge listening", "addr", l.Addr().String(), "region", e.region)
-			return ignoreCanceled(serve(cmd.Context(), l, s.mux, log))
+			log.Info("edge listening", "addr", l.Addr().String(), "scheme", h.scheme(), "region", e.region)
+			return ignoreCanceled(h.serve(cmd.Context(), l, s.mux, log))
 		},
 	}
 	k.register(cmd.Flags())
 	e.register(cmd.Flags())
+	h.register(cmd.Flags())
 	cmd.Flags().StringVar(&httpAddr, "http-addr", "127.0.0.1:8080", "listen address of the webhook receiver and metrics")
 	return cmd
 }
@@ -56,6 +61,8 @@ func newProcessCmd(g *globals) *cobra.Command {
 	var (
 		k        kafkaFlags
 		p        processFlags
+		h        httpFlags
+		api      apiFlags
 		httpAddr string
 	)
 	cmd := &cobra.Command{
@@ -63,12 +70,20 @@ func newProcessCmd(g *globals) *cobra.Command {
 		Short: "Run a processor: fold the events topic into state, emit the current-status topic, serve the query API",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := h.validate(0); err != nil {
+				return err
+			}
+			token, err := api.token()
+			if err != nil {
+				return err
+			}
 			s, err := clusterStack(cmd, g, &k, g.pprof)
 			if err != nil {
 				return err
 			}
 			defer s.close()
 			log := s.log
+			handler := newAPIGuard(s.mux, token, httpAddr, h.writeTimeout, s.reg, log)
 			proc, err := s.startProcessor(&k, &p)
 			if err != nil {
 				return err
@@ -77,15 +92,17 @@ func newProcessCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("http listen: %w", err)
 			}
-			log.Info("processor api listening", "addr", l.Addr().String())
+			log.Info("processor api listening", "addr", l.Addr().String(), "scheme", h.scheme())
 			gr, ctx := errgroup.WithContext(cmd.Context())
 			gr.Go(func() error { return proc.Run(ctx) })
-			gr.Go(func() error { return serve(ctx, l, s.mux, log) })
+			gr.Go(func() error { return h.serve(ctx, l, handler, log) })
 			return ignoreCanceled(gr.Wait())
 		},
 	}
 	k.register(cmd.Flags())
 	p.register(cmd.Flags())
+	h.register(cmd.Flags())
+	api.register(cmd.Flags())
 	cmd.Flags().StringVar(&httpAddr, "http-addr", "127.0.0.1:8081", "listen address of the query API and metrics")
 	return cmd
 }

@@ -125,7 +125,7 @@ func storeCollector(st *state.Store) prometheus.Collector {
 
 func edgeCollector(r *edge.Receiver) prometheus.Collector {
 	requests := prometheus.NewDesc("wastatus_edge_requests_total",
-		"Webhook requests by the answer given: verified, verify_refused (GET handshake); accepted (200), bad_request (400), unauthorized (401), too_large (413), unavailable (503).",
+		"Webhook requests by the answer given: verified, verify_refused (GET handshake); accepted (200), bad_request (400), unauthorized (401), timed_out (408), too_large (413), unsupported_media (415), rate_limited (429), unavailable (503).",
 		[]string{"result"}, nil)
 	records := prometheus.NewDesc("wastatus_edge_records_total",
 		"Records Kafka acknowledged, by topic kind (events, dlq), and records that failed (error).",
@@ -134,9 +134,10 @@ func edgeCollector(r *edge.Receiver) prometheus.Collector {
 		"Webhook content that is not a status: inbound messages and other change fields; rejected: status objects that were malformed and went to the dead-letter topic.",
 		[]string{"what"}, nil)
 	inFlight := prometheus.NewDesc("wastatus_edge_in_flight_requests", "POSTs being handled now.", nil, nil)
+	clients := prometheus.NewDesc("wastatus_edge_rate_limited_clients", "Client addresses the rate limiter remembers now.", nil, nil)
 	latency := prometheus.NewDesc("wastatus_edge_request_seconds", "How long webhook POSTs took to answer, whatever the answer.", nil, nil)
 	return statsCollector{
-		descs: []*prometheus.Desc{requests, records, skipped, inFlight, latency},
+		descs: []*prometheus.Desc{requests, records, skipped, inFlight, clients, latency},
 		collect: func(ch chan<- prometheus.Metric, _ []*prometheus.Desc) {
 			s := r.Stats()
 			counter(ch, requests, s.Verified, "verified")
@@ -146,6 +147,9 @@ func edgeCollector(r *edge.Receiver) prometheus.Collector {
 			counter(ch, requests, s.Unauthorized, "unauthorized")
 			counter(ch, requests, s.TooLarge, "too_large")
 			counter(ch, requests, s.Unavailable, "unavailable")
+			counter(ch, requests, s.TimedOut, "timed_out")
+			counter(ch, requests, s.Unsupported, "unsupported_media")
+			counter(ch, requests, s.RateLimited, "rate_limited")
 			counter(ch, records, s.Events, "events")
 			counter(ch, records, s.DeadLetters, "dlq")
 			counter(ch, records, s.ProduceErrors, "error")
@@ -153,6 +157,7 @@ func edgeCollector(r *edge.Receiver) prometheus.Collector {
 			counter(ch, skipped, s.OtherChanges, "other_change")
 			counter(ch, skipped, s.Rejected, "rejected")
 			ch <- prometheus.MustNewConstMetric(inFlight, prometheus.GaugeValue, float64(s.InFlight))
+			ch <- prometheus.MustNewConstMetric(clients, prometheus.GaugeValue, float64(s.Clients))
 			ch <- prometheus.MustNewConstHistogram(latency, s.Latency.Count, s.Latency.Sum, s.Latency.Buckets)
 		},
 	}

@@ -115,7 +115,7 @@ func runRebuild(ctx context.Context, f *rebuildFlags, log *slog.Logger, out, pro
 		return err
 	}
 	defer s.close()
-	if err := s.useRegistry(ctx, &f.kafka); err != nil {
+	if err := s.useCluster(ctx, &f.kafka); err != nil {
 		return err
 	}
 	cfg := processor.Config{

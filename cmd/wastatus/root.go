@@ -43,7 +43,7 @@ flag's name in upper case with - as _ (--http-addr is WASTATUS_HTTP_ADDR).`,
 	}
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
-	root.PersistentFlags().BoolVar(&g.pprof, "pprof", false, "serve Go's profiles under /debug/pprof/ on the HTTP listener")
+	root.PersistentFlags().BoolVar(&g.pprof, "pprof", false, "serve Go's profiles under /debug/pprof/ on the HTTP listener (behind the API token, when one is set)")
 	root.AddCommand(
 		newRunCmd(g),
 		newIngestCmd(g),
@@ -52,6 +52,7 @@ flag's name in upper case with - as _ (--http-addr is WASTATUS_HTTP_ADDR).`,
 		newTimelineCmd(),
 		newRebuildCmd(g),
 		newDLQCmd(g),
+		newBenchCmd(g),
 	)
 	return root
 }

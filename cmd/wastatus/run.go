@@ -20,6 +20,8 @@ type runFlags struct {
 	kafka         kafkaFlags
 	edge          edgeFlags
 	proc          processFlags
+	http          httpFlags
+	api           apiFlags
 	httpAddr      string
 	embeddedKafka string
 	demo          bool
@@ -43,6 +45,8 @@ func newRunCmd(g *globals) *cobra.Command {
 	f.kafka.register(fs)
 	f.edge.register(fs)
 	f.proc.register(fs)
+	f.http.register(fs)
+	f.api.register(fs)
 	fs.StringVar(&f.httpAddr, "http-addr", "127.0.0.1:8080", "listen address of the webhook receiver, query API and metrics")
 	fs.StringVar(&f.embeddedKafka, "embedded-kafka-addr", "127.0.0.1:9092", "listen address of the embedded broker (used when --brokers is empty)")
 	// One process owns every partition: no view needed by default.
@@ -53,11 +57,24 @@ func newRunCmd(g *globals) *cobra.Command {
 }
 
 func runAll(ctx context.Context, f *runFlags, g *globals, log *slog.Logger, out io.Writer) error {
+	if err := f.http.validate(f.edge.produceTimeout); err != nil {
+		return err
+	}
 	sec, err := f.edge.load(f.proc.dataDir)
 	if err != nil {
 		return err
 	}
+	token, err := f.api.token()
+	if err != nil {
+		return err
+	}
+	if f.demo && (token != "" || f.http.tlsCertFile != "") {
+		return errors.New("--demo reads the API over plain HTTP without a token: drop --tls-cert-file and the API token, or --demo")
+	}
 	if len(f.kafka.brokers) == 0 {
+		if f.kafka.security.enabled() {
+			return errors.New("--kafka-tls* and --kafka-sasl-* need --brokers: the embedded broker speaks plain Kafka on its local address")
+		}
 		cluster, err := startEmbedded(f.embeddedKafka, filepath.Join(f.proc.dataDir, "kafka"))
 		if err != nil {
 			return err
@@ -76,7 +93,7 @@ func runAll(ctx context.Context, f *runFlags, g *globals, log *slog.Logger, out 
 			log.Error("close", "err", err)
 		}
 	}()
-	if err := s.useRegistry(ctx, &f.kafka); err != nil {
+	if err := s.useCluster(ctx, &f.kafka); err != nil {
 		return err
 	}
 	if _, err := s.startEdge(&f.kafka, &f.edge, sec); err != nil {
@@ -86,16 +103,17 @@ func runAll(ctx context.Context, f *runFlags, g *globals, log *slog.Logger, out 
 	if err != nil {
 		return err
 	}
+	handler := newAPIGuard(s.mux, token, f.httpAddr, f.http.writeTimeout, s.reg, log)
 	l, err := net.Listen("tcp", f.httpAddr)
 	if err != nil {
 		return fmt.Errorf("http listen: %w", err)
 	}
-	base := "http://" + hostPort(l.Addr())
+	base := f.http.scheme() + "://" + hostPort(l.Addr())
 	printBanner(out, base, f, sec)
 
 	gr, gctx := errgroup.WithContext(ctx)
 	gr.Go(func() error { return proc.Run(gctx) })
-	gr.Go(func() error { return serve(gctx, l, s.mux, log) })
+	gr.Go(func() error { return f.http.serve(gctx, l, handler, log) })
 	if f.demo {
 		gr.Go(func() error { return runDemo(gctx, out, base, sec) })
 	}
@@ -139,12 +157,21 @@ wastatus is running
   state                  %[3]s
 `, base, strings.Join(f.kafka.brokers, ","), filepath.Join(f.proc.dataDir, "state"))
 	if sec.generated {
+		// Only secrets this run made up itself are printed: never one
+		// that was given.
 		fmt.Fprintf(out, `
   !!! DEMO SECRETS: no %s / %s was set, so these were generated
   !!! and kept in %s. Never use them in production.
-  !!!   %s=%s
-  !!!   %s=%s
-`, envAppSecret, envVerifyToken, sec.demoFile, envAppSecret, sec.appSecret, envVerifyToken, sec.verifyToken)
+`, envAppSecret, envVerifyToken, sec.demoFile)
+		if sec.genSecret {
+			fmt.Fprintf(out, "  !!!   %s=%s\n", envAppSecret, sec.appSecret)
+		}
+		if sec.genToken {
+			fmt.Fprintf(out, "  !!!   %s=%s\n", envVerifyToken, sec.verifyToken)
+		}
+	}
+	if f.edge.insecureSkipSignature {
+		fmt.Fprintf(out, "\n  !!! WEBHOOK SIGNATURES ARE NOT CHECKED (--insecure-skip-signature): demos only.\n")
 	}
 	fmt.Fprintf(out, `
 Post a signed sample, then ask for it:

@@ -13,7 +13,10 @@ import (
 
 // Secrets never come from flags (command lines are visible to every user of
 // the machine): from WASTATUS_APP_SECRET and WASTATUS_VERIFY_TOKEN, or from
-// the files that --app-secret-file and --verify-token-file name.
+// the files that --app-secret-file and --verify-token-file name. They are
+// never logged, and never echoed in an answer or an error; the one
+// exception is `wastatus run` printing the demo secrets it generated
+// itself, so that a newcomer can post to it.
 const (
 	envAppSecret   = "WASTATUS_APP_SECRET"
 	envVerifyToken = "WASTATUS_VERIFY_TOKEN"
@@ -23,18 +26,26 @@ const (
 type secretFlags struct {
 	appSecretFile   string
 	verifyTokenFile string
+
+	// insecureSkipSignature (--insecure-skip-signature) runs the edge
+	// without an app secret, checking no signature.
+	insecureSkipSignature bool
 }
 
 type secrets struct {
 	appSecret   []byte
 	verifyToken string
-	generated   bool   // made up for a local demo
+	generated   bool   // made up for a local demo: either of the two below
+	genSecret   bool   // appSecret was made up
+	genToken    bool   // verifyToken was made up
 	demoFile    string // where generated secrets are kept
 }
 
 // load reads the secrets from the environment or files. With demoDir set
 // (wastatus run), missing secrets are generated once and kept in
 // demoDir/demo-secrets, so a restart and `wastatus post` use the same ones.
+// With insecureSkipSignature no app secret is used, and one that is set
+// anyway is an error: a configured secret is never silently ignored.
 func (f *secretFlags) load(demoDir string) (secrets, error) {
 	var s secrets
 	secret, err := fromEnvOrFile(envAppSecret, f.appSecretFile)
@@ -45,23 +56,30 @@ func (f *secretFlags) load(demoDir string) (secrets, error) {
 	if err != nil {
 		return s, err
 	}
-	if (secret == "" || token == "") && demoDir != "" {
+	needSecret := !f.insecureSkipSignature
+	if !needSecret && secret != "" {
+		return s, fmt.Errorf("--insecure-skip-signature: an app secret is set (%s or --app-secret-file); unset it, or drop the flag", envAppSecret)
+	}
+	if ((needSecret && secret == "") || token == "") && demoDir != "" {
 		demo, err := loadOrCreateDemoSecrets(demoDir)
 		if err != nil {
 			return s, err
 		}
-		if secret == "" {
-			secret, s.generated = demo.appSecret, true
+		if needSecret && secret == "" {
+			secret, s.generated, s.genSecret = demo.appSecret, true, true
 		}
 		if token == "" {
-			token, s.generated = demo.verifyToken, true
+			token, s.generated, s.genToken = demo.verifyToken, true, true
 		}
 		s.demoFile = filepath.Join(demoDir, demoSecretFile)
 	}
-	if secret == "" {
-		return s, fmt.Errorf("no app secret: set %s or --app-secret-file", envAppSecret)
+	if needSecret && secret == "" {
+		return s, fmt.Errorf("no app secret: set %s or --app-secret-file (or, for a demo, --insecure-skip-signature)", envAppSecret)
 	}
-	s.appSecret, s.verifyToken = []byte(secret), token
+	if secret != "" {
+		s.appSecret = []byte(secret)
+	}
+	s.verifyToken = token
 	return s, nil
 }
 

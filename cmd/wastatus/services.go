@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/netip"
 	"path/filepath"
 	"strings"
 	"time"
@@ -28,7 +29,8 @@ import (
 	"github.com/wastatus/wastatus/state"
 )
 
-// kafkaFlags say where Kafka is and what the topics are called.
+// kafkaFlags say where Kafka is, how to connect to it and what the topics
+// are called.
 type kafkaFlags struct {
 	brokers    []string
 	registry   string
@@ -36,6 +38,7 @@ type kafkaFlags struct {
 	current    string
 	dlq        string
 	partitions int32
+	security   kafkaSecurityFlags
 }
 
 func (k *kafkaFlags) register(fs *pflag.FlagSet) {
@@ -45,22 +48,47 @@ func (k *kafkaFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&k.current, "current-topic", processor.DefaultCurrentTopic, "compacted topic of current message states")
 	fs.StringVar(&k.dlq, "dlq-topic", processor.DefaultDLQTopic, "dead-letter topic")
 	fs.Int32Var(&k.partitions, "partitions", 12, "partitions of topics the processor creates")
+	k.security.register(fs)
 }
 
 // edgeFlags configure the webhook receiver.
 type edgeFlags struct {
 	secretFlags
-	region         string
-	maxBody        int64
-	produceTimeout time.Duration
+	region          string
+	maxBody         int64
+	produceTimeout  time.Duration
+	bodyReadTimeout time.Duration
+	clientRate      float64
+	clientBurst     int
+	maxClients      int
+	trustedProxies  []string
 }
 
 func (e *edgeFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&e.region, "region", "local", "region this edge serves, carried in every event")
 	fs.StringVar(&e.appSecretFile, "app-secret-file", "", "file holding the Meta app secret (else "+envAppSecret+")")
 	fs.StringVar(&e.verifyTokenFile, "verify-token-file", "", "file holding the webhook verify token (else "+envVerifyToken+")")
+	fs.BoolVar(&e.insecureSkipSignature, "insecure-skip-signature", false, "DANGEROUS, demos only: accept webhook POSTs without checking X-Hub-Signature-256 (no app secret then)")
 	fs.Int64Var(&e.maxBody, "max-body-bytes", 4<<20, "largest webhook body accepted")
 	fs.DurationVar(&e.produceTimeout, "produce-timeout", 5*time.Second, "how long a webhook waits for Kafka before answering 503")
+	fs.DurationVar(&e.bodyReadTimeout, "body-read-timeout", edge.DefaultBodyReadTimeout, "how long a webhook body may take to arrive before 408")
+	fs.Float64Var(&e.clientRate, "client-rate", edge.DefaultClientRate, "webhook requests a second one client address may make (429 beyond); negative: no limit")
+	fs.IntVar(&e.clientBurst, "client-burst", 0, "webhook requests one client may make at once (0: two seconds of --client-rate)")
+	fs.IntVar(&e.maxClients, "max-clients", edge.DefaultMaxClients, "client addresses the rate limiter remembers")
+	fs.StringSliceVar(&e.trustedProxies, "trusted-proxies", nil, "CIDR prefixes of load balancers whose X-Forwarded-For is believed for rate limiting")
+}
+
+// proxies parses --trusted-proxies.
+func (e *edgeFlags) proxies() ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range e.trustedProxies {
+		p, err := netip.ParsePrefix(strings.TrimSpace(s))
+		if err != nil {
+			return nil, fmt.Errorf("--trusted-proxies: %w", err)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
 }
 
 // processFlags configure the processor and its store.
@@ -95,6 +123,7 @@ type stack struct {
 	kprom   *kprom.Metrics
 	mux     *http.ServeMux
 	codec   *schemas.Codec
+	kafka   []kgo.Opt // TLS and SASL, for every client; set by useCluster
 	closers []func() error
 }
 
@@ -138,15 +167,32 @@ func clusterStack(cmd *cobra.Command, g *globals, k *kafkaFlags, profiles bool) 
 	if err != nil {
 		return nil, err
 	}
-	if err := s.useRegistry(cmd.Context(), k); err != nil {
+	if err := s.useCluster(cmd.Context(), k); err != nil {
 		return nil, errors.Join(err, s.close())
 	}
 	return s, nil
 }
 
-// useRegistry registers the schemas with the registry that k names, if any,
-// and makes the stack's codec use its ids (and resolve older versions).
-func (s *stack) useRegistry(ctx context.Context, k *kafkaFlags) error {
+// useCluster prepares the stack for the cluster k names: the TLS and SASL
+// options of every client, checked once against the brokers, and the
+// schema registry.
+func (s *stack) useCluster(ctx context.Context, k *kafkaFlags) error {
+	opts, err := k.security.opts(s.log)
+	if err != nil {
+		return err
+	}
+	if err := checkKafka(ctx, k.brokers, append(s.clientOpts("check"), opts...), &k.security, s.log); err != nil {
+		return err
+	}
+	s.kafka = opts
+	s.log.Info("kafka connection", "brokers", strings.Join(k.brokers, ","), "security", k.security.describe())
+	return s.useSchemaRegistry(ctx, k)
+}
+
+// useSchemaRegistry registers the schemas with the registry that k names,
+// if any, and makes the stack's codec use its ids (and resolve older
+// versions).
+func (s *stack) useSchemaRegistry(ctx context.Context, k *kafkaFlags) error {
 	if k.registry == "" {
 		return nil
 	}
@@ -172,31 +218,42 @@ func (s *stack) close() error {
 	return errors.Join(errs...)
 }
 
-// clientOpts are the options every Kafka client of this process shares
-// (the processor takes its brokers from its Config, and its hooks apart).
+// clientOpts are the options every Kafka client of this process shares,
+// TLS and SASL included: every client is built from them (the processor
+// takes its brokers from its Config, and its hooks apart).
 func (s *stack) clientOpts(name string) []kgo.Opt {
-	return []kgo.Opt{
+	return append([]kgo.Opt{
 		kgo.ClientID("wastatus-" + name),
 		kgo.WithLogger(kslog.New(clientLogger(s.log).With("client", name))),
-	}
+	}, s.kafka...)
 }
 
 // startEdge builds the webhook receiver and its producer on s.mux.
 func (s *stack) startEdge(k *kafkaFlags, e *edgeFlags, sec secrets) (*edge.Receiver, error) {
+	proxies, err := e.proxies()
+	if err != nil {
+		return nil, err
+	}
 	cl, err := kgo.NewClient(append(append(s.clientOpts("edge"), kgo.SeedBrokers(k.brokers...), kgo.WithHooks(s.kprom)), edge.ProducerOpts()...)...)
 	if err != nil {
 		return nil, fmt.Errorf("edge client: %w", err)
 	}
 	s.closers = append(s.closers, func() error { cl.Close(); return nil })
 	r, err := edge.New(edge.Config{
-		EventsTopic:    k.events,
-		DLQTopic:       k.dlq,
-		Region:         e.region,
-		AppSecret:      sec.appSecret,
-		VerifyToken:    sec.verifyToken,
-		MaxBodyBytes:   e.maxBody,
-		ProduceTimeout: e.produceTimeout,
-		Logger:         s.log.With("component", "edge"),
+		EventsTopic:           k.events,
+		DLQTopic:              k.dlq,
+		Region:                e.region,
+		AppSecret:             sec.appSecret,
+		InsecureSkipSignature: e.insecureSkipSignature,
+		VerifyToken:           sec.verifyToken,
+		MaxBodyBytes:          e.maxBody,
+		ProduceTimeout:        e.produceTimeout,
+		BodyReadTimeout:       e.bodyReadTimeout,
+		ClientRate:            e.clientRate,
+		ClientBurst:           e.clientBurst,
+		MaxClients:            e.maxClients,
+		TrustedProxies:        proxies,
+		Logger:                s.log.With("component", "edge"),
 	}, cl, s.codec)
 	if err != nil {
 		return nil, err
@@ -250,32 +307,6 @@ func (s *stack) startProcessor(k *kafkaFlags, p *processFlags) (*processor.Proce
 	proc.Register(s.mux)
 	s.reg.MustRegister(processorCollector(proc))
 	return proc, nil
-}
-
-// serve runs the HTTP server on l until ctx is done, then shuts it down.
-func serve(ctx context.Context, l net.Listener, h http.Handler, log *slog.Logger) error {
-	srv := &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      time.Minute, // longer than any --produce-timeout worth setting
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(l) }()
-	select {
-	case err := <-errc:
-		return fmt.Errorf("http: %w", err)
-	case <-ctx.Done():
-	}
-	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutCtx); err != nil {
-		return fmt.Errorf("http shutdown: %w", err)
-	}
-	return nil
 }
 
 // hostPort turns a listen address into one a client on this machine can dial.

@@ -28,7 +28,9 @@ in arrival order, with its region, payload time, receive time and what it did
 (advanced, filled an earlier timestamp or attribute, stale: older than the
 status, duplicate), and the anomalies the reference article's troubleshooting
 steps hunt for: an older status after a newer one, read with no delivered,
-failed after delivered, statuses for a message never seen sent, late retries.`,
+failed after delivered, statuses for a message never seen sent, late retries.
+
+When the API requires a bearer token, it is read from WASTATUS_API_TOKEN.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			u := api + "/v1/messages/" + url.PathEscape(args[0]) + "/timeline"

@@ -1,0 +1,119 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/wastatus/wastatus/internal/proctest"
+)
+
+// benchReport is the part of `wastatus bench --json` that users script
+// against.
+type benchReport struct {
+	Mode                 string   `json:"mode"`
+	EventsPerSec         *float64 `json:"events_per_sec"`
+	BaselineEventsPerSec *float64 `json:"baseline_events_per_sec"`
+	Ratio                *float64 `json:"ratio"`
+	P50Ms                *float64 `json:"p50_ms"`
+	P99Ms                *float64 `json:"p99_ms"`
+	PeakRSSBytes         int64    `json:"peak_rss_bytes"`
+	Messages             int      `json:"messages"`
+	Events               int64    `json:"events"`
+	EventsProcessed      int64    `json:"events_processed"`
+	BaselineEvents       int64    `json:"baseline_events_processed"`
+	Errors               int64    `json:"errors"`
+	Broker               string   `json:"broker"`
+	GOMAXPROCS           int      `json:"gomaxprocs"`
+	Phases               []struct {
+		Name    string  `json:"name"`
+		Seconds float64 `json:"seconds"`
+	} `json:"phases"`
+}
+
+// TestBenchModes runs a short bench of each mode on the embedded broker,
+// the way a user does (the binary, its children, --json), and checks that
+// the report is complete and adds up.
+func TestBenchModes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and runs child processes")
+	}
+	bin := proctest.Build(t, "github.com/wastatus/wastatus/cmd/wastatus")
+	for _, tc := range []struct {
+		mode string
+		args []string
+		want int64 // events the report must count
+	}{
+		{"processor", []string{"--events", "3000", "--messages", "800", "--partitions", "3"}, 3000},
+		{"edge", []string{"--events", "1500", "--partitions", "3", "--concurrency", "8"}, 1500},
+		{"pipeline", []string{"--rate", "500", "--duration", "2s", "--partitions", "3"}, 1000},
+	} {
+		t.Run(tc.mode, func(t *testing.T) {
+			plot := filepath.Join(t.TempDir(), "bench.png")
+			args := append([]string{"bench", "--mode", tc.mode, "--json", "--plot", plot}, tc.args...)
+			cmd := exec.CommandContext(t.Context(), bin, args...)
+			var stdout, stderr bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			if err := cmd.Run(); err != nil {
+				t.Fatalf("wastatus %v: %v\nstderr:\n%s", args, err, stderr.String())
+			}
+			dec := json.NewDecoder(&stdout)
+			var r benchReport
+			if err := dec.Decode(&r); err != nil {
+				t.Fatalf("stdout is not a JSON object: %v\n%s", err, stdout.String())
+			}
+			if dec.More() {
+				t.Fatalf("stdout holds more than one JSON value")
+			}
+			for name, v := range map[string]*float64{
+				"events_per_sec": r.EventsPerSec, "baseline_events_per_sec": r.BaselineEventsPerSec,
+				"ratio": r.Ratio, "p50_ms": r.P50Ms, "p99_ms": r.P99Ms,
+			} {
+				if v == nil {
+					t.Fatalf("%s missing", name)
+				}
+			}
+			switch {
+			case r.Mode != tc.mode:
+				t.Errorf("mode %q, want %q", r.Mode, tc.mode)
+			case r.Events != tc.want:
+				t.Errorf("events %d, want %d", r.Events, tc.want)
+			case r.EventsProcessed != r.Events || r.BaselineEvents != r.Events:
+				t.Errorf("events %d, processed %d by wastatus and %d by the baseline", r.Events, r.EventsProcessed, r.BaselineEvents)
+			case r.Errors != 0:
+				t.Errorf("errors %d", r.Errors)
+			case r.Messages <= 0 || int64(r.Messages) > r.Events:
+				t.Errorf("messages %d for %d events", r.Messages, r.Events)
+			case *r.EventsPerSec <= 0 || *r.BaselineEventsPerSec <= 0:
+				t.Errorf("events/s %v, baseline %v", *r.EventsPerSec, *r.BaselineEventsPerSec)
+			case math.Abs(*r.Ratio - *r.EventsPerSec / *r.BaselineEventsPerSec) > 0.01:
+				t.Errorf("ratio %v, want events_per_sec/baseline %v", *r.Ratio, *r.EventsPerSec / *r.BaselineEventsPerSec)
+			case *r.P50Ms < 0 || *r.P99Ms < *r.P50Ms:
+				t.Errorf("p50 %v ms, p99 %v ms", *r.P50Ms, *r.P99Ms)
+			case r.PeakRSSBytes <= 0:
+				t.Errorf("peak rss %d", r.PeakRSSBytes)
+			case r.Broker != "kfake (in-process)" || r.GOMAXPROCS <= 0 || len(r.Phases) == 0:
+				t.Errorf("run description: broker %q, GOMAXPROCS %d, phases %v", r.Broker, r.GOMAXPROCS, r.Phases)
+			}
+			if png, err := readHead(plot, 8); err != nil || !bytes.Equal(png, []byte("\x89PNG\r\n\x1a\n")) {
+				t.Errorf("--plot wrote no PNG: %q, %v", png, err)
+			}
+		})
+	}
+}
+
+func readHead(path string, n int) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b := make([]byte, n)
+	_, err = io.ReadFull(f, b)
+	return b, err
+}
