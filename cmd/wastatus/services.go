@@ -93,20 +93,22 @@ func (e *edgeFlags) proxies() ([]netip.Prefix, error) {
 
 // processFlags configure the processor and its store.
 type processFlags struct {
-	serveAll      bool
-	skipCreate    bool
-	groupProtocol string
-	txnMaxRecords int
-	txnMaxWait    time.Duration
-	group         string
-	policy        string
-	dataDir       string
-	cacheBytes    int64
+	serveAll       bool
+	skipCreate     bool
+	groupProtocol  string
+	sessionTimeout time.Duration
+	txnMaxRecords  int
+	txnMaxWait     time.Duration
+	group          string
+	policy         string
+	dataDir        string
+	cacheBytes     int64
 }
 
 func (p *processFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&p.group, "group", processor.DefaultGroup, "consumer group of the processors")
 	fs.StringVar(&p.groupProtocol, "group-protocol", "classic", "consumer group protocol: classic, or consumer (KIP-848, Kafka 4.0+)")
+	fs.DurationVar(&p.sessionTimeout, "session-timeout", 45*time.Second, "classic protocol: how long the group waits for a silent (crashed) member before moving its partitions, within the broker's group.min/max.session.timeout.ms (the consumer protocol's is the broker's group.consumer.session.timeout.ms)")
 	fs.IntVar(&p.txnMaxRecords, "txn-max-records", 10_000, "most input records in one transaction")
 	fs.DurationVar(&p.txnMaxWait, "txn-max-wait", 0, "keep filling a transaction this long after its first records (0: one poll per transaction)")
 	fs.BoolVar(&p.serveAll, "serve-all", true, "keep a view of the whole current topic so the API answers for every message, not only those of the partitions it owns")
@@ -297,7 +299,7 @@ func (s *stack) startProcessor(k *kafkaFlags, p *processFlags) (*processor.Proce
 		GroupProtocol:    p.groupProtocol,
 		TxnMaxRecords:    p.txnMaxRecords,
 		TxnMaxWait:       p.txnMaxWait,
-		ClientOpts:       s.clientOpts("processor"),
+		ClientOpts:       append(s.clientOpts("processor"), kgo.SessionTimeout(p.sessionTimeout)),
 		Hooks:            []kgo.Hook{s.kprom},
 		Logger:           s.log.With("component", "processor"),
 	}, store, s.codec)
