@@ -17,13 +17,20 @@ import (
 // its memory does not grow with b.N). "serial" is one POST at a time (the
 // latency of an acknowledged write); "parallel" is GOMAXPROCS*8 concurrent
 // POSTs (throughput, with records of concurrent POSTs sharing batches).
+// Both run without the per-client rate limit, which every POST here (one
+// client address) would exceed; "parallel-limited" runs it at a rate it
+// never reaches, for its cost with every POST from one address, as from a
+// load balancer.
 func BenchmarkHandler(b *testing.B) {
+	unlimited := func(c *edge.Config) { c.ClientRate = -1 }
+	limited := func(c *edge.Config) { c.ClientRate, c.ClientBurst = 1e9, 1e9 }
 	for _, bm := range []struct {
 		name     string
 		parallel bool
-	}{{"serial", false}, {"parallel", true}} {
+		cfg      func(*edge.Config)
+	}{{"serial", false, unlimited}, {"parallel", true, unlimited}, {"parallel-limited", true, limited}} {
 		b.Run(bm.name, func(b *testing.B) {
-			e := newEnv(b, nil, kfake.BlackholeProduce())
+			e := newEnv(b, bm.cfg, kfake.BlackholeProduce())
 			body := sample(b, "sent_with_conversation_and_pricing.json")
 			sig := edge.Sign(body, []byte(testSecret))
 			post := func() {

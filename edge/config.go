@@ -25,10 +25,12 @@ const (
 	// phone number at Meta's highest throughput tier (1,000 messages/s)
 	// makes about 4,000 status webhooks a second, and even if all of them
 	// reach the edge from one load-balancer address (TrustedProxies unset)
-	// they fit 2.5 times over. One edge process on 2 cores answers about
-	// 34,000 POSTs/s with no HTTP or network (BenchmarkHandler/parallel), so
-	// the limit bites only for a single client that would take a large part
-	// of an instance alone. The burst covers 2 s at that rate: the backlog
+	// they fit 2.5 times over. One edge process on 2 cores answers over
+	// 40,000 POSTs/s with no HTTP or network (BenchmarkHandler/parallel,
+	// on a quiet machine), and about 20,000 over HTTP beside its load
+	// generator and broker (wastatus bench --mode edge), so the limit bites
+	// only for a single client that would take a large part of an instance
+	// alone. The burst covers 2 s at that rate: the backlog
 	// Meta redelivers after an outage.
 	DefaultClientRate  = 10_000
 	DefaultClientBurst = 2 * DefaultClientRate

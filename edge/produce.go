@@ -119,10 +119,10 @@ func checkClient(cl *kgo.Client, cfg Config) error {
 
 // outbox is the records of one POST.
 type outbox struct {
-	recs     []*kgo.Record
-	accepted int   // records for the events topic
-	rejected int   // records for the dead-letter topic
-	firstErr error // the first rejection's reason, for the log
+	recs     []kgo.Record // one allocation for all: a POST can carry a thousand statuses
+	accepted int          // records for the events topic
+	rejected int          // records for the dead-letter topic
+	firstErr error        // the first rejection's reason, for the log
 }
 
 // records turns a parsed webhook, received at receivedAt (unix
@@ -131,38 +131,37 @@ type outbox struct {
 // not. The records follow the events in body order, then the rejected
 // statuses in body order.
 func (r *Receiver) records(wh *schemas.Webhook, receivedAt int64) outbox {
-	n := len(wh.Events) + len(wh.Rejected)
-	// One allocation for all records and one buffer for all values: a POST
-	// can carry a thousand statuses.
-	store := make([]kgo.Record, n)
-	out := outbox{recs: make([]*kgo.Record, n)}
-	for i := range store {
-		out.recs[i] = &store[i]
-	}
+	out := outbox{recs: make([]kgo.Record, len(wh.Events)+len(wh.Rejected))}
 	size := 0
 	for i := range wh.Events {
-		// An event holds its raw JSON, fields decoded from it (no longer
-		// than their JSON), the envelope's ids, and a little framing.
+		// An event's key is its wamid, and its value holds its raw JSON,
+		// fields decoded from it (no longer than their JSON), the
+		// envelope's ids, and a little framing.
 		ev := &wh.Events[i]
-		size += 2*len(ev.Raw) + len(ev.Region) + len(ev.PhoneNumberID) +
+		size += len(ev.WAMID) + 2*len(ev.Raw) + len(ev.Region) + len(ev.PhoneNumberID) +
 			len(ev.DisplayPhoneNumber) + len(ev.WABAID) + 96
 	}
+	// One buffer for all keys and values of the events.
 	buf := make([]byte, 0, size)
 
 	i := 0
 	for k := range wh.Events {
 		ev := &wh.Events[k]
-		rec := out.recs[i]
+		rec := &out.recs[i]
 		i++
+		keyStart := len(buf)
+		buf = append(buf, ev.WAMID...)
 		start := len(buf)
 		enc, err := r.codec.AppendStatusEvent(buf, ev)
 		if err != nil {
+			buf = buf[:keyStart]
 			err = fmt.Errorf("%w: %w", ErrEncode, err)
 			r.deadLetter(rec, ev.WAMID, ev.Raw, err, eventEnvelope(ev))
 			out.reject(err)
 			continue
 		}
 		if sz := len(ev.WAMID) + len(enc) - start + r.eventHeadersSize; sz > r.cfg.MaxRecordBytes {
+			buf = buf[:keyStart]
 			err := fmt.Errorf("%w: event record of %d bytes, limit %d", ErrRecordTooLarge, sz, r.cfg.MaxRecordBytes)
 			r.deadLetter(rec, ev.WAMID, ev.Raw, err, eventEnvelope(ev))
 			out.reject(err)
@@ -170,14 +169,14 @@ func (r *Receiver) records(wh *schemas.Webhook, receivedAt int64) outbox {
 		}
 		buf = enc
 		rec.Topic = r.cfg.EventsTopic
-		rec.Key = []byte(ev.WAMID)
+		rec.Key = buf[keyStart:start:start]
 		rec.Value = buf[start:len(buf):len(buf)]
 		rec.Headers = r.eventHeaders
 		out.accepted++
 	}
 	for k := range wh.Rejected {
 		rs := &wh.Rejected[k]
-		rec := out.recs[i]
+		rec := &out.recs[i]
 		i++
 		r.deadLetter(rec, rs.WAMID, rs.Raw, rs.Err, envelope{
 			phoneNumberID:      rs.PhoneNumberID,

@@ -1,7 +1,6 @@
 package edge
 
 import (
-	"bytes"
 	"context"
 	"crypto/subtle"
 	"encoding/json"
@@ -14,6 +13,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -40,6 +40,9 @@ type Receiver struct {
 	eventHeadersSize int
 
 	timeout error // the cause of a produce context that ran out of time
+
+	verifier *verifier // checks signatures under Config.AppSecret
+	bodies   sync.Pool // of *[]byte, the buffers POST bodies are read into (see readBody)
 
 	limits *clientLimits // nil when Config.ClientRate is negative
 
@@ -73,6 +76,7 @@ func New(cfg Config, client *kgo.Client, codec *schemas.Codec) (*Receiver, error
 		eventHeadersSize: headersSize(hs),
 		timeout:          fmt.Errorf("no acknowledgement within %s", cfg.ProduceTimeout),
 		limits:           newClientLimits(cfg),
+		verifier:         newVerifier(cfg.AppSecret),
 	}
 	r.stats.latency = hist.New()
 	if cfg.InsecureSkipSignature {
@@ -168,7 +172,9 @@ func (r *Receiver) handleNotify(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 
-	body, err := r.readBody(w, req)
+	buf := r.bodyBuffer()
+	defer r.bodies.Put(buf)
+	body, err := r.readBody(w, req, buf)
 	if err != nil {
 		// What is left of the body must not be read as the next request,
 		// nor waited for: close the connection after the answer.
@@ -193,7 +199,7 @@ func (r *Receiver) handleNotify(w http.ResponseWriter, req *http.Request) {
 	}
 
 	if !r.cfg.InsecureSkipSignature {
-		if err := Verify(body, req.Header.Get(SignatureHeader), r.cfg.AppSecret); err != nil {
+		if err := r.verifier.verify(body, req.Header.Get(SignatureHeader)); err != nil {
 			r.stats.unauthorized.Add(1)
 			r.log.Warn("signature rejected", "remote", req.RemoteAddr, "err", err)
 			writeError(w, http.StatusUnauthorized, err.Error())
@@ -233,11 +239,27 @@ func (r *Receiver) handleNotify(w http.ResponseWriter, req *http.Request) {
 	writeAccepted(w, out.accepted, out.rejected)
 }
 
-// readBody reads the whole body, or returns an *http.MaxBytesError when it is
-// longer than Config.MaxBodyBytes, or an error wrapping
-// os.ErrDeadlineExceeded when it took longer than Config.BodyReadTimeout. A
-// declared length over the limit is refused before anything is read.
-func (r *Receiver) readBody(w http.ResponseWriter, req *http.Request) ([]byte, error) {
+// maxPooledBody bounds the buffers kept for reading bodies: Meta's are a
+// few KB, and one 3 MB body must not pin 3 MB for good.
+const maxPooledBody = 64 << 10
+
+// bodyBuffer returns a buffer to read a body into, to be put back in
+// r.bodies once the POST is answered. Nothing outlives the answer that
+// points into it: ParseWebhook copies what it keeps.
+func (r *Receiver) bodyBuffer() *[]byte {
+	if b, ok := r.bodies.Get().(*[]byte); ok {
+		return b
+	}
+	b := make([]byte, 0, 4<<10)
+	return &b
+}
+
+// readBody reads the whole body into *buf (growing it as needed), or
+// returns an *http.MaxBytesError when it is longer than
+// Config.MaxBodyBytes, or an error wrapping os.ErrDeadlineExceeded when it
+// took longer than Config.BodyReadTimeout. A declared length over the limit
+// is refused before anything is read.
+func (r *Receiver) readBody(w http.ResponseWriter, req *http.Request, buf *[]byte) ([]byte, error) {
 	limit := r.cfg.MaxBodyBytes
 	if req.ContentLength > limit {
 		return nil, &http.MaxBytesError{Limit: limit}
@@ -247,18 +269,39 @@ func (r *Receiver) readBody(w http.ResponseWriter, req *http.Request) ([]byte, e
 	// that cannot take deadlines (a test recorder) reads without one.
 	rc := http.NewResponseController(w)
 	deadline := rc.SetReadDeadline(time.Now().Add(r.cfg.BodyReadTimeout)) == nil
-	var buf bytes.Buffer
-	if req.ContentLength > 0 {
+	b := (*buf)[:0]
+	if n := int(req.ContentLength) + 1; n > cap(b) {
 		// +1 so that reading to EOF does not grow the buffer.
-		buf.Grow(int(req.ContentLength) + 1)
+		b = make([]byte, 0, n)
 	}
-	if _, err := buf.ReadFrom(http.MaxBytesReader(w, req.Body, limit)); err != nil {
+	b, err := readAll(b, http.MaxBytesReader(w, req.Body, limit))
+	if cap(b) <= maxPooledBody {
+		*buf = b
+	}
+	if err != nil {
 		return nil, fmt.Errorf("edge: reading body: %w", err)
 	}
 	if deadline {
 		_ = rc.SetReadDeadline(time.Time{})
 	}
-	return buf.Bytes(), nil
+	return b, nil
+}
+
+// readAll appends what r holds to b, growing b only when it is full.
+func readAll(b []byte, r io.Reader) ([]byte, error) {
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+	}
 }
 
 // produce writes recs and waits until Kafka has acknowledged all of them.
@@ -267,7 +310,7 @@ func (r *Receiver) readBody(w http.ResponseWriter, req *http.Request) ([]byte, e
 // Either way it returns without waiting further: records still in flight
 // settle in franz-go, and their contexts are canceled so that those not yet
 // sent are dropped.
-func (r *Receiver) produce(ctx context.Context, recs []*kgo.Record) error {
+func (r *Receiver) produce(ctx context.Context, recs []kgo.Record) error {
 	if len(recs) == 0 {
 		return nil
 	}
@@ -275,11 +318,11 @@ func (r *Receiver) produce(ctx context.Context, recs []*kgo.Record) error {
 	defer cancel()
 
 	a := newAcks(r, len(recs))
-	for _, rec := range recs {
+	for i := range recs {
 		if ctx.Err() != nil {
 			break // Produce was blocked on a full buffer until ctx ended
 		}
-		r.client.Produce(ctx, rec, a.promise)
+		r.client.Produce(ctx, &recs[i], a.promise)
 	}
 	select {
 	case <-a.done:
@@ -307,8 +350,8 @@ func checkContentType(h http.Header) error {
 		return fmt.Errorf("%w: content encoding must be identity", ErrContentType)
 	}
 	ct := h.Get("Content-Type")
-	if ct == "" {
-		return nil
+	if ct == "" || ct == "application/json" {
+		return nil // what Meta sends, without ParseMediaType's map
 	}
 	mt, params, err := mime.ParseMediaType(ct)
 	if err != nil || mt != "application/json" {

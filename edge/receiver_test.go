@@ -717,8 +717,11 @@ func TestPostClientGone(t *testing.T) {
 	})
 }
 
-// TestConcurrentPosts checks many POSTs at once: each answered 200 and every
-// status written exactly once.
+// TestConcurrentPosts checks many POSTs at once, their bodies read into
+// pooled buffers: each answered 200 and every status written exactly once,
+// as its own, event or dead letter. (That a record never points into a
+// body's buffer, which matters for one still in flight after a 503, is
+// ParseWebhook's promise: TestParseWebhookCopiesRaw in schemas.)
 func TestConcurrentPosts(t *testing.T) {
 	e := newEnv(t, nil)
 	const workers, posts, perPost = 8, 10, 3
@@ -731,6 +734,8 @@ func TestConcurrentPosts(t *testing.T) {
 				for s := range perPost {
 					sts = append(sts, status(fmt.Sprintf("wamid.%d.%d.%d", w, p, s), "sent", 1750030073, ""))
 				}
+				// A timestamp in milliseconds: a dead letter of its raw bytes.
+				sts = append(sts, status(fmt.Sprintf("wamid.dlq.%d.%d", w, p), "sent", 1750030073000, ""))
 				codes <- e.postSigned(t, webhook(sts...)).Code
 			}
 		})
@@ -752,9 +757,22 @@ func TestConcurrentPosts(t *testing.T) {
 			t.Errorf("key %s written twice", r.Key)
 		}
 		keys[string(r.Key)] = true
+		ev, err := e.codec.DecodeStatusEvent(r.Value)
+		if err != nil || ev.WAMID != string(r.Key) || !bytes.Contains(ev.Raw, []byte(`"`+ev.WAMID+`"`)) {
+			t.Errorf("record %s holds %+v (%v), not its own status", r.Key, ev, err)
+		}
 	}
-	if st := e.recv.Stats(); st.Accepted != workers*posts || st.Events != workers*posts*perPost {
-		t.Errorf("Stats() = %+v, want Accepted %d, Events %d", st, workers*posts, workers*posts*perPost)
+	dlq := e.records(t, dlqTopic)
+	if len(dlq) != workers*posts {
+		t.Fatalf("dead-letter topic holds %d records, want %d", len(dlq), workers*posts)
+	}
+	for _, r := range dlq {
+		if want := status(string(r.Key), "sent", 1750030073000, ""); string(r.Value) != want {
+			t.Errorf("dead letter %s = %s, want %s", r.Key, r.Value, want)
+		}
+	}
+	if st := e.recv.Stats(); st.Accepted != workers*posts || st.Events != workers*posts*perPost || st.DeadLetters != workers*posts {
+		t.Errorf("Stats() = %+v, want Accepted %d, Events %d, DeadLetters %d", st, workers*posts, workers*posts*perPost, workers*posts)
 	}
 }
 

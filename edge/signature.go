@@ -1,11 +1,14 @@
 package edge
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"hash"
 	"strings"
+	"sync"
 )
 
 // SignatureHeader is the header in which Meta signs every webhook POST.
@@ -32,6 +35,36 @@ func Sign(body, secret []byte) string {
 // but "sha256=" and 64 hex digits (either case), and ErrSignatureMismatch for
 // a wrong signature or an empty secret. The comparison takes constant time.
 func Verify(body []byte, header string, secret []byte) error {
+	return newVerifier(secret).verify(body, header)
+}
+
+// verifier is Verify for one secret, reusing keyed HMAC states: hmac.New
+// hashes the key into two SHA-256 states and allocates them, which costs
+// about as much as the MAC of a typical body; Reset restores a used one
+// from a copy. The Receiver keeps one for Config.AppSecret.
+type verifier struct {
+	macs sync.Pool // of *keyedMAC; New is nil without a secret
+}
+
+// keyedMAC is an HMAC keyed with the secret, and room for its sum (which
+// would escape to the heap from a local, through the hash.Hash interface).
+type keyedMAC struct {
+	h   hash.Hash
+	sum [sha256.Size]byte
+}
+
+// newVerifier returns a verifier for secret; with an empty secret every
+// signature is a mismatch.
+func newVerifier(secret []byte) *verifier {
+	v := &verifier{}
+	if len(secret) > 0 {
+		secret = bytes.Clone(secret)
+		v.macs.New = func() any { return &keyedMAC{h: hmac.New(sha256.New, secret)} }
+	}
+	return v
+}
+
+func (v *verifier) verify(body []byte, header string) error {
 	if header == "" {
 		return ErrSignatureMissing
 	}
@@ -43,18 +76,22 @@ func Verify(body []byte, header string, secret []byte) error {
 		return fmt.Errorf("%w: %d hex digits, want %d", ErrSignatureMalformed, len(digits), hex.EncodedLen(sha256.Size))
 	}
 	var got [sha256.Size]byte
-	if _, err := hex.Decode(got[:], []byte(digits)); err != nil {
+	var text [2 * sha256.Size]byte // not []byte(digits): that allocates
+	copy(text[:], digits)
+	if _, err := hex.Decode(got[:], text[:]); err != nil {
 		// Not the hex package's error: it quotes the offending character,
 		// and nothing of the header is ever echoed.
 		return fmt.Errorf("%w: not hexadecimal", ErrSignatureMalformed)
 	}
-	if len(secret) == 0 {
+	if v.macs.New == nil {
 		return fmt.Errorf("%w: no secret configured", ErrSignatureMismatch)
 	}
-	mac := hmac.New(sha256.New, secret)
-	mac.Write(body)
-	var want [sha256.Size]byte
-	if !hmac.Equal(got[:], mac.Sum(want[:0])) {
+	mac := v.macs.Get().(*keyedMAC)
+	mac.h.Write(body)
+	equal := hmac.Equal(got[:], mac.h.Sum(mac.sum[:0]))
+	mac.h.Reset()
+	v.macs.Put(mac)
+	if !equal {
 		return ErrSignatureMismatch
 	}
 	return nil

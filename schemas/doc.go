@@ -154,9 +154,14 @@
 // # Webhooks
 //
 // ParseWebhook reads the body Meta POSTs (object, entry[].changes[].value)
-// in one encoding/json decode; each statuses[] element decodes itself in
-// isolation from its own bytes, so that a bad one cannot fail the others, and
-// keeps those bytes. Nothing downstream parses JSON again: the processor
+// in one pass of a scanner for the documented shape (five times faster than
+// encoding/json, six allocations for a one-status body). Any body it cannot
+// read exactly as encoding/json would (invalid JSON or UTF-8, wrong types,
+// escaped, upper-case or repeated keys) is decided by encoding/json, so
+// results and error texts are encoding/json's; a differential fuzz target
+// (FuzzScanWebhook) holds the two to that. Each statuses[] element is read
+// in isolation from its own bytes, so that a bad one cannot fail the
+// others, and keeps those bytes. Nothing downstream parses JSON again: the processor
 // reads Avro. Each statuses[] element of a change whose field is
 // "messages" becomes either a StatusEvent (in body order, duplicates kept,
 // unknown status values kept for the processor to dead-letter) or a

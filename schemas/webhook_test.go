@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 const (
@@ -523,19 +526,24 @@ func TestParseWebhookEmpty(t *testing.T) {
 	}
 }
 
-// The result must not alias the body: the edge may reuse its buffer.
+// The result must not alias the body: the edge reuses its buffer, while
+// the records of a POST answered 503 may still be in flight. Both paths.
 func TestParseWebhookCopiesRaw(t *testing.T) {
-	body := envelope(`{"id":"w","status":"sent","timestamp":"1750000005"}`, `{"id":"w","status":"sent"}`)
-	w, err := ParseWebhook(body, "r", 0)
-	if err != nil || len(w.Events) != 1 || len(w.Rejected) != 1 {
-		t.Fatalf("ParseWebhook = %+v, %v", w, err)
-	}
-	wantEv, wantRej := string(w.Events[0].Raw), string(w.Rejected[0].Raw)
-	for i := range body {
-		body[i] = 'x'
-	}
-	if string(w.Events[0].Raw) != wantEv || string(w.Rejected[0].Raw) != wantRej {
-		t.Errorf("Raw changed with the body: %s, %s", w.Events[0].Raw, w.Rejected[0].Raw)
+	for name, parse := range map[string]func([]byte, string, int64) (Webhook, error){
+		"scan": ParseWebhook, "encoding-json": decodeWebhook,
+	} {
+		body := envelope(`{"id":"w","status":"sent","timestamp":"1750000005"}`, `{"id":"w","status":"sent"}`)
+		w, err := parse(body, "r", 0)
+		if err != nil || len(w.Events) != 1 || len(w.Rejected) != 1 {
+			t.Fatalf("%s: ParseWebhook = %+v, %v", name, w, err)
+		}
+		wantEv, wantRej := string(w.Events[0].Raw), string(w.Rejected[0].Raw)
+		for i := range body {
+			body[i] = 'x'
+		}
+		if string(w.Events[0].Raw) != wantEv || string(w.Rejected[0].Raw) != wantRej {
+			t.Errorf("%s: Raw changed with the body: %s, %s", name, w.Events[0].Raw, w.Rejected[0].Raw)
+		}
 	}
 }
 
@@ -601,5 +609,360 @@ func TestParseWebhookRejectedEnvelope(t *testing.T) {
 	}
 	if got := w.Rejected[1].Err.Error(); !strings.Contains(got, "not valid UTF-8") {
 		t.Errorf("invalid UTF-8 rejected with %q, want it said", got)
+	}
+}
+
+// checkScan fails unless scanWebhook either leaves body to decodeWebhook
+// or reads it exactly as decodeWebhook does. It reports whether the scan
+// read it.
+func checkScan(t testing.TB, body []byte, receivedAt int64) bool {
+	t.Helper()
+	got, ok := scanWebhook(body, "r", receivedAt)
+	if !ok {
+		if !reflect.DeepEqual(got, Webhook{}) {
+			t.Fatalf("scan left a body to encoding/json with a non-zero result: %+v", got)
+		}
+		return false
+	}
+	want, err := decodeWebhook(body, "r", receivedAt)
+	if err != nil {
+		t.Fatalf("scan read a body encoding/json refuses (%v):\n%q", err, body)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("scan and encoding/json differ on\n%q\n scan %+v\n json %+v", body, got, want)
+	}
+	return true
+}
+
+// Every sample of Meta's takes the fast path, and reads as encoding/json
+// reads it; rejected_mixed.json, which holds statuses of other JSON types,
+// is left to encoding/json.
+func TestScanWebhookTestdata(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("testdata", "*.json"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no testdata: %v", err)
+	}
+	for _, file := range files {
+		name := filepath.Base(file)
+		body := readTestdata(t, name)
+		for _, receivedAt := range []int64{testReceivedAt, 0, 1750030073_000} {
+			if read := checkScan(t, body, receivedAt); read != (name != "rejected_mixed.json") {
+				t.Errorf("%s: scan read it: %v", name, read)
+			}
+		}
+	}
+}
+
+// Bodies that are not of the documented shape go to encoding/json, which
+// decides them with its own rules and errors.
+func TestScanWebhookLeaves(t *testing.T) {
+	status := `{"id":"w","status":"sent","timestamp":"1750000000"}`
+	for _, body := range []string{
+		``, ` `, `null`, `[]`, `{`, `{"object":"whatsapp_business_account"} x`,
+		`{"object":"page"}`, `{"entry":[]}`, `{"object":null}`, "{\"object\":\"whatsapp_business_account\"}\x00",
+		`{"object":"whatsapp_business_account","entry":{}}`,
+		`{"object":"whatsapp_business_account","Entry":[]}`,
+		`{"object":"whatsapp_business_account","\u0065ntry":[]}`,
+		`{"object":"whatsapp_business_account","object":"whatsapp_business_account"}`,
+		`{"object":"whatsapp_business_account","x":` + strings.Repeat("[", 10_001) + strings.Repeat("]", 10_001) + `}`,
+		"{\"object\":\"whatsapp_business_account\",\"x\":\"\xff\"}",
+		string(envelope(`1`)),
+		string(envelope(`{"id":"w","status":"sent","timestamp":"1750000000","recipient_id":5}`)),
+		string(envelope(`{"id":"w","status":"sent","timestamp":"1750000000","ID":"v"}`)),
+		string(envelope(`{"id":"w","status":"sent","timestamp":"1750000000","id":"v"}`)),
+		string(envelope(`{"id":"w","status":"sent","timestamp":"1750000000","pricing":{"billable":"yes"}}`)),
+		string(envelope(status + `,` + status))[:80],
+	} {
+		if checkScan(t, []byte(body), testReceivedAt) {
+			t.Errorf("scan read %q, want it left to encoding/json", body)
+		}
+	}
+	// Lenient fields and null read as encoding/json reads them.
+	for _, st := range []string{
+		status,
+		`{"id":5,"status":"sent","timestamp":"1750000000"}`,
+		`{"id":null,"status":{"a":[1]},"timestamp":1750000000}`,
+		`{"id":"w\u0031","status":"s\u00e9nt","timestamp":"\u0031750000000"}`,
+		`{"id":"w","status":"sent","timestamp":1.75e9}`,
+		`{"id":"w","status":"sent","timestamp":[1750000000],"conversation":{"expiration_timestamp":true},"errors":[{"code":"x"}]}`,
+		`{"id":"w","status":"sent","timestamp":"1750000000","conversation":null,"pricing":{"billable":null},"errors":[],"recipient_id":null}`,
+		`{"id":"w","status":"sent","timestamp":"1750000000","conversation":{"origin":null},"errors":[{"error_data":null,"code":-0}]}`,
+	} {
+		if !checkScan(t, envelope(st, status), testReceivedAt) {
+			t.Errorf("scan left %s to encoding/json, want it read", st)
+		}
+	}
+}
+
+// TestScanWebhookRandom checks the fast path against encoding/json on
+// random bodies of the webhook's shape, with wrong types, nulls, escapes,
+// repeated and case-changed keys, unknown keys, deep nesting and
+// corruptions mixed in. WASTATUS_SEED repeats a run.
+func TestScanWebhookRandom(t *testing.T) {
+	seed := uint64(time.Now().UnixNano())
+	if s := os.Getenv("WASTATUS_SEED"); s != "" {
+		v, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seed = v
+	}
+	t.Logf("WASTATUS_SEED=%d", seed)
+	g := bodyGen{r: rand.New(rand.NewPCG(seed, 7))}
+	const n = 3000
+	read := 0
+	for range n {
+		body := g.body()
+		if checkScan(t, body, g.receivedAt()) {
+			read++
+		}
+	}
+	// The generator must exercise both paths.
+	if read < n/10 || read > n-n/10 {
+		t.Errorf("scan read %d of %d bodies, want both paths taken often", read, n)
+	}
+}
+
+// FuzzScanWebhook: whatever the body, the fast path either leaves it to
+// encoding/json or agrees with it exactly.
+func FuzzScanWebhook(f *testing.F) {
+	for _, body := range testdataBodies(f) {
+		f.Add(body, testReceivedAt)
+	}
+	g := bodyGen{r: rand.New(rand.NewPCG(1, 2))}
+	for range 20 {
+		f.Add(g.body(), g.receivedAt())
+	}
+	f.Fuzz(func(t *testing.T, body []byte, receivedAt int64) {
+		checkScan(t, body, receivedAt)
+	})
+}
+
+// bodyGen makes random webhook bodies: mostly of the documented shape, with
+// every kind of deviation the fast path must either read as encoding/json
+// does or leave to it.
+type bodyGen struct{ r *rand.Rand }
+
+func (g *bodyGen) chance(p float64) bool { return g.r.Float64() < p }
+
+func (g *bodyGen) one(vs ...string) string { return vs[g.r.IntN(len(vs))] }
+
+func (g *bodyGen) receivedAt() int64 {
+	return []int64{0, testReceivedAt, 1750000000_000, -1}[g.r.IntN(4)]
+}
+
+func (g *bodyGen) ws() string {
+	if g.chance(0.8) {
+		return ""
+	}
+	return g.one(" ", "\n", "\t", "\r\n  ")
+}
+
+// str is a JSON string, sometimes escaped or not ASCII.
+func (g *bodyGen) str() string {
+	return g.one(`"sent"`, `"delivered"`, `"read"`, `"1750030073"`, `"1750030073000"`, `"86400"`, `"-5"`, `""`,
+		`"w\u0031"`, `"\u00e9t\u00e9"`, `"été"`, `"a\nb\"c\\"`, `"\ud800"`, `"\ud83d\ude00"`, `"12\/3"`, `"x"`,
+		`"wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQzQUFERjg0NDEzNDdFODU3MUMxMAA="`, `"null"`)
+}
+
+func (g *bodyGen) number() string {
+	return g.one(`1750030073`, `1750030073000`, `0`, `-0`, `-1`, `1.5`, `1e3`, `1E+2`, `17500300730000000000`, `9223372036854775807`, `-9223372036854775808`)
+}
+
+// any is a value of any kind.
+func (g *bodyGen) any(depth int) string {
+	switch k := g.r.IntN(10); {
+	case k < 3:
+		return g.str()
+	case k < 5:
+		return g.number()
+	case k < 7:
+		return g.one(`true`, `false`, `null`)
+	case depth > 3:
+		return `{}`
+	case k == 7:
+		n := g.r.IntN(3)
+		var ms []string
+		for range n {
+			ms = append(ms, g.key(g.one("a", "id", "status", "x_y"))+":"+g.any(depth+1))
+		}
+		return "{" + strings.Join(ms, ",") + "}"
+	case k == 8:
+		n := g.r.IntN(3)
+		var es []string
+		for range n {
+			es = append(es, g.any(depth+1))
+		}
+		return "[" + strings.Join(es, ","+g.ws()) + "]"
+	default:
+		d := g.one("1", "3", "40")
+		n, _ := strconv.Atoi(d)
+		return strings.Repeat("[", n) + strings.Repeat("]", n)
+	}
+}
+
+// key is name as a JSON key, now and then escaped or in another case.
+func (g *bodyGen) key(name string) string {
+	switch {
+	case g.chance(0.02):
+		name = strings.ToUpper(name[:1]) + name[1:]
+	case g.chance(0.02):
+		name = `\u00` + strconv.FormatInt(int64(name[0]), 16) + name[1:]
+	case g.chance(0.01) && strings.Contains(name, "s"):
+		name = strings.Replace(name, "s", "ſ", 1)
+	}
+	return `"` + name + `"`
+}
+
+// field is one member of a generated object: its name and a maker of its
+// usual value.
+type field struct {
+	name string
+	val  func() string
+}
+
+// object makes an object of some of fields (each likely), in any order,
+// some repeated, with unknown keys, and now and then a value of another
+// kind.
+func (g *bodyGen) object(fields ...field) string {
+	var ms []string
+	for _, f := range fields {
+		if !g.chance(0.8) {
+			continue
+		}
+		for range 1 + btoi(g.chance(0.03)) {
+			v := f.val()
+			if g.chance(0.03) {
+				v = g.any(0)
+			}
+			ms = append(ms, g.ws()+g.key(f.name)+g.ws()+":"+g.ws()+v)
+		}
+	}
+	for g.chance(0.2) {
+		ms = append(ms, g.key(g.one("messaging_product", "unknown", "contacts", "x"))+":"+g.any(0))
+	}
+	g.r.Shuffle(len(ms), func(i, j int) { ms[i], ms[j] = ms[j], ms[i] })
+	return "{" + strings.Join(ms, ",") + g.ws() + "}"
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func (g *bodyGen) array(n int, elem func() string) string {
+	es := make([]string, g.r.IntN(n+1))
+	for i := range es {
+		es[i] = elem()
+	}
+	return "[" + strings.Join(es, ","+g.ws()) + "]"
+}
+
+func (g *bodyGen) timestamp() string {
+	if g.chance(0.7) {
+		return g.one(`"1750030073"`, `"1750030075"`, `1750030080`, `"1750116480"`)
+	}
+	return g.one(g.str(), g.number())
+}
+
+func (g *bodyGen) status() string {
+	s, ts, num := g.str, g.timestamp, g.number
+	return g.object(
+		field{"id", func() string { return g.one(`"wamid.A"`, `"wamid.B"`, s()) }},
+		field{"status", func() string { return g.one(`"sent"`, `"delivered"`, `"read"`, `"failed"`, s()) }},
+		field{"timestamp", ts},
+		field{"recipient_id", s}, field{"recipient_user_id", s}, field{"parent_user_id", s},
+		field{"recipient_type", func() string { return g.one(`"individual"`, `"group"`) }},
+		field{"recipient_participant_id", s}, field{"biz_opaque_callback_data", s},
+		field{"conversation", func() string {
+			return g.object(field{"id", s}, field{"expiration_timestamp", ts},
+				field{"origin", func() string { return g.object(field{"type", s}) }})
+		}},
+		field{"pricing", func() string {
+			return g.object(field{"billable", func() string { return g.one(`true`, `false`) }},
+				field{"pricing_model", s}, field{"type", s}, field{"category", s})
+		}},
+		field{"errors", func() string {
+			return g.array(2, func() string {
+				return g.object(field{"code", num}, field{"title", s}, field{"message", s}, field{"href", s},
+					field{"error_data", func() string { return g.object(field{"details", s}) }})
+			})
+		}},
+	)
+}
+
+func (g *bodyGen) body() []byte {
+	s := g.str
+	b := g.object(
+		field{"object", func() string { return g.one(`"whatsapp_business_account"`, `"whatsapp_business_account"`, `"page"`) }},
+		field{"entry", func() string {
+			return g.array(2, func() string {
+				return g.object(field{"id", s}, field{"changes", func() string {
+					return g.array(2, func() string {
+						return g.object(
+							field{"field", func() string { return g.one(`"messages"`, `"messages"`, `"account_update"`) }},
+							field{"value", func() string {
+								return g.object(
+									field{"metadata", func() string {
+										return g.object(field{"phone_number_id", s}, field{"display_phone_number", s})
+									}},
+									field{"statuses", func() string { return g.array(3, g.status) }},
+									field{"messages", func() string { return g.array(2, func() string { return g.any(0) }) }},
+								)
+							}},
+						)
+					})
+				}})
+			})
+		}},
+	)
+	body := []byte(g.ws() + b + g.ws())
+	if g.chance(0.1) && len(body) > 0 {
+		i := g.r.IntN(len(body))
+		switch g.r.IntN(3) {
+		case 0:
+			body = body[:i]
+		case 1:
+			body[i] = g.one("\xff", "\x01", "\x00", "}", ",", `"`, "0")[0]
+		default:
+			body = append(body[:i:i], append([]byte(g.one(" ", "\\", "1", "[")), body[i:]...)...)
+		}
+	}
+	return body
+}
+
+// The two ways of parsing, side by side: ParseWebhook takes the scan for
+// these bodies, and encoding/json is what it took before.
+func BenchmarkParseWebhookPaths(b *testing.B) {
+	const status = `{"id":"wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQzQUFERjg0NDEzNDdFODU3MUMxMAA=","status":"delivered","timestamp":"1750030073","recipient_id":"16505551234"}`
+	bodies := []struct {
+		name string
+		body []byte
+	}{
+		{"sample", readTestdata(b, "sent_with_conversation_and_pricing.json")},
+		{"several", readTestdata(b, "several_statuses.json")},
+		{"1000-statuses", envelope(strings.TrimSuffix(strings.Repeat(status+",", 1000), ","))},
+	}
+	paths := []struct {
+		name  string
+		parse func([]byte, string, int64) (Webhook, error)
+	}{
+		{"scan", ParseWebhook},
+		{"encoding-json", decodeWebhook},
+	}
+	for _, bb := range bodies {
+		for _, p := range paths {
+			b.Run(bb.name+"/"+p.name, func(b *testing.B) {
+				b.SetBytes(int64(len(bb.body)))
+				b.ReportAllocs()
+				for b.Loop() {
+					if _, err := p.parse(bb.body, testRegion, testReceivedAt); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
 	}
 }
