@@ -119,7 +119,7 @@ bar on a terminal). See docs/PERFORMANCE.md.`,
 	fs.StringVar(&cfg.MemProfile, "memprofile", "", "write the system under test's heap profile here, taken at the end of its run")
 	fs.StringVar(&cfg.WorkDir, "work-dir", "", "directory for the children's stores and logs (default: a temporary one, removed)")
 	fs.StringArrayVar(&cfg.EdgeArgs, "ingest-flag", nil, "a flag for the 'wastatus ingest' children, repeatable (e.g. --ingest-flag=--log-level=debug)")
-	fs.BoolVar(&keepWork, "keep-work-dir", false, "keep the temporary work directory (children's logs) after the run")
+	fs.BoolVar(&keepWork, "keep-work-dir", false, "keep the temporary work directory (children's logs) and, on a real broker, the run's topics and groups after the run")
 	cmd.AddCommand(newBenchPassthroughCmd(g), newBenchEdgePassthroughCmd(g))
 	return cmd
 }

@@ -3,13 +3,21 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
+	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/wastatus/wastatus/internal/kafkatest"
 	"github.com/wastatus/wastatus/internal/proctest"
 )
 
@@ -105,6 +113,67 @@ func TestBenchModes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestBenchRealBroker runs processor mode against the real broker of
+// WASTATUS_TEST_BROKERS, as docs/PERFORMANCE.md has the 10M-message run
+// done: the bench creates its topics there, both systems drain them, and
+// the run's topics are gone afterwards.
+func TestBenchRealBroker(t *testing.T) {
+	c := kafkatest.RequireReal(t)
+	bin := proctest.Build(t, "github.com/wastatus/wastatus/cmd/wastatus")
+	before := benchTopics(t, c.Brokers)
+	args := []string{"bench", "--mode", "processor", "--json", "--brokers", strings.Join(c.Brokers, ","),
+		"--events", "20000", "--messages", "6000", "--partitions", "3"}
+	cmd := exec.CommandContext(t.Context(), bin, args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("wastatus %v: %v\nstderr:\n%s", args, err, stderr.String())
+	}
+	var r benchReport
+	if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
+		t.Fatalf("stdout is not a JSON object: %v\n%s", err, stdout.String())
+	}
+	switch {
+	case r.Broker != "kafka":
+		t.Errorf("broker %q, want kafka", r.Broker)
+	case r.Events != 20000 || r.EventsProcessed != r.Events || r.BaselineEvents != r.Events || r.Errors != 0:
+		t.Errorf("events %d, processed %d by wastatus and %d by the baseline, errors %d", r.Events, r.EventsProcessed, r.BaselineEvents, r.Errors)
+	case r.PeakRSSBytes <= 0:
+		t.Errorf("peak rss %d", r.PeakRSSBytes)
+	}
+	// Topic deletion reaches the broker's metadata shortly after it is
+	// acknowledged.
+	kafkatest.Eventually(t, 30*time.Second, func() error {
+		if after := benchTopics(t, c.Brokers); !slices.Equal(after, before) {
+			return fmt.Errorf("bench topics %v after the run, %v before", after, before)
+		}
+		return nil
+	})
+}
+
+// benchTopics lists the bench's topics on brokers, with a new client each
+// time (a client may answer a listing from cached metadata).
+func benchTopics(t *testing.T, brokers []string) []string {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	topics, err := kadm.NewClient(cl).ListTopics(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, name := range topics.Names() {
+		if strings.HasPrefix(name, "bench.") {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 func readHead(path string, n int) ([]byte, error) {

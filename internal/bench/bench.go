@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -31,6 +32,7 @@ type Bench struct {
 	codec   *schemas.Codec
 	dir     string
 	runID   string
+	made    []string // topics this run created, for dropRun
 	secret  []byte
 }
 
@@ -79,9 +81,16 @@ func New(cfg Config) (*Bench, error) {
 	return b, nil
 }
 
-// Close stops the embedded broker and removes the working directory
-// (unless Config.KeepWorkDir or a WorkDir was given).
+// Close stops the embedded broker, or on a real one deletes the run's
+// topics and groups, and removes the working directory (unless
+// Config.KeepWorkDir, or for the directory a WorkDir was given).
 func (b *Bench) Close() error {
+	var errs []error
+	if b.cluster == nil && b.adm != nil && !b.cfg.KeepWorkDir {
+		ctx, cancel := context.WithTimeout(context.Background(), dropTimeout)
+		errs = append(errs, b.dropRun(ctx))
+		cancel()
+	}
 	if b.cl != nil {
 		b.cl.Close()
 	}
@@ -89,7 +98,49 @@ func (b *Bench) Close() error {
 		b.cluster.Close()
 	}
 	if b.dir != "" && b.cfg.WorkDir == "" && !b.cfg.KeepWorkDir {
-		return os.RemoveAll(b.dir)
+		errs = append(errs, os.RemoveAll(b.dir))
+	}
+	return errors.Join(errs...)
+}
+
+// dropTimeout bounds Close's clean-up on a real broker.
+const dropTimeout = 30 * time.Second
+
+// dropRun deletes the topics and consumer groups of this run from a real
+// broker. Every run makes fresh ones, and a 10M-message run leaves
+// gigabytes of them behind. The topics are the ones the run created, not a
+// listing: a client answers a listing from metadata it may have cached.
+func (b *Bench) dropRun(ctx context.Context) error {
+	if len(b.made) > 0 {
+		resp, err := b.adm.DeleteTopics(ctx, b.made...)
+		if err != nil {
+			return fmt.Errorf("bench: delete the run's topics: %w", err)
+		}
+		for _, r := range resp.Sorted() {
+			if r.Err != nil && !errors.Is(r.Err, kerr.UnknownTopicOrPartition) {
+				return fmt.Errorf("bench: delete topic %s: %w", r.Topic, r.Err)
+			}
+		}
+	}
+	prefix := b.topic("")
+	groups, err := b.adm.ListGroups(ctx)
+	if err != nil {
+		return fmt.Errorf("bench: list groups to delete: %w", err)
+	}
+	var drop []string
+	for _, g := range groups.Groups() {
+		if strings.HasPrefix(g, prefix) {
+			drop = append(drop, g)
+		}
+	}
+	if len(drop) > 0 {
+		resp, err := b.adm.DeleteGroups(ctx, drop...)
+		if err == nil {
+			err = resp.Error()
+		}
+		if err != nil {
+			return fmt.Errorf("bench: delete the run's groups: %w", err)
+		}
 	}
 	return nil
 }
@@ -151,6 +202,7 @@ func (b *Bench) topic(name string) string { return "bench." + b.runID + "." + na
 
 // createTopics creates fresh topics with the run's partition count.
 func (b *Bench) createTopics(ctx context.Context, names ...string) error {
+	b.made = append(b.made, names...)
 	res, err := b.adm.CreateTopics(ctx, b.cfg.Partitions, -1, nil, names...)
 	if err != nil {
 		return fmt.Errorf("bench: create topics: %w", err)
@@ -167,6 +219,7 @@ func (b *Bench) createTopics(ctx context.Context, names ...string) error {
 // as the processor would (compacted current topic, retention), before any
 // child starts, so the bench's consumers of them start at once.
 func (b *Bench) createProductTopics(ctx context.Context, events, current, dlq string) error {
+	b.made = append(b.made, events, current, dlq)
 	_, err := processor.EnsureTopics(ctx, b.adm, processor.Config{
 		EventsTopic: events, CurrentTopic: current, DLQTopic: dlq, Partitions: b.cfg.Partitions,
 	}, true)

@@ -52,7 +52,10 @@ type Config struct {
 	Executable string
 	// WorkDir holds the children's stores and logs; default a temporary
 	// directory removed at the end (unless KeepWorkDir).
-	WorkDir     string
+	WorkDir string
+	// KeepWorkDir keeps the temporary WorkDir and, on a real broker, the
+	// run's topics and groups (deleted by Close otherwise), for a
+	// post-mortem.
 	KeepWorkDir bool
 
 	// Output.
