@@ -1,10 +1,12 @@
 package processor_test
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -98,4 +100,134 @@ func benchSetup(b *testing.B, env string, opts ...kgo.Opt) (int, processor.Confi
 		b.Fatal(err)
 	}
 	return n, cfg, codec, cl
+}
+
+// BenchmarkProcess measures the live processor, exactly-once, against a raw
+// franz-go exactly-once consume-transform-produce passthrough on the same
+// cluster and transaction sizing: WASTATUS_BENCH_EVENTS events (default
+// 300,000; three statuses per message, in order) over 12 partitions are
+// folded from the start of the events topic by a fresh processor and
+// store, then copied by the passthrough. It reports both rates and their
+// ratio.
+//
+//	WASTATUS_BENCH_EVENTS=1000000 go test -run '^$' -bench Process -benchtime 1x ./processor/
+func BenchmarkProcess(b *testing.B) {
+	n, cfg, codec, cl := benchSetup(b, "WASTATUS_BENCH_EVENTS")
+	if os.Getenv("WASTATUS_BENCH_EVENTS") == "" {
+		n = 300_000
+	}
+	statuses := []string{"sent", "delivered", "read"}
+	for i := range (n + 2) / 3 {
+		wamid := fmt.Sprintf("wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQz%09dQUFERjg0NDEz", i)
+		for k := range min(3, n-3*i) {
+			ts := 1_750_000_000 + int64(i%3600) + int64(k)
+			ev := schemas.StatusEvent{
+				WAMID: wamid, Status: statuses[k], Timestamp: ts, RecipientID: "16505551234",
+				PhoneNumberID: "106540352242922", DisplayPhoneNumber: "15550783881", WABAID: "102290129340398",
+				Region: "eu-west-1", ReceivedAt: ts*1000 + 250,
+				Raw: fmt.Appendf(nil, `{"id":%q,"status":%q,"timestamp":"%d","recipient_id":"16505551234"}`, wamid, statuses[k], ts),
+			}
+			val, err := codec.AppendStatusEvent(nil, &ev)
+			if err != nil {
+				b.Fatal(err)
+			}
+			cl.Produce(b.Context(), &kgo.Record{Topic: cfg.EventsTopic, Key: []byte(wamid), Value: val}, func(_ *kgo.Record, err error) {
+				if err != nil {
+					panic(err)
+				}
+			})
+		}
+	}
+	if err := cl.Flush(b.Context()); err != nil {
+		b.Fatal(err)
+	}
+
+	var procIn, passIn time.Duration
+	for b.Loop() {
+		b.StopTimer()
+		store, err := state.Open(b.TempDir(), state.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		run := cfg
+		run.Group = kafkatest.Name(b, "group")
+		p, err := processor.New(run, store, codec)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		began := time.Now()
+		ctx, cancel := context.WithCancel(b.Context())
+		done := make(chan error, 1)
+		go func() { done <- p.Run(ctx) }()
+		var first time.Time
+		for p.Stats().Events < uint64(n) {
+			if first.IsZero() && p.Stats().Events > 0 {
+				first = time.Now()
+			}
+			select {
+			case err := <-done:
+				b.Fatalf("Run: %v", err)
+			case <-time.After(time.Millisecond):
+			}
+		}
+		procIn += time.Since(began)
+		b.Logf("processor: first commit after %v, then %v; %+v", first.Sub(began), time.Since(first), p.Stats().Batches)
+		b.StopTimer()
+		cancel()
+		if err := <-done; err != nil {
+			b.Fatal(err)
+		}
+		store.Close()
+
+		began = time.Now()
+		passthrough(b, cfg, n)
+		passIn += time.Since(began)
+		b.StartTimer()
+	}
+	proc := float64(n*b.N) / procIn.Seconds()
+	pass := float64(n*b.N) / passIn.Seconds()
+	b.ReportMetric(proc, "events/s")
+	b.ReportMetric(pass, "baseline-events/s")
+	b.ReportMetric(proc/pass, "ratio")
+}
+
+// passthrough copies the events topic to the dead-letter topic (any other
+// topic would do) with a raw franz-go exactly-once consume-transform-produce
+// loop: the processor's transaction sizing (one poll of at most 10,000
+// records a transaction), no state, and a flush before each commit.
+func passthrough(b *testing.B, cfg processor.Config, n int) {
+	b.Helper()
+	sess, err := kgo.NewGroupTransactSession(
+		kgo.SeedBrokers(cfg.Brokers...),
+		kgo.ConsumerGroup(kafkatest.Name(b, "passthrough")),
+		kgo.ConsumeTopics(cfg.EventsTopic),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.TransactionalID(kafkatest.Name(b, "passthrough")),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.ProducerLinger(0),
+	)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sess.Close()
+	for done := 0; done < n; {
+		fs := sess.PollRecords(b.Context(), 10_000)
+		if err := fs.Err0(); err != nil {
+			b.Fatal(err)
+		}
+		if err := sess.Begin(); err != nil {
+			b.Fatal(err)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			done++
+			sess.Produce(b.Context(), &kgo.Record{Topic: cfg.DLQTopic, Partition: r.Partition, Key: r.Key, Value: r.Value}, nil)
+		})
+		if err := sess.Client().Flush(b.Context()); err != nil {
+			b.Fatal(err)
+		}
+		if committed, err := sess.End(b.Context(), kgo.TryCommit); err != nil || !committed {
+			b.Fatalf("end: committed %t, %v", committed, err)
+		}
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -153,6 +154,50 @@ func (p *Processor) Run(ctx context.Context) error {
 	}
 }
 
+// awaitTopics creates and checks the topics, retrying with backoff while
+// Kafka cannot be reached or answers with a retriable error, so that an
+// instance started during a broker outage waits for the broker instead of
+// exiting. Wrong settings (partition counts, authorization, a bad config)
+// fail at once.
+func (p *Processor) awaitTopics(ctx context.Context, adm *kadm.Client) (int32, kadm.TopicDetails, error) {
+	for attempt := 0; ; attempt++ {
+		n, err := EnsureTopics(ctx, adm, p.cfg, !p.cfg.SkipCreateTopics)
+		var details kadm.TopicDetails
+		if err == nil {
+			if details, err = adm.ListTopics(ctx, p.cfg.EventsTopic, p.cfg.CurrentTopic); err != nil {
+				err = fmt.Errorf("processor: describe topics: %w", err)
+			}
+		}
+		if err == nil || ctx.Err() != nil || !transient(err) {
+			return n, details, err
+		}
+		wait := min(time.Duration(1<<min(attempt, 6))*250*time.Millisecond, 15*time.Second)
+		p.log.Warn("kafka not ready; retrying", "err", err, "attempt", attempt+1, "in", wait)
+		select {
+		case <-ctx.Done():
+			return 0, nil, fmt.Errorf("processor: waiting for kafka: %w (last error: %w)", ctx.Err(), err)
+		case <-time.After(wait):
+		}
+	}
+}
+
+// transient reports whether err may pass by itself: the broker cannot be
+// dialled or timed out, or Kafka answered with a retriable error code.
+func transient(err error) bool {
+	if errors.Is(err, ErrPartitionMismatch) || errors.Is(err, ErrConfig) {
+		return false
+	}
+	var netErr net.Error
+	var kafkaErr *kerr.Error
+	switch {
+	case errors.As(err, &netErr), errors.Is(err, context.DeadlineExceeded):
+		return true
+	case errors.As(err, &kafkaErr):
+		return kafkaErr.Retriable
+	}
+	return false
+}
+
 // setup creates and checks the topics, notices a recreated events topic,
 // and returns the transactional id.
 func (p *Processor) setup(ctx context.Context) (string, error) {
@@ -162,13 +207,9 @@ func (p *Processor) setup(ctx context.Context) (string, error) {
 	}
 	defer admCl.Close()
 	adm := kadm.NewClient(admCl)
-	n, err := EnsureTopics(ctx, adm, p.cfg, !p.cfg.SkipCreateTopics)
+	n, details, err := p.awaitTopics(ctx, adm)
 	if err != nil {
 		return "", err
-	}
-	details, err := adm.ListTopics(ctx, p.cfg.EventsTopic, p.cfg.CurrentTopic)
-	if err != nil {
-		return "", fmt.Errorf("processor: describe topics: %w", err)
 	}
 	eventsID, currentID := details[p.cfg.EventsTopic].ID, details[p.cfg.CurrentTopic].ID
 	fresh, err := p.checkTopicIdentity(n, metaEventsTopic, eventsID)
@@ -610,7 +651,9 @@ func (p *Processor) adjustOffsets(ctx context.Context, offsets map[string]map[in
 		}
 		next, ok, err := p.store.NextOffset(part)
 		if err != nil {
-			return nil, fmt.Errorf("%w: next offset of partition %d: %w", ErrStore, part, err)
+			err = fmt.Errorf("%w: next offset of partition %d: %w", ErrStore, part, err)
+			p.fail(err) // franz-go would only retry: stop Run
+			return nil, err
 		}
 		logStart, _ := starts.Lookup(p.cfg.EventsTopic, part)
 		d := decide(ok, next, committed, logStart.Offset)

@@ -250,9 +250,14 @@ func TestPoisonGoesToDeadLetters(t *testing.T) {
 		}
 		return nil
 	})
-	if st := r.p.Stats(); st.Unknown != 1 || st.DeadLetters != 3 {
-		t.Errorf("stats %+v: want 1 unknown, 3 dead letters", st)
-	}
+	// The stats count a batch once its store batch commits, just after the
+	// transaction whose outputs were read above.
+	kafkatest.Eventually(t, 30*time.Second, func() error {
+		if st := r.p.Stats(); st.Unknown != 1 || st.DeadLetters != 3 {
+			return fmt.Errorf("stats %+v: want 1 unknown, 3 dead letters", st)
+		}
+		return nil
+	})
 }
 
 // TestOutputOnInputPartition checks the changelog property: every state is

@@ -14,11 +14,6 @@ import (
 	"github.com/wastatus/wastatus/schemas"
 )
 
-// rebuildFetchBytes is the most a rebuild fetches of one partition at a
-// time: larger than franz-go's 1 MiB default, since a rebuild reads whole
-// partitions as fast as it can fold them.
-const rebuildFetchBytes = 8 << 20
-
 // RebuildFromEvents replaces the store's state of each of partitions with
 // the fold of the same partition of the events topic, read with
 // read_committed isolation from the log's start to its last stable offset
@@ -47,7 +42,6 @@ func RebuildFromEvents(ctx context.Context, cfg Config, store Store, codec *sche
 		return 0, fmt.Errorf("%w: a store and a codec are required", ErrConfig)
 	}
 	cfg = cfg.withDefaults()
-	cfg.ClientOpts = append([]kgo.Opt{kgo.FetchMaxPartitionBytes(rebuildFetchBytes)}, cfg.ClientOpts...)
 	admCl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(cfg.Brokers...)}, cfg.ClientOpts...)...)
 	if err != nil {
 		return 0, fmt.Errorf("processor: admin client: %w", err)
@@ -110,7 +104,10 @@ func (r *ranger) rebuild(ctx context.Context, partition int32, span Span, progre
 	if err := r.store.DropPartition(partition); err != nil {
 		return 0, fmt.Errorf("%w: drop partition %d: %w", ErrStore, partition, err)
 	}
-	b := r.store.NewBatch(partition)
+	b, err := r.store.NewLoadBatch(partition, int(min(span.Len(), 64*loadFilterKeys)))
+	if err != nil {
+		return 0, fmt.Errorf("%w: rebuild partition %d: %w", ErrStore, partition, err)
+	}
 	defer b.Close()
 	var skipped int64
 	pending := 0

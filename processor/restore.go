@@ -17,6 +17,18 @@ import (
 // or catching up.
 const rangeBatch = 20_000
 
+// rangeFetchBytes is the most a restore, catch-up or rebuild fetches of one
+// partition at a time: larger than franz-go's 1 MiB default, since they
+// read whole partitions as fast as they can fold them, and fewer, larger
+// fetches cost fewer round trips. With up to GOMAXPROCS partitions read at
+// once it bounds their fetch buffers to a few times 8 MiB.
+const rangeFetchBytes = 8 << 20
+
+// loadFilterKeys sizes a load batch's filter of the messages it wrote
+// (state.Store.NewLoadBatch) when the partition's size is not known, and
+// caps it when it is: the filter grows as needed, 10 bits a message.
+const loadFilterKeys = 1 << 16
+
 // RestoreProgress reports a partition's restore or catch-up: records read so
 // far out of about total.
 type RestoreProgress func(partition int32, read, total int64)
@@ -43,6 +55,7 @@ func (r *ranger) readRange(ctx context.Context, topic string, partition int32, f
 		// Control records advance the offset to the end even when the
 		// partition ends with a transaction marker.
 		kgo.KeepControlRecords(),
+		kgo.FetchMaxPartitionBytes(rangeFetchBytes),
 	}, r.cfg.ClientOpts...)...)
 	if err != nil {
 		return 0, fmt.Errorf("processor: range client: %w", err)
@@ -159,7 +172,10 @@ func (r *ranger) restore(ctx context.Context, partition int32, next int64, progr
 	if err := r.store.DropPartition(partition); err != nil {
 		return 0, fmt.Errorf("%w: drop partition %d: %w", ErrStore, partition, err)
 	}
-	b := r.store.NewBatch(partition)
+	b, err := r.store.NewLoadBatch(partition, loadFilterKeys)
+	if err != nil {
+		return 0, fmt.Errorf("%w: restore partition %d: %w", ErrStore, partition, err)
+	}
 	defer b.Close()
 	pending := 0
 	n, err := r.readRange(ctx, r.cfg.CurrentTopic, partition, 0, -1, progress, func(rec *kgo.Record) error {

@@ -6,6 +6,9 @@ import "github.com/wastatus/wastatus/state"
 // implementation; the interface keeps the processor's dependency small.
 type Store interface {
 	NewBatch(partition int32) *state.Batch
+	// NewLoadBatch is a batch for filling an empty partition (restores and
+	// rebuilds): it skips the lookups of messages it has not written.
+	NewLoadBatch(partition int32, keys int) (*state.Batch, error)
 	Get(partition int32, wamid string) (state.Message, bool, error)
 	History(partition int32, wamid string) ([]state.HistoryEntry, error)
 	NextOffset(partition int32) (int64, bool, error)

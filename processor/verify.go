@@ -184,7 +184,7 @@ func Verify(ctx context.Context, cfg Config, store VerifyStore, codec *schemas.C
 		return VerifyResult{}, fmt.Errorf("%w: a store and a codec are required", ErrConfig)
 	}
 	cfg = cfg.withDefaults()
-	cfg.ClientOpts = append([]kgo.Opt{kgo.FetchMaxPartitionBytes(rebuildFetchBytes)}, cfg.ClientOpts...)
+	cfg.ClientOpts = append([]kgo.Opt{kgo.FetchMaxPartitionBytes(rangeFetchBytes)}, cfg.ClientOpts...)
 	spans, err := Spans(ctx, cfg, cfg.CurrentTopic)
 	if err != nil {
 		return VerifyResult{}, err

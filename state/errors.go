@@ -47,4 +47,14 @@ var (
 	// ErrClosed is returned by Store methods called after Close, and by Batch
 	// methods called after Batch.Close.
 	ErrClosed = errors.New("state: closed")
+
+	// ErrFailed is returned by every Store and Batch method once the store
+	// has failed (see Store.Err): Pebble could not write (a full disk, an
+	// I/O error) or found corruption. The error says which, and wraps the OS
+	// error (syscall.ENOSPC for a full disk) where there is one.
+	ErrFailed = errors.New("state: store failed")
+
+	// ErrNotEmpty is returned by Store.NewLoadBatch for a partition that
+	// holds keys: a load batch assumes it is filling an empty one.
+	ErrNotEmpty = errors.New("state: partition not empty")
 )

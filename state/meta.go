@@ -19,15 +19,29 @@ func (s *Store) Meta(name string) ([]byte, bool, error) {
 	if s.closed.Load() {
 		return nil, false, ErrClosed
 	}
-	val, closer, err := s.db.Get([]byte(metaPrefix + name))
-	if errors.Is(err, pebble.ErrNotFound) {
-		return nil, false, nil
+	if err := s.Err(); err != nil {
+		return nil, false, err
 	}
+	var (
+		val   []byte
+		found bool
+	)
+	err := s.guard(func() error {
+		v, closer, err := s.db.Get([]byte(metaPrefix + name))
+		if errors.Is(err, pebble.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		defer closer.Close()
+		val, found = append([]byte(nil), v...), true
+		return nil
+	})
 	if err != nil {
 		return nil, false, fmt.Errorf("state: get meta %s: %w", name, err)
 	}
-	defer closer.Close()
-	return append([]byte(nil), val...), true, nil
+	return val, found, nil
 }
 
 // SetMeta sets the store-wide metadata value called name, durably.
@@ -35,7 +49,8 @@ func (s *Store) SetMeta(name string, value []byte) error {
 	if s.closed.Load() {
 		return ErrClosed
 	}
-	if err := s.db.Set([]byte(metaPrefix+name), value, pebble.Sync); err != nil {
+	set := func() error { return s.db.Set([]byte(metaPrefix+name), value, pebble.Sync) }
+	if err := s.write(set); err != nil {
 		return fmt.Errorf("state: set meta %s: %w", name, err)
 	}
 	return nil
