@@ -45,6 +45,11 @@ func newRunCmd(g *globals) *cobra.Command {
 	f.kafka.register(fs)
 	f.edge.register(fs)
 	f.proc.register(fs)
+	// run may hold an embedded broker's records in the same heap: a Go
+	// memory limit sized for a processor alone would make the collector
+	// run without end. --memory-limit still sets one when asked.
+	f.proc.memoryLimit = 0
+	fs.Lookup("memory-limit").DefValue = "0"
 	f.http.register(fs)
 	f.api.register(fs)
 	fs.StringVar(&f.httpAddr, "http-addr", "127.0.0.1:8080", "listen address of the webhook receiver, query API and metrics")

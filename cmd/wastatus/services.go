@@ -103,6 +103,7 @@ type processFlags struct {
 	policy         string
 	dataDir        string
 	cacheBytes     int64
+	memoryLimit    int64
 }
 
 func (p *processFlags) register(fs *pflag.FlagSet) {
@@ -115,7 +116,8 @@ func (p *processFlags) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&p.skipCreate, "skip-create-topics", false, "do not create missing topics (an operator owns them); still checks their partition counts")
 	fs.StringVar(&p.policy, "policy", "failed-wins", "failed after delivered: failed-wins (terminal) or delivery-wins")
 	fs.StringVar(&p.dataDir, "data-dir", "./data", "directory for the state store (and the embedded broker)")
-	fs.Int64Var(&p.cacheBytes, "cache-bytes", 64<<20, "Pebble block cache size")
+	fs.Int64Var(&p.cacheBytes, "cache-bytes", defaultCacheBytes, fmt.Sprintf("Pebble block cache size; it and two %d MiB memtables count against --memory-limit", state.DefaultMemTableSize>>20))
+	fs.Int64Var(&p.memoryLimit, "memory-limit", defaultMemoryLimit, "bytes the process aims to stay within: Pebble's cache and memtables, plus the Go runtime's soft memory limit (GOMEMLIMIT) set to the rest; 0: no Go limit (GOMEMLIMIT, when set, wins)")
 }
 
 // stack holds what a subcommand started, for one place to close it.
@@ -271,6 +273,9 @@ func (s *stack) startProcessor(k *kafkaFlags, p *processFlags) (*processor.Proce
 	policy, err := state.ParsePolicy(p.policy)
 	if err != nil {
 		return nil, fmt.Errorf("--policy: %w", err)
+	}
+	if err := applyMemoryLimit(p.memoryLimit, p.cacheBytes, s.log); err != nil {
+		return nil, err
 	}
 	store, err := state.Open(filepath.Join(p.dataDir, "state"), state.Options{
 		CacheSize: p.cacheBytes,
