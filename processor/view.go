@@ -44,12 +44,7 @@ func (p *Processor) runView(ctx context.Context, partitions int32) error {
 			start[part] = kgo.NewOffset().AtStart()
 		}
 	}
-	cl, err := kgo.NewClient(append([]kgo.Opt{
-		kgo.SeedBrokers(p.cfg.Brokers...),
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{p.cfg.CurrentTopic: start}),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.KeepControlRecords(),
-	}, p.cfg.ClientOpts...)...)
+	cl, err := kgo.NewClient(p.viewClientOpts(start)...)
 	if err != nil {
 		return fmt.Errorf("processor: view client: %w", err)
 	}
@@ -98,6 +93,21 @@ func (p *Processor) runView(ctx context.Context, partitions int32) error {
 			return ferr
 		}
 	}
+}
+
+// viewClientOpts are the options of the view's client, reading the current
+// topic's partitions from start.
+func (p *Processor) viewClientOpts(start map[int32]kgo.Offset) []kgo.Opt {
+	return append([]kgo.Opt{
+		kgo.SeedBrokers(p.cfg.Brokers...),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{p.cfg.CurrentTopic: start}),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.KeepControlRecords(),
+		// The view reads the whole current topic at start: the same
+		// bounds as the group's fetches (FetchMaxBytes).
+		kgo.FetchMaxBytes(FetchMaxBytes),
+		kgo.FetchMaxPartitionBytes(FetchMaxPartitionBytes),
+	}, p.cfg.ClientOpts...)
 }
 
 // applyView joins one partition's records into the view in one store batch.
