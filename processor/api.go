@@ -32,6 +32,11 @@ func (p *Processor) Partition(wamid string) (int32, bool) {
 // instance does not own the message's partition and ErrNotFound when the
 // message has no state.
 func (p *Processor) Get(wamid string) (schemas.MessageStatus, int32, error) {
+	if err := p.store.Err(); err != nil {
+		// A failed store answers nothing, whoever owns what: Run is
+		// stopping, and its partitions may already be let go.
+		return schemas.MessageStatus{}, 0, fmt.Errorf("%w: get %s: %w", ErrStore, wamid, err)
+	}
 	part, ok := p.Partition(wamid)
 	if !ok {
 		return schemas.MessageStatus{}, 0, fmt.Errorf("%w: not started", ErrNotOwner)
@@ -73,6 +78,9 @@ func (p *Processor) Owned() []int32 {
 func (p *Processor) Ready() (bool, string) {
 	if !p.running.Load() {
 		return false, "not running"
+	}
+	if err := p.store.Err(); err != nil {
+		return false, err.Error()
 	}
 	p.mu.RLock()
 	defer p.mu.RUnlock()

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"runtime/pprof"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -108,7 +110,10 @@ func benchSetup(b *testing.B, env string, opts ...kgo.Opt) (int, processor.Confi
 // 300,000; three statuses per message, in order) over 12 partitions are
 // folded from the start of the events topic by a fresh processor and
 // store, then copied by the passthrough. It reports both rates and their
-// ratio.
+// ratio, and the CPU time (user and system, the whole test process: kfake
+// included) each spent per event, which the other load of a shared machine
+// disturbs far less than the rates. WASTATUS_BENCH_CPUPROFILE names a file
+// for a CPU profile of the processor's runs alone.
 //
 //	WASTATUS_BENCH_EVENTS=1000000 go test -run '^$' -bench Process -benchtime 1x ./processor/
 func BenchmarkProcess(b *testing.B) {
@@ -142,7 +147,8 @@ func BenchmarkProcess(b *testing.B) {
 		b.Fatal(err)
 	}
 
-	var procIn, passIn time.Duration
+	var procIn, passIn, procCPU, passCPU time.Duration
+	profiled := false
 	for b.Loop() {
 		b.StopTimer()
 		store, err := state.Open(b.TempDir(), state.Options{})
@@ -155,7 +161,13 @@ func BenchmarkProcess(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
+		stopProfile := func() {}
+		if name := os.Getenv("WASTATUS_BENCH_CPUPROFILE"); name != "" && !profiled {
+			profiled = true
+			stopProfile = startCPUProfile(b, name)
+		}
 		b.StartTimer()
+		cpu0 := cpuTime(b)
 		began := time.Now()
 		ctx, cancel := context.WithCancel(b.Context())
 		done := make(chan error, 1)
@@ -172,6 +184,8 @@ func BenchmarkProcess(b *testing.B) {
 			}
 		}
 		procIn += time.Since(began)
+		procCPU += cpuTime(b) - cpu0
+		stopProfile()
 		b.Logf("processor: first commit after %v, then %v; %+v", first.Sub(began), time.Since(first), p.Stats().Batches)
 		b.StopTimer()
 		cancel()
@@ -180,9 +194,11 @@ func BenchmarkProcess(b *testing.B) {
 		}
 		store.Close()
 
+		cpu0 = cpuTime(b)
 		began = time.Now()
 		passthrough(b, cfg, n)
 		passIn += time.Since(began)
+		passCPU += cpuTime(b) - cpu0
 		b.StartTimer()
 	}
 	proc := float64(n*b.N) / procIn.Seconds()
@@ -190,6 +206,36 @@ func BenchmarkProcess(b *testing.B) {
 	b.ReportMetric(proc, "events/s")
 	b.ReportMetric(pass, "baseline-events/s")
 	b.ReportMetric(proc/pass, "ratio")
+	b.ReportMetric(float64(procCPU.Nanoseconds())/float64(n*b.N), "cpu-ns/event")
+	b.ReportMetric(float64(passCPU.Nanoseconds())/float64(n*b.N), "baseline-cpu-ns/event")
+}
+
+// startCPUProfile starts a CPU profile written to name, and returns the
+// function that stops it.
+func startCPUProfile(b *testing.B, name string) (stop func()) {
+	f, err := os.Create(name)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		b.Fatal(err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// cpuTime returns the CPU time the process has used so far, user and system.
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // passthrough copies the events topic to the dead-letter topic (any other

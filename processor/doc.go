@@ -13,9 +13,11 @@
 // the SAME partition number of whatsapp.status.current, and poison to
 // whatsapp.status.dlq, inside the transaction. Ending the transaction flushes
 // and commits those outputs and the consumed offsets atomically. Only then
-// are the store batches committed: states, history and each partition's next
-// offset together, all partitions' batches at once so Pebble syncs its log
-// once. A transaction that a rebalance aborts is dropped, store batches and
+// is each partition's store batch committed, by its worker before its next
+// fold: states, history and the partition's next offset together, the
+// workers in parallel so that Pebble syncs its log once for several, and
+// without waiting for the sync (the partition's next commit does). A
+// transaction that a rebalance aborts is dropped, store batches and
 // all, and its records are read again; any other failure to end it stops Run.
 //
 // So the store never runs ahead of Kafka: its next offset P is at most the
@@ -99,33 +101,84 @@
 //
 // Profiles (BenchmarkProcess, BenchmarkRestore, BenchmarkRebuildFromEvents
 // here; BenchmarkBatchApply, BenchmarkLoad, BenchmarkScale in state) decide
-// these:
+// these. On a shared machine compare BenchmarkProcess's cpu-ns/event, which
+// other load disturbs far less than its rates, and profile the processor
+// alone with WASTATUS_BENCH_CPUPROFILE:
 //
 //   - Restores and rebuilds fill a partition they have just dropped, so they
 //     write through a state load batch (state.Store.NewLoadBatch), which
 //     skips the Pebble lookup of every message it has not written itself:
 //     that lookup was 20% of a restore's CPU. Store batches of rangeBatch
-//     records (20,000) amortize each synced commit; fetches of up to
-//     rangeFetchBytes (8 MiB) a partition amortize round trips; up to
-//     GOMAXPROCS partitions load at once, since one partition's fold runs
-//     on one goroutine.
+//     records (20,000) amortize each synced commit; up to GOMAXPROCS
+//     partitions load at once, since one partition's fold runs on one
+//     goroutine. Their fetches stay small (rangeFetchBytes, 512 KiB a
+//     partition): larger ones read no faster and cost memory.
 //   - Each worker keeps its store batch across transactions (its cache
 //     entries, history buffers and Pebble batch are reused), and cuts the
 //     keys and values of a transaction's output records from one buffer, so
 //     a transaction allocates per changed message only what View and the
 //     record itself need.
-//   - Store commits stay synced. Unsynced ones would be correct (they only
-//     lose a suffix, which the catch-up folds again), but a failed log write
-//     then surfaces in Pebble as a panic in the next commit with its commit
-//     pipeline locked, so a full disk would need a process exit instead of
-//     a clean failure; and the fsync is shared by all partitions of a
-//     transaction.
+//   - On a new store, Pebble lookups of messages that do not exist yet (the
+//     first event of every message) were a third of the processor's CPU:
+//     a seek down a 32 MiB memtable's skiplist that misses the CPU's caches
+//     at every level, then the sstables' bloom filters. The store now keeps
+//     a filter of every partition's messages when it can vouch for it (a
+//     new store, a dropped or restored partition; see state's doc) and
+//     skips those lookups. BenchmarkProcess, 600k events, three pairs back
+//     to back: 2,920 CPU ns an event without the filter, 2,100 with it;
+//     550k to 765k events/s, ratio 0.39 to 0.55. `wastatus bench --mode
+//     processor` (five events a message, spread over thousands of events)
+//     gains less, since most of its lookups find a message: 229k to 240k
+//     events/s, one run each. A processor restarted on a store that holds
+//     messages looks them all up, as before.
+//   - The store commit runs on each partition's worker, queued after the
+//     transaction ends and done before the worker's next fold, so the poll
+//     loop polls and begins the next transaction meanwhile, and the
+//     workers' commits run in parallel (Pebble syncs its log once for
+//     several). It does not wait for the log sync
+//     (state.Batch.CommitNoSyncWait); the partition's next commit does. The
+//     crash rules hold: a store batch is still applied only after its
+//     transaction committed, so the store's next offset never passes the
+//     group's; the next fold reads what Kafka committed; a crash before
+//     the sync loses whole commits, offset and states together, which the
+//     catch-up folds again; a failed sync fails the store, and the worker
+//     stops Run. BenchmarkProcess: 428k to 457k events/s (median of four
+//     pairs); the fsync here takes 0.4 ms, so not waiting for it buys
+//     little on this disk and more on slower ones. This and the filter
+//     together, `wastatus bench --mode pipeline --rate 10000 --duration
+//     15s`: p99 22-26 ms, p50 5.5-6.2 ms (and one outlier run at 368 ms on
+//     the busy machine); before them, p99 37-44 ms, p50 8.4-10.4 ms.
+//   - Tried and dropped, measured: a cache of recently committed message
+//     states per batch (36% of lookups hit it in BenchmarkBatchApply's
+//     arrival order, but those were the cheap lookups of memtable-resident
+//     messages; its upkeep cost more than it saved: 3.5 to 4.0 µs an
+//     event); reading a transaction's messages in key order (no change in
+//     lookup CPU: neighbouring seeks still miss the caches); committing in
+//     key order (memtable insert CPU 0.38 to 0.35 s, the sort ate it);
+//     smaller memtables (4 and 8 MiB: slower, more flushes and sstables to
+//     check).
 //   - Config.TxnMaxRecords (10,000) bounds a transaction under a backlog,
-//     where its fixed costs (the flush, EndTxn, the offset commit and the
-//     store's fsync: 5-30 ms here) are amortized. Under a steady load below
+//     where its fixed costs (the flush, EndTxn and the offset commit, and
+//     the store commit that the next fold waits for) are amortized. Under a steady load below
 //     capacity a transaction is one poll of whatever arrived during the
 //     previous one, so the end-to-end latency is about two transaction
 //     times; Config.TxnMaxWait stays 0, since waiting only adds to it.
+//
+// # Where the memory goes
+//
+// A processor's memory is Pebble's (cache and memtables, bounded by
+// state.Options), the records Kafka clients fetched, and what the workers
+// fold. franz-go's fetch defaults (50 MiB a fetch, 1 MiB a partition) let
+// the group's client hold a fetch of up to 12 MiB compressed, 50 MiB and
+// more decompressed, beside the one being folded: with 1M events over 300k
+// messages that was 140 of a 215 MiB live Go heap, and with GOGC=100 the
+// heap peaked at twice that. So every consuming client bounds its fetches:
+// the group's and the view's to FetchMaxBytes (1 MiB) and
+// FetchMaxPartitionBytes (256 KiB), restores and catch-ups to
+// rangeFetchBytes. A transaction under a backlog is then about one fetch
+// (7,000-9,000 of the bench's events); raise both with Config.ClientOpts
+// and TxnMaxRecords together. The Go runtime's soft memory limit that the
+// command sets (`wastatus process --memory-limit`) does the rest.
 //
 // # Files and goroutines
 //

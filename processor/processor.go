@@ -133,7 +133,12 @@ func (p *Processor) Run(ctx context.Context) error {
 			return cause
 		}
 		if batch == nil {
-			return nil // ctx canceled or client closed
+			// ctx canceled or client closed: store what Kafka committed.
+			p.stopAllWorkers()
+			if cause := context.Cause(runCtx); cause != nil && !errors.Is(cause, context.Canceled) {
+				return cause
+			}
+			return nil
 		}
 		if len(batch) > 0 {
 			if err := p.transact(ctx, sess, batch); err != nil {
@@ -285,6 +290,9 @@ func (p *Processor) clientOpts(txnID string) []kgo.Opt {
 		kgo.RecordPartitioner(samePartition()),
 		// A transaction flushes before it ends; lingering only delays it.
 		kgo.ProducerLinger(0),
+		// Fetched records are most of the heap: see FetchMaxBytes.
+		kgo.FetchMaxBytes(FetchMaxBytes),
+		kgo.FetchMaxPartitionBytes(FetchMaxPartitionBytes),
 	}
 	if len(p.cfg.Hooks) > 0 {
 		opts = append(opts, kgo.WithHooks(p.cfg.Hooks...))
@@ -486,15 +494,14 @@ func (p *Processor) transact(ctx context.Context, sess *kgo.GroupTransactSession
 	if hook := p.cfg.Testing.AfterTxnCommit; hook != nil {
 		hook()
 	}
-	// Store batches of different partitions commit in parallel, so
-	// Pebble syncs its log once for several of them.
-	var wg sync.WaitGroup
-	cerrs := make([]error, len(pendings))
-	for i, pd := range pendings {
-		wg.Go(func() { cerrs[i] = pd.commit() })
+	// Each worker stores its batch before its next fold, while this loop
+	// polls and begins the next transaction; the workers commit in
+	// parallel, so Pebble syncs its log once for several of them. A
+	// failure stops Run (Processor.fail).
+	for _, pd := range pendings {
+		pd.w.jobs <- job{commit: pd}
 	}
-	wg.Wait()
-	return errors.Join(cerrs...)
+	return nil
 }
 
 // assigned creates a worker for every newly assigned partition. It runs in

@@ -16,6 +16,9 @@ type Store interface {
 	// Policy is the failed-after-delivered policy the store folds with; the
 	// processor derives every emitted status with it too.
 	Policy() state.Policy
+	// Err is the store's failure (a full disk, corruption), nil while it
+	// is healthy: a failed store serves no reads.
+	Err() error
 	MetaStore
 }
 

@@ -25,11 +25,15 @@ const (
 	ReasonInvalidEvent  = "invalid-event"
 )
 
+// job is a worker's next task: fold records into the open transaction and
+// answer on res, or, with commit set, store a transaction's batch once the
+// transaction has committed.
 type job struct {
 	ctx     context.Context
 	cl      *kgo.Client
 	records []*kgo.Record
 	res     chan<- result
+	commit  *pending
 }
 
 type result struct {
@@ -39,8 +43,9 @@ type result struct {
 
 // worker owns one partition: it prepares it (restore or catch-up) when it is
 // assigned, then folds its batches into store batches and produces their
-// outputs into the open transaction. One goroutine per worker; it exits when
-// jobs is closed.
+// outputs into the open transaction, and commits each store batch once its
+// transaction has committed. One goroutine per worker; it exits when jobs
+// is closed, after the jobs queued.
 type worker struct {
 	p         *Processor
 	cl        *kgo.Client
@@ -52,18 +57,17 @@ type worker struct {
 	started   chan struct{} // closed by adjustOffsets once resume is set
 	done      chan struct{}
 
-	// Set by adjustOffsets before started is closed. next is then the
-	// worker's while it prepares or folds, and the poll loop's while it
-	// commits (the two never overlap).
+	// Set by adjustOffsets before started is closed; next is then the
+	// worker's (the poll loop reads it after a fold's result, to rewind).
 	resume   resumeDecision
 	next     int64 // records below next are in the store already
 	caughtUp atomic.Bool
 
 	// batch is the partition's store batch, made by the first fold and
-	// reused by every later one (its cache, entries and Pebble batch are
-	// kept between transactions), closed when the worker exits. Like next,
-	// it is the worker's while it folds and the poll loop's while it
-	// commits or aborts.
+	// reused by every later one (its cache, entries and Pebble batches are
+	// kept between transactions), closed when the worker exits. It is the
+	// worker's, except that the poll loop resets it after an aborted
+	// transaction, between the fold's result and the worker's next job.
 	batch *state.Batch
 }
 
@@ -74,7 +78,7 @@ func newWorker(ctx context.Context, p *Processor, cl *kgo.Client, partition int3
 		cl:        cl,
 		partition: partition,
 		log:       p.log.With("topic", p.cfg.EventsTopic, "partition", partition),
-		jobs:      make(chan job),
+		jobs:      make(chan job, 2), // a commit and the next fold: sends never wait
 		ctx:       ctx,
 		cancel:    cancel,
 		started:   make(chan struct{}),
@@ -82,9 +86,10 @@ func newWorker(ctx context.Context, p *Processor, cl *kgo.Client, partition int3
 	}
 }
 
-// stop cancels the worker and waits for it. The poll loop never sends to a
-// worker being stopped: stops happen in rebalance callbacks, which run only
-// while no batch is in flight, or after the poll loop ended.
+// stop cancels the worker and waits for it, after it has done the jobs
+// queued (a commit). The poll loop never sends to a worker being stopped:
+// stops happen in rebalance callbacks, which run only while no batch is in
+// flight, or after the poll loop ended.
 func (w *worker) stop() {
 	w.cancel()
 	close(w.jobs)
@@ -107,6 +112,15 @@ func (w *worker) run() {
 		return
 	}
 	for j := range w.jobs {
+		if j.commit != nil {
+			if err := j.commit.commit(); err != nil {
+				// The next fold would fail on the store too; an idle
+				// partition must stop Run all the same.
+				w.log.Error("storing a committed transaction failed; stopping", "err", err)
+				w.p.fail(err)
+			}
+			continue
+		}
 		pd, err := w.fold(j.ctx, j.cl, j.records)
 		j.res <- result{pd, err}
 	}
@@ -211,10 +225,12 @@ func (pd *pending) produceErr() error {
 }
 
 // commit stores the batch with the partition's next offset, once the
-// transaction holding its outputs has committed.
+// transaction holding its outputs has committed. It does not wait for the
+// store's log sync: the next commit of the partition does (see "Where the
+// time goes" in doc.go).
 func (pd *pending) commit() error {
 	pd.b.SetNextOffset(pd.last + 1)
-	if err := pd.b.Commit(); err != nil {
+	if err := pd.b.CommitNoSyncWait(); err != nil {
 		return fmt.Errorf("%w: commit partition %d: %w", ErrStore, pd.w.partition, err)
 	}
 	pd.w.next = pd.last + 1

@@ -2,7 +2,6 @@ package state
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -25,8 +24,16 @@ type Batch struct {
 	partition int32
 	err       error // sticky: invalid partition, failed commit, closed
 	pb        *pebble.Batch
+	pbOpts    []pebble.BatchOption
 
-	seen *keyFilter // a load batch's messages touched; nil for others
+	// syncing is the Pebble batch of the last CommitNoSyncWait, applied
+	// but its log sync not yet waited for (SyncWait); spare is a Pebble
+	// batch whose sync was waited for, reset for the next commit. Two
+	// Pebble batches alternate, since Pebble may hold one until its sync.
+	syncing *pebble.Batch
+	spare   *pebble.Batch
+
+	known *knownKeys // the partition's message keys, if the store knows them
 
 	msgs    map[string]*entry // by wamid
 	order   []*entry          // first-touch order
@@ -69,17 +76,20 @@ func (s *Store) newBatch(partition int32, opts ...pebble.BatchOption) *Batch {
 	}
 	if b.err == nil {
 		b.pb = s.db.NewBatch(opts...)
+		b.pbOpts = opts
+		b.known = s.knownKeys(partition, true)
 	}
 	return b
 }
 
 // NewLoadBatch returns an empty Batch for filling a partition that holds
 // nothing yet (just dropped, or never written): a restore or a rebuild. It
-// is the partition's only writer until closed. It keeps a bloom filter of
-// the messages it touched (about 10 bits each, sized for keys messages, and
-// growing past that), so that loading a message it has not seen skips the
+// is the partition's only writer until closed. It sizes the partition's
+// filter of known messages (see knownKeys; about 10 bits each) for keys
+// messages, so that loading a message the partition has not seen skips the
 // Pebble lookup: there is nothing to find. Otherwise it is a Batch like any
-// other.
+// other, and so are the partition's later batches, which keep skipping the
+// lookups of new messages.
 //
 // It returns ErrNotEmpty if the partition holds any key, and the errors of
 // NewBatch.
@@ -89,21 +99,16 @@ func (s *Store) NewLoadBatch(partition int32, keys int) (*Batch, error) {
 		return nil, err
 	}
 	lo, hi := partitionBounds(partition)
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	empty, err := s.noKeys(lo, hi)
 	if err != nil {
 		b.Close()
 		return nil, fmt.Errorf("state: load batch: %w", err)
 	}
-	nonEmpty := it.First()
-	if err := errors.Join(it.Error(), it.Close()); err != nil {
-		b.Close()
-		return nil, fmt.Errorf("state: load batch: %w", err)
-	}
-	if nonEmpty {
+	if !empty {
 		b.Close()
 		return nil, fmt.Errorf("%w: partition %d", ErrNotEmpty, partition)
 	}
-	b.seen = newKeyFilter(keys)
+	b.known.set(newKeyFilter(keys))
 	return b, nil
 }
 
@@ -203,7 +208,7 @@ func (b *Batch) load(wamid string) (*entry, error) {
 		found bool
 		err   error
 	)
-	if b.seen == nil || b.seen.mayContain(e.hash) {
+	if b.known.mayHold(e.hash) {
 		b.key = appendMessageKey(b.key[:0], b.partition, e.hash, wamid)
 		hist, n, found, err = b.s.getRecord(b.key, wamid, &e.m)
 		if err != nil {
@@ -212,8 +217,8 @@ func (b *Batch) load(wamid string) (*entry, error) {
 			return nil, err
 		}
 	}
-	if b.seen != nil && !found { // found: this batch wrote it, so added it
-		b.seen.add(e.hash)
+	if !found { // found: known already
+		b.known.add(e.hash)
 	}
 	e.hist, e.histN = append(e.hist[:0], hist...), n
 	key := wamid
@@ -254,7 +259,25 @@ func (b *Batch) SetNextOffset(off int64) {
 // Commit fails the batch is unusable (every later call returns the error):
 // Close it and rebuild the partition's state from what was committed.
 func (b *Batch) Commit() error {
+	if err := b.CommitNoSyncWait(); err != nil {
+		return err
+	}
+	return b.SyncWait()
+}
+
+// CommitNoSyncWait writes the batch as Commit does, but returns once Pebble
+// has applied it, without waiting for its log sync: what it wrote is
+// visible at once to reads and to the batch's next fold, and one sync
+// serves whatever committed meanwhile. SyncWait waits for the sync; the
+// batch's next commit and Close wait for it first. A crash before the sync
+// loses this commit (and any later one) whole, offset and states together,
+// as if the crash had come before it. A failed sync fails the store (Err),
+// as a failed synced commit does.
+func (b *Batch) CommitNoSyncWait() error {
 	if err := b.check(); err != nil {
+		return err
+	}
+	if err := b.SyncWait(); err != nil {
 		return err
 	}
 	for _, e := range b.order {
@@ -278,13 +301,45 @@ func (b *Batch) Commit() error {
 	}
 	if !b.pb.Empty() {
 		pb := b.pb
-		if err := b.s.write(func() error { return pb.Commit(pebble.Sync) }); err != nil {
+		b.pb = nil // Pebble holds it until its sync, or for ever if it failed (see Store.write)
+		if err := b.s.write(func() error { return b.s.db.ApplyNoSyncWait(pb, pebble.Sync) }); err != nil {
 			b.err = fmt.Errorf("state: commit partition %d: %w", b.partition, err)
-			b.pb = nil // Pebble may still hold it (see Store.write): never reuse it
 			return b.err
+		}
+		b.syncing = pb
+		if b.pb, b.spare = b.spare, nil; b.pb == nil {
+			b.pb = b.s.db.NewBatch(b.pbOpts...)
 		}
 	}
 	b.reset()
+	return nil
+}
+
+// SyncWait waits for the log sync of the last CommitNoSyncWait, if it was
+// not waited for yet, and returns its error: the store's failure if the
+// sync failed (the store then refuses everything, since Pebble applied the
+// batch that its log lost).
+func (b *Batch) SyncWait() error {
+	if b.err != nil || b.syncing == nil {
+		return b.err
+	}
+	pb := b.syncing
+	b.syncing = nil
+	err := b.s.write(func() error {
+		if err := pb.SyncWait(); err != nil {
+			b.s.fail(fmt.Errorf("pebble: log sync of a commit: %w", err))
+			return b.s.Err()
+		}
+		return nil
+	})
+	if err != nil {
+		// Failed, or given up on: Pebble may still hold pb, so it is
+		// neither reused nor closed.
+		b.err = fmt.Errorf("state: commit partition %d: %w", b.partition, err)
+		return b.err
+	}
+	pb.Reset()
+	b.spare = pb
 	return nil
 }
 
@@ -313,13 +368,17 @@ func (b *Batch) reset() {
 	b.hasNextOffset = false
 }
 
-// Close releases the batch without committing what it holds. It may be
-// called more than once.
+// Close releases the batch without committing what it holds, once the log
+// sync of its last CommitNoSyncWait is done. It may be called more than
+// once.
 func (b *Batch) Close() {
-	if b.pb != nil {
-		_ = b.pb.Close() // only fails when already closed
-		b.pb = nil
+	_ = b.SyncWait() // a failure is the store's (Err) already
+	for _, pb := range []*pebble.Batch{b.pb, b.spare} {
+		if pb != nil {
+			_ = pb.Close() // only fails when already closed
+		}
 	}
+	b.pb, b.spare = nil, nil
 	b.err = ErrClosed
 	b.msgs, b.order, b.free, b.changed = nil, nil, nil, nil
 }

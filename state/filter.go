@@ -2,13 +2,10 @@ package state
 
 import "math/bits"
 
-// keyFilter is a bloom filter of the messages a load Batch has touched. A
-// load batch fills a partition that was empty when it began, and is its
-// only writer, so a message the filter has never seen is not in Pebble
-// either: the batch skips the point lookup, which is most of the cost of
-// loading a message that is new (a seek down the memtable's skiplist and,
-// past it, a bloom filter check per sstable). A false positive only costs
-// that lookup.
+// keyFilter is a bloom filter of the messages of a partition, by their
+// wamidHash, for knownKeys: a message it has never seen is not in the
+// partition, and a batch skips its point lookup. A false positive only
+// costs that lookup.
 //
 // It grows as a scalable bloom filter does: once the newest layer holds as
 // many keys as it was sized for, a layer four times as large is added, so

@@ -109,6 +109,9 @@ type Store struct {
 	opts   Options
 	closed atomic.Bool
 	fault  fault // the first storage failure; see Err
+
+	knownMu sync.Mutex
+	known   map[int32]*knownKeys // by partition, made at first use
 }
 
 // Open opens (creating if needed) the store in dir. A new store gets the
@@ -126,7 +129,7 @@ func Open(dir string, o Options) (*Store, error) {
 	// memtables would leave the 64 MiB cache no room for a single block.
 	cache := pebble.NewCache(o.CacheSize + memTablesCharged*int64(o.MemTableSize))
 	defer cache.Unref() // the DB holds its own reference
-	s := &Store{opts: o, fault: fault{done: make(chan struct{})}}
+	s := &Store{opts: o, fault: fault{done: make(chan struct{})}, known: make(map[int32]*knownKeys)}
 	po := &pebble.Options{
 		FS:           o.FS,
 		Cache:        cache,
@@ -314,10 +317,13 @@ func (s *Store) DropPartition(partition int32) error {
 	if err := s.check(partition); err != nil {
 		return err
 	}
+	known := s.knownKeys(partition, false)
+	known.set(nil) // until the partition is empty
 	lo, hi := partitionBounds(partition)
 	if err := s.write(func() error { return s.db.DeleteRange(lo, hi, pebble.Sync) }); err != nil {
 		return fmt.Errorf("state: drop partition %d: %w", partition, err)
 	}
+	known.set(newKeyFilter(0))
 	return nil
 }
 

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/wastatus/wastatus/processor"
 )
 
 // PassthroughConfig configures the baseline: a raw franz-go exactly-once
@@ -44,6 +46,10 @@ func RunPassthrough(ctx context.Context, cfg PassthroughConfig) error {
 		kgo.ConsumerGroup(cfg.Group),
 		kgo.ConsumeTopics(cfg.In),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		// The processor's fetch sizes: under a backlog a transaction is
+		// about one fetch, so the same sizes give the same transactions.
+		kgo.FetchMaxBytes(processor.FetchMaxBytes),
+		kgo.FetchMaxPartitionBytes(processor.FetchMaxPartitionBytes),
 		kgo.BlockRebalanceOnPoll(),
 		kgo.TransactionalID(cfg.Group + "-" + randomID()),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
