@@ -32,8 +32,8 @@ func (b *Bench) plotAll(r *Report) error {
 }
 
 // writePlot draws throughput (events per second) above latency (p50 and
-// p99 per second) over the run, wastatus and the baseline on each, as a
-// PNG.
+// p99) over the run, in buckets of a second or less, wastatus and the
+// baseline on each, as a PNG.
 func writePlot(path string, r *Report) error {
 	if r.sut == nil {
 		return nil
@@ -42,7 +42,8 @@ func writePlot(path string, r *Report) error {
 	if mode == ModeAll {
 		mode = ModeProcessor
 	}
-	sut, base := r.sut.seconds(), r.base.seconds()
+	width := bucketWidth(max(r.sut.end(), r.base.end()))
+	sut, base := r.sut.buckets(width), r.base.buckets(width)
 	tp := plot.New()
 	tp.Title.Text = fmt.Sprintf("wastatus bench %s: throughput (%s)", mode, r.Broker)
 	tp.X.Label.Text = "seconds"
@@ -54,16 +55,16 @@ func writePlot(path string, r *Report) error {
 	blue, grey := color.RGBA{B: 200, A: 255}, color.RGBA{R: 140, G: 140, B: 140, A: 255}
 	for _, s := range []struct {
 		name string
-		pts  []perSecond
+		pts  []point
 		c    color.Color
 	}{{"wastatus", sut, blue}, {"baseline", base, grey}} {
-		if err := addLine(tp, s.name, s.pts, func(p perSecond) float64 { return p.Rate }, s.c, nil); err != nil {
+		if err := addLine(tp, s.name, s.pts, func(p point) float64 { return p.Rate }, s.c, nil); err != nil {
 			return err
 		}
-		if err := addLine(lat, s.name+" p50", s.pts, func(p perSecond) float64 { return p.P50 }, s.c, nil); err != nil {
+		if err := addLine(lat, s.name+" p50", s.pts, func(p point) float64 { return p.P50 }, s.c, nil); err != nil {
 			return err
 		}
-		if err := addLine(lat, s.name+" p99", s.pts, func(p perSecond) float64 { return p.P99 }, s.c, []vg.Length{vg.Points(4), vg.Points(3)}); err != nil {
+		if err := addLine(lat, s.name+" p99", s.pts, func(p point) float64 { return p.P99 }, s.c, []vg.Length{vg.Points(4), vg.Points(3)}); err != nil {
 			return err
 		}
 	}
@@ -89,8 +90,8 @@ func writePlot(path string, r *Report) error {
 	return nil
 }
 
-// addLine adds one series, skipping seconds without a value.
-func addLine(p *plot.Plot, name string, pts []perSecond, y func(perSecond) float64, c color.Color, dashes []vg.Length) error {
+// addLine adds one series, skipping buckets without a value.
+func addLine(p *plot.Plot, name string, pts []point, y func(point) float64, c color.Color, dashes []vg.Length) error {
 	xy := make(plotter.XYs, 0, len(pts))
 	for _, pt := range pts {
 		if v := y(pt); !math.IsNaN(v) {
@@ -100,12 +101,14 @@ func addLine(p *plot.Plot, name string, pts []perSecond, y func(perSecond) float
 	if len(xy) == 0 {
 		return nil
 	}
-	l, err := plotter.NewLine(xy)
+	// Points as well as lines: a series of one bucket still shows.
+	l, marks, err := plotter.NewLinePoints(xy)
 	if err != nil {
 		return fmt.Errorf("bench: plot %s: %w", name, err)
 	}
 	l.Color, l.Dashes = c, dashes
-	p.Add(l)
+	marks.Color, marks.Radius = c, vg.Points(1.5)
+	p.Add(l, marks)
 	p.Legend.Add(name, l)
 	return nil
 }

@@ -76,15 +76,16 @@ func percentile(sorted []float64, p float64) float64 {
 	return sorted[min(max(k, 0), len(sorted)-1)]
 }
 
-// perSecond is one second of a run, for plots.
-type perSecond struct {
-	T        float64 // end of the second, since start
+// point is one bucket of a run, for plots.
+type point struct {
+	T        float64 // end of the bucket, seconds since start
+	Width    float64 // seconds the bucket spans (the last may be shorter)
 	Rate     float64 // events per second done in it
 	P50, P99 float64 // ms, NaN when no latency was taken in it
 }
 
-// seconds buckets the run by second.
-func (r *recorder) seconds() []perSecond {
+// end returns the time of the run's last count or latency sample.
+func (r *recorder) end() float64 {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	end := 0.0
@@ -94,18 +95,42 @@ func (r *recorder) seconds() []perSecond {
 	for _, l := range r.lats {
 		end = max(end, float64(l.t))
 	}
-	n := int(math.Ceil(end))
-	out := make([]perSecond, n)
-	byS := make([][]float64, n)
+	return end
+}
+
+// bucketWidth picks a bucket width that cuts a run of end seconds into 30
+// or more buckets, down to 50 ms: one-second buckets would draw a
+// two-second run as two points.
+func bucketWidth(end float64) float64 {
+	for _, w := range []float64{1, 0.5, 0.2, 0.1} {
+		if end/w >= 30 {
+			return w
+		}
+	}
+	return 0.05
+}
+
+// buckets cuts the run into buckets of width seconds; the last ends with
+// the run, so its rate is not diluted by time after it.
+func (r *recorder) buckets(width float64) []point {
+	end := r.end()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := int(math.Ceil(end / width))
+	out := make([]point, n)
+	byB := make([][]float64, n)
 	for _, l := range r.lats {
-		i := min(int(l.t), n-1)
-		byS[i] = append(byS[i], float64(l.ms))
+		i := min(int(float64(l.t)/width), n-1)
+		byB[i] = append(byB[i], float64(l.ms))
 	}
 	for i := range out {
-		out[i].T = float64(i + 1)
-		out[i].Rate = r.doneAt(float64(i+1)) - r.doneAt(float64(i))
-		slices.Sort(byS[i])
-		out[i].P50, out[i].P99 = percentile(byS[i], 50), percentile(byS[i], 99)
+		t0, t1 := float64(i)*width, min(float64(i+1)*width, end)
+		out[i].T, out[i].Width = t1, t1-t0
+		if t1 > t0 {
+			out[i].Rate = (r.doneAt(t1) - r.doneAt(t0)) / (t1 - t0)
+		}
+		slices.Sort(byB[i])
+		out[i].P50, out[i].P99 = percentile(byB[i], 50), percentile(byB[i], 99)
 	}
 	return out
 }

@@ -33,11 +33,19 @@ func TestRateSkipsStartup(t *testing.T) {
 	if rate != 2000 || secs != 2 {
 		t.Fatalf("rate %v over %vs, want 2000 over 2s", rate, secs)
 	}
-	var sum float64
-	for _, s := range r.seconds() {
-		sum += s.Rate
+	for _, width := range []float64{1, 0.2, 0.05} {
+		var sum float64
+		for _, b := range r.buckets(width) {
+			sum += b.Rate * b.Width
+		}
+		if math.Abs(sum-5000) > 1e-6 {
+			t.Fatalf("buckets of %vs add up to %v events, want 5000", width, sum)
+		}
 	}
-	if math.Abs(sum-5000) > 1e-6 {
-		t.Fatalf("per-second rates add up to %v, want 5000", sum)
+	if w := bucketWidth(5); w != 0.1 {
+		t.Errorf("bucket width for a 5 s run = %v, want 0.1 (30 buckets or more)", w)
+	}
+	if w := bucketWidth(120); w != 1 {
+		t.Errorf("bucket width for a 2 min run = %v, want 1", w)
 	}
 }
