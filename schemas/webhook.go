@@ -835,17 +835,7 @@ func (s *webhookScan) conversation(d int) *wireConversation {
 			}
 		case "origin":
 			if s.once(&seen, 2) && !s.null() {
-				var oseen uint32
-				for key := range s.object(d + 1) {
-					switch string(key) {
-					case "type":
-						if s.once(&oseen, 0) {
-							c.Origin.Type, _ = s.text()
-						}
-					default:
-						s.skip(d + 1)
-					}
-				}
+				c.Origin.Type = s.oneText(d+1, "type")
 			}
 		default:
 			s.skip(d)
@@ -912,23 +902,33 @@ func (s *webhookScan) statusError(d int) wireError {
 			}
 		case "error_data":
 			if s.once(&seen, 4) && !s.null() {
-				var dseen uint32
-				for key := range s.object(d + 1) {
-					switch string(key) {
-					case "details":
-						if s.once(&dseen, 0) {
-							e.ErrorData.Details, _ = s.text()
-						}
-					default:
-						s.skip(d + 1)
-					}
-				}
+				e.ErrorData.Details = s.oneText(d+1, "details")
 			}
 		default:
 			s.skip(d)
 		}
 	}
 	return e
+}
+
+// oneText reads the object of depth d of which only the string field name
+// is read (conversation.origin.type, errors[].error_data.details),
+// skipping the others.
+func (s *webhookScan) oneText(d int, name string) string {
+	var (
+		v    string
+		seen uint32
+	)
+	for key := range s.object(d) {
+		if string(key) != name {
+			s.skip(d)
+			continue
+		}
+		if s.once(&seen, 0) {
+			v, _ = s.text()
+		}
+	}
+	return v
 }
 
 // once marks key k of an object as seen, and bails when it already was.
