@@ -109,31 +109,6 @@ func (fd *folded) check(p *processor.Processor) {
 	})
 }
 
-// startOn starts a processor on store, with cfg, and waits until it is
-// ready; the caller closes the store.
-func (f *fixture) startOn(cfg processor.Config, store *state.Store) *running {
-	f.t.Helper()
-	p, err := processor.New(cfg, store, f.codec)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(f.t.Context())
-	r := &running{p: p, store: store, cancel: cancel, done: make(chan error, 1)}
-	go func() { r.done <- p.Run(ctx) }()
-	kafkatest.Eventually(f.t, 60*time.Second, func() error {
-		select {
-		case err := <-r.done:
-			f.t.Fatalf("Run returned: %v", err)
-		default:
-		}
-		if ok, why := p.Ready(); !ok {
-			return errors.New(why)
-		}
-		return nil
-	})
-	return r
-}
-
 // waitEvents waits until p folded at least n events.
 func waitEvents(t *testing.T, p *processor.Processor, n int) {
 	t.Helper()

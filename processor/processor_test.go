@@ -69,7 +69,14 @@ func (f *fixture) start(dir string) *running {
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	p, err := processor.New(f.cfg, store, f.codec)
+	return f.startOn(f.cfg, store)
+}
+
+// startOn starts a processor on store, with cfg, and waits until it is
+// ready; the caller closes the store.
+func (f *fixture) startOn(cfg processor.Config, store *state.Store) *running {
+	f.t.Helper()
+	p, err := processor.New(cfg, store, f.codec)
 	if err != nil {
 		f.t.Fatal(err)
 	}
