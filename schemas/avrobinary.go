@@ -407,56 +407,54 @@ func (r *avroReader) pricing() *Pricing {
 	return &pb.p
 }
 
-// errorList reads the errors array; empty is nil.
-func (r *avroReader) errorList() []Error {
-	var errs []Error
-	for n := r.block("errors", minErrorBytes); n > 0; n = r.block("errors", minErrorBytes) {
-		errs = grow(errs, n)
+// array reads an array field block by block, each item with item; empty
+// is nil. block checks each count against the bytes left (minItem bytes
+// an item at least) before anything is allocated.
+func array[T any](r *avroReader, field string, minItem int, item func() T) []T {
+	var out []T
+	for n := r.block(field, minItem); n > 0; n = r.block(field, minItem) {
+		out = grow(out, n)
 		for range n {
-			errs = append(errs, Error{
-				Code:    r.long("errors.code"),
-				Title:   r.optStr("errors.title"),
-				Message: r.optStr("errors.message"),
-				Details: r.optStr("errors.details"),
-				Href:    r.optStr("errors.href"),
-			})
+			out = append(out, item())
 		}
 	}
-	return errs
+	return out
+}
+
+func (r *avroReader) errorList() []Error {
+	return array(r, "errors", minErrorBytes, func() Error {
+		return Error{
+			Code:    r.long("errors.code"),
+			Title:   r.optStr("errors.title"),
+			Message: r.optStr("errors.message"),
+			Details: r.optStr("errors.details"),
+			Href:    r.optStr("errors.href"),
+		}
+	})
 }
 
 func (r *avroReader) participants() []Participant {
-	var ps []Participant
-	for n := r.block("participants", minParticipantBytes); n > 0; n = r.block("participants", minParticipantBytes) {
-		ps = grow(ps, n)
-		for range n {
-			ps = append(ps, Participant{
-				ID:          r.str("participants.id"),
-				Status:      r.word("participants.status"),
-				SentAt:      r.optLong("participants.sent_at"),
-				DeliveredAt: r.optLong("participants.delivered_at"),
-				ReadAt:      r.optLong("participants.read_at"),
-				PlayedAt:    r.optLong("participants.played_at"),
-				FailedAt:    r.optLong("participants.failed_at"),
-			})
+	return array(r, "participants", minParticipantBytes, func() Participant {
+		return Participant{
+			ID:          r.str("participants.id"),
+			Status:      r.word("participants.status"),
+			SentAt:      r.optLong("participants.sent_at"),
+			DeliveredAt: r.optLong("participants.delivered_at"),
+			ReadAt:      r.optLong("participants.read_at"),
+			PlayedAt:    r.optLong("participants.played_at"),
+			FailedAt:    r.optLong("participants.failed_at"),
 		}
-	}
-	return ps
+	})
 }
 
 func (r *avroReader) sources() []AttributeSource {
-	var ss []AttributeSource
-	for n := r.block("sources", minSourceBytes); n > 0; n = r.block("sources", minSourceBytes) {
-		ss = grow(ss, n)
-		for range n {
-			ss = append(ss, AttributeSource{
-				Attribute: r.word("sources.attribute"),
-				Status:    r.word("sources.status"),
-				Timestamp: r.long("sources.timestamp"),
-			})
+	return array(r, "sources", minSourceBytes, func() AttributeSource {
+		return AttributeSource{
+			Attribute: r.word("sources.attribute"),
+			Status:    r.word("sources.status"),
+			Timestamp: r.long("sources.timestamp"),
 		}
-	}
-	return ss
+	})
 }
 
 // decodeStatusEvent decodes b, exactly one record of status_event.avsc. Its
