@@ -57,7 +57,7 @@ func (h *harness) chaos(ctx context.Context) error {
 		if err := h.reap(); err != nil {
 			return err
 		}
-		if h.broker != nil && !bouncing && time.Since(start) >= bounceAt {
+		if h.broker != nil && h.cfg.Bounce != "none" && !bouncing && time.Since(start) >= bounceAt {
 			bouncing = true
 			how := "SIGKILL"
 			if h.cfg.Bounce == "stop" || h.cfg.Bounce == "random" && h.r.IntN(2) == 0 {

@@ -50,7 +50,7 @@ func run() int {
 	flag.IntVar(&cfg.Processors, "processors", 3, "wastatus process instances")
 	flag.IntVar(&cfg.Edges, "edges", 2, "wastatus ingest instances, one per region (at most 3)")
 	flag.StringVar(&cfg.GroupProtocol, "group-protocol", "consumer", "the processors' --group-protocol (classic stalls 45 s per SIGKILL)")
-	flag.StringVar(&cfg.Bounce, "bounce", "kill", "how the own broker is bounced: kill (SIGKILL), stop (SIGTERM; hits a Kafka bug, see docs/RELIABILITY.md) or random")
+	flag.StringVar(&cfg.Bounce, "bounce", "kill", "how the own broker is bounced: kill (SIGKILL; can hit a Kafka bug), stop (SIGTERM; hits it), random, or none (see docs/RELIABILITY.md)")
 	flag.StringVar(&cfg.Policy, "policy", "failed-wins", "the processors' --policy, and the model's")
 	flag.DurationVar(&cfg.DrainTimeout, "drain-timeout", 3*time.Minute, "how long the end may take: retrying unacknowledged POSTs, then the processors catching up")
 	verbose := flag.Bool("v", false, "log progress at debug level")
