@@ -76,11 +76,11 @@ func (p *Processor) Owned() []int32 {
 // Ready reports whether the processor has joined its group and every owned
 // partition has caught up with the group's committed offset.
 func (p *Processor) Ready() (bool, string) {
+	if err := p.store.Err(); err != nil {
+		return false, err.Error() // before "not running": it says why
+	}
 	if !p.running.Load() {
 		return false, "not running"
-	}
-	if err := p.store.Err(); err != nil {
-		return false, err.Error()
 	}
 	p.mu.RLock()
 	defer p.mu.RUnlock()

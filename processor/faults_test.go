@@ -207,6 +207,14 @@ func TestFullDisk(t *testing.T) {
 			if _, _, err := store.Get(0, "wamid.F000"); !errors.Is(err, state.ErrFailed) {
 				t.Errorf("store.Get = %v after the failure, want state.ErrFailed", err)
 			}
+			// The processor says why, not "partition not owned" (Run let
+			// its partitions go when it stopped).
+			if _, _, err := r.p.Get("wamid.F000"); !errors.Is(err, processor.ErrStore) || !errors.Is(err, state.ErrFailed) {
+				t.Errorf("Processor.Get = %v after the failure, want ErrStore and state.ErrFailed", err)
+			}
+			if ok, why := r.p.Ready(); ok || !strings.Contains(why, "store failed") {
+				t.Errorf("Ready = %v, %q after the failure, want not ready saying the store failed", ok, why)
+			}
 
 			full.Off() // space returns
 			if err := store.Close(); err != nil {
