@@ -8,81 +8,114 @@ import "math/bits"
 // costs that lookup.
 //
 // It grows as a scalable bloom filter does: once the newest layer holds as
-// many keys as it was sized for, a layer four times as large is added, so
-// the false positive rate stays low whatever the size hint was, and a
-// lookup checks few layers (five from 64 thousand to 10 million keys).
+// many keys as it was sized for, a layer twice as large is added, so the
+// false positive rate stays low whatever the size hint was, and the filter
+// is never more than about twice the size its keys need (a growth factor of
+// four, tried first, held 31 MB for 10 million messages in 12 partitions
+// instead of 15). A lookup checks few layers: four from 64 thousand to a
+// million keys in a partition.
+//
+// Each layer is a blocked bloom filter: all of a key's probes fall in one
+// 64-byte block, so a lookup costs one cache miss per layer rather than
+// one per probe. At 10 bits a key it gives about 1% false positives per
+// full layer.
 type keyFilter struct {
 	layers []filterLayer
 }
 
 type filterLayer struct {
-	bits []uint64
-	mask uint64 // number of bits - 1 (a power of two)
-	room int    // keys the layer can still take at about 1% false positives
+	blocks []filterBlock
+	room   int // keys the layer can still take at about 1% false positives
+	keys   int // keys the layer was sized for
 }
 
-// filterBitsPerKey and filterProbes give about 1% false positives.
+// filterBlock is 512 bits: one cache line.
+type filterBlock [8]uint64
+
 const (
 	filterBitsPerKey = 10
-	filterProbes     = 7
-	filterMinKeys    = 4096
+	filterProbes     = 7       // each takes 9 bits of the probe hash
+	filterMinKeys    = 1 << 16 // without a size hint: 80 KiB
+	filterGrowth     = 2
 )
 
 // newKeyFilter returns a filter sized for about keys messages (10 bits
-// each: 12.5 MB for 10 million).
+// each: 12.5 MB for 10 million), or filterMinKeys if keys is 0.
 func newKeyFilter(keys int) *keyFilter {
+	if keys <= 0 {
+		keys = filterMinKeys
+	}
 	f := &keyFilter{}
-	f.grow(max(keys, filterMinKeys))
+	f.grow(max(keys, 1024))
 	return f
 }
 
 // grow adds a layer for about keys more messages.
 func (f *keyFilter) grow(keys int) {
-	size := uint64(1) << bits.Len64(uint64(keys)*filterBitsPerKey-1)
-	f.layers = append(f.layers, filterLayer{
-		bits: make([]uint64, size/64),
-		mask: size - 1,
-		room: int(size / filterBitsPerKey),
-	})
+	n := (keys*filterBitsPerKey + 511) / 512
+	f.layers = append(f.layers, filterLayer{blocks: make([]filterBlock, n), room: keys, keys: keys})
 }
 
-// probe returns the i-th bit position of hash h in a layer (double hashing
-// on the halves of the 64-bit wamid hash).
-func (l *filterLayer) probe(h, i uint64) uint64 {
-	return (h + i*(h>>32|1)) & l.mask
+// bytes returns the filter's size.
+func (f *keyFilter) bytes() int {
+	n := 0
+	for i := range f.layers {
+		n += len(f.layers[i].blocks) * 64
+	}
+	return n
+}
+
+// probeHash derives the in-block probe positions from a wamidHash, whose
+// high bits choose the block: a splitmix64 finalizer, so the two are
+// independent.
+func probeHash(h uint64) uint64 {
+	h ^= h >> 30
+	h *= 0xbf58476d1ce4e5b9
+	h ^= h >> 27
+	h *= 0x94d049bb133111eb
+	return h ^ h>>31
+}
+
+// block returns the layer's block for wamidHash h.
+func (l *filterLayer) block(h uint64) *filterBlock {
+	i, _ := bits.Mul64(h, uint64(len(l.blocks)))
+	return &l.blocks[i]
 }
 
 // add records a message by its wamidHash.
 func (f *keyFilter) add(h uint64) {
 	l := &f.layers[len(f.layers)-1]
 	if l.room == 0 {
-		f.grow(4 * len(l.bits) * 64 / filterBitsPerKey)
+		f.grow(filterGrowth * l.keys)
 		l = &f.layers[len(f.layers)-1]
 	}
 	l.room--
-	for i := range uint64(filterProbes) {
-		b := l.probe(h, i)
-		l.bits[b/64] |= 1 << (b % 64)
+	b, g := l.block(h), probeHash(h)
+	for range filterProbes {
+		b[g>>6&7] |= 1 << (g & 63)
+		g >>= 9
 	}
 }
 
 // mayContain reports whether the message with wamidHash h may have been
 // added; false means certainly not.
 func (f *keyFilter) mayContain(h uint64) bool {
+	g := probeHash(h)
 	for li := range f.layers {
-		if f.layers[li].mayContain(h) {
+		if f.layers[li].block(h).has(g) {
 			return true
 		}
 	}
 	return false
 }
 
-func (l *filterLayer) mayContain(h uint64) bool {
-	for i := range uint64(filterProbes) {
-		b := l.probe(h, i)
-		if l.bits[b/64]&(1<<(b%64)) == 0 {
+// has reports whether every probe of g is set in the block.
+func (b *filterBlock) has(g uint64) bool {
+	for range filterProbes {
+		if b[g>>6&7]&(1<<(g&63)) == 0 {
 			return false
 		}
+		g >>= 9
 	}
 	return true
 }
