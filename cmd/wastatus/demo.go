@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"time"
 )
 
@@ -41,7 +40,7 @@ func runDemo(ctx context.Context, out io.Writer, base string, sec secrets) error
 			Status      string `json:"status"`
 			DeliveredAt int64  `json:"delivered_at"`
 		}
-		resp, err := get(ctx, client, base+"/v1/messages/"+wamid)
+		resp, err := get(ctx, client, base+"/v1/messages/"+wamid, "")
 		if err == nil && json.Unmarshal(resp, &m) == nil && m.Status == "read" && m.DeliveredAt != 0 {
 			fmt.Fprintf(out, "demo: GET /v1/messages/%s\n%s", wamid, resp)
 			fmt.Fprintf(out, "demo: status stays read, and delivered_at is kept: no mismatch. Ctrl-C to stop.\n")
@@ -57,7 +56,7 @@ func runDemo(ctx context.Context, out io.Writer, base string, sec secrets) error
 
 func waitFor(ctx context.Context, client *http.Client, url string) error {
 	for {
-		if _, err := get(ctx, client, url); err == nil {
+		if _, err := get(ctx, client, url, ""); err == nil {
 			return nil
 		}
 		select {
@@ -68,14 +67,15 @@ func waitFor(ctx context.Context, client *http.Client, url string) error {
 	}
 }
 
-func get(ctx context.Context, client *http.Client, url string) ([]byte, error) {
+// get returns the body of a 200 answer to GET url, sending token as the
+// API's bearer token unless it is empty.
+func get(ctx context.Context, client *http.Client, url, token string) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, err
 	}
-	if tok := os.Getenv(envAPIToken); tok != "" {
-		// The API's bearer token, for an API that requires one (timeline).
-		req.Header.Set("Authorization", "Bearer "+tok)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	resp, err := client.Do(req)
 	if err != nil {

@@ -98,7 +98,7 @@ func TestRunDemo(t *testing.T) {
 	}
 
 	// The metrics say what happened.
-	metrics, err := get(ctx, http.DefaultClient, base[1]+"/metrics")
+	metrics, err := get(ctx, http.DefaultClient, base[1]+"/metrics", "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -200,7 +200,7 @@ func pipeline(t *testing.T, brokers string, args ...string) {
 		t.Fatalf("post: %d %s %v\ningest stderr:\n%s", code, resp, err, ing.err)
 	}
 	kafkatest.Eventually(t, 60*time.Second, func() error {
-		b, err := get(ctx, http.DefaultClient, apiURL+"/v1/messages/"+wamid)
+		b, err := get(ctx, http.DefaultClient, apiURL+"/v1/messages/"+wamid, "")
 		if err != nil {
 			return err
 		}
@@ -471,10 +471,10 @@ func TestHTTPLimits(t *testing.T) {
 	pool := x509.NewCertPool()
 	pool.AddCert(ca.cert)
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
-	if b, err := get(t.Context(), client, "https://localhost:"+port+"/"); err != nil || string(b) != "ok" {
+	if b, err := get(t.Context(), client, "https://localhost:"+port+"/", ""); err != nil || string(b) != "ok" {
 		t.Errorf("https: %q %v", b, err)
 	}
-	if _, err := get(t.Context(), http.DefaultClient, "http://"+addr+"/"); err == nil {
+	if _, err := get(t.Context(), http.DefaultClient, "http://"+addr+"/", ""); err == nil {
 		t.Errorf("plain HTTP to the HTTPS listener was answered 200")
 	}
 
@@ -632,6 +632,30 @@ func TestSecretsNeverLeak(t *testing.T) {
 	expect("pprof cmdline", tr.do(t, "GET", base+"/debug/pprof/cmdline", nil, bearer(secrets[envAPIToken])...), 200)
 	expect("metrics", tr.do(t, "GET", base+"/metrics", nil), 200)
 	expect("healthz", tr.do(t, "GET", base+"/healthz", nil), 200)
+
+	// `wastatus timeline` sends the token from --api-token-file, else from
+	// the environment, and says 401 without the right one.
+	tokenFile := writeFile(t, t.TempDir(), "api-token", []byte(secrets[envAPIToken]+"\n"))
+	wrongFile := writeFile(t, t.TempDir(), "api-token", []byte("wrong\n"))
+	timeline := func(args ...string) (string, error) {
+		var out syncBuffer
+		cmd := newRootCmd()
+		cmd.SetArgs(append([]string{"timeline", wamid, "--api", base}, args...))
+		cmd.SetOut(&out)
+		cmd.SetErr(&out)
+		err := cmd.ExecuteContext(t.Context())
+		tr.WriteString(out.String())
+		return out.String(), err
+	}
+	if out, err := timeline("--api-token-file", tokenFile); err != nil || !strings.Contains(out, wamid) {
+		t.Errorf("timeline with --api-token-file: %v\n%s", err, out)
+	}
+	if out, err := timeline(); err != nil || !strings.Contains(out, wamid) {
+		t.Errorf("timeline with %s: %v\n%s", envAPIToken, err, out)
+	}
+	if _, err := timeline("--api-token-file", wrongFile); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Errorf("timeline with a wrong token file: %v, want a 401", err)
+	}
 
 	if err := run.stop(); err != nil {
 		t.Fatalf("run: %v\nstderr:\n%s", err, run.err)

@@ -19,6 +19,7 @@ func newTimelineCmd() *cobra.Command {
 		api     string
 		asJSON  bool
 		timeout time.Duration
+		auth    apiFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "timeline WAMID",
@@ -30,12 +31,17 @@ status, duplicate), and the anomalies the reference article's troubleshooting
 steps hunt for: an older status after a newer one, read with no delivered,
 failed after delivered, statuses for a message never seen sent, late retries.
 
-When the API requires a bearer token, it is read from WASTATUS_API_TOKEN.`,
+When the API requires a bearer token, it is read from --api-token-file, else
+from WASTATUS_API_TOKEN, as the processor reads its own.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			token, err := auth.token()
+			if err != nil {
+				return err
+			}
 			u := api + "/v1/messages/" + url.PathEscape(args[0]) + "/timeline"
 			client := &http.Client{Timeout: timeout}
-			body, err := get(cmd.Context(), client, u)
+			body, err := get(cmd.Context(), client, u, token)
 			if err != nil {
 				if len(body) > 0 {
 					return fmt.Errorf("%w: %s", err, body)
@@ -56,6 +62,7 @@ When the API requires a bearer token, it is read from WASTATUS_API_TOKEN.`,
 	cmd.Flags().StringVar(&api, "api", "http://127.0.0.1:8080", "base URL of a processor's query API (the one owning the message)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the API's JSON")
 	cmd.Flags().DurationVar(&timeout, "timeout", 10*time.Second, "request timeout")
+	cmd.Flags().StringVar(&auth.tokenFile, "api-token-file", "", "file holding the bearer token the query API requires (else "+envAPIToken+")")
 	return cmd
 }
 
