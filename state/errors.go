@@ -54,6 +54,11 @@ var (
 	// error (syscall.ENOSPC for a full disk) where there is one.
 	ErrFailed = errors.New("state: store failed")
 
+	// ErrDiskFull is returned by Open, and wrapped in the store's failure
+	// (ErrFailed), when the store's file system has less free space than
+	// Options.MinFreeBytes.
+	ErrDiskFull = errors.New("state: disk nearly full")
+
 	// ErrNotEmpty is returned by Store.NewLoadBatch for a partition that
 	// holds keys: a load batch assumes it is filling an empty one.
 	ErrNotEmpty = errors.New("state: partition not empty")

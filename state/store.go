@@ -68,6 +68,12 @@ type Options struct {
 	// Policy derives statuses (it decides Batch.Apply's Outcome); the zero
 	// value is FailedWins.
 	Policy Policy
+	// MinFreeBytes is the free space the store keeps on its file system:
+	// Open refuses (ErrDiskFull) below it, and a running store fails
+	// (ErrFailed wrapping ErrDiskFull) within about a second of going below
+	// it, before Pebble runs out of room (see diskGuard). 0 means
+	// DefaultMinFreeBytes; a negative value turns the check off.
+	MinFreeBytes int64
 }
 
 // withDefaults returns o with every zero field set to its default.
@@ -80,6 +86,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.HistoryLimit == 0 {
 		o.HistoryLimit = DefaultHistoryLimit
+	}
+	if o.MinFreeBytes == 0 {
+		o.MinFreeBytes = DefaultMinFreeBytes
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -108,7 +117,8 @@ type Store struct {
 	db     *pebble.DB
 	opts   Options
 	closed atomic.Bool
-	fault  fault // the first storage failure; see Err
+	fault  fault      // the first storage failure; see Err
+	disk   *diskGuard // fails the store before the disk is full
 
 	knownMu sync.Mutex
 	known   map[int32]*knownKeys // by partition, made at first use
@@ -123,13 +133,29 @@ func Open(dir string, o Options) (*Store, error) {
 	}
 	o = o.withDefaults()
 
+	fs := o.FS
+	if fs == nil {
+		fs = vfs.Default
+	}
+	if err := fs.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("state: open %s: %w", dir, err)
+	}
+	disk := newDiskGuard(fs, dir, o.MinFreeBytes)
+	checkable, err := disk.check()
+	if errors.Is(err, ErrDiskFull) {
+		return nil, err
+	}
+	if err != nil {
+		o.Logger.Warn("state store cannot read its free space", "err", err)
+	}
+
 	// Pebble charges its memtables to the block cache (up to
 	// memTablesCharged of them at a time): size the cache so that CacheSize
 	// is left for blocks. Sized at CacheSize alone, the default 32 MiB
 	// memtables would leave the 64 MiB cache no room for a single block.
 	cache := pebble.NewCache(o.CacheSize + memTablesCharged*int64(o.MemTableSize))
 	defer cache.Unref() // the DB holds its own reference
-	s := &Store{opts: o, fault: fault{done: make(chan struct{})}, known: make(map[int32]*knownKeys)}
+	s := &Store{opts: o, fault: fault{done: make(chan struct{})}, disk: disk, known: make(map[int32]*knownKeys)}
 	po := &pebble.Options{
 		FS:           o.FS,
 		Cache:        cache,
@@ -146,7 +172,7 @@ func Open(dir string, o Options) (*Store, error) {
 		po.Levels[i].BlockSize = blockSize
 	}
 	var db *pebble.DB
-	err := s.guard(func() (err error) {
+	err = s.guard(func() (err error) {
 		db, err = pebble.Open(dir, po)
 		return err
 	})
@@ -157,6 +183,7 @@ func Open(dir string, o Options) (*Store, error) {
 	if err := s.checkFormat(); err != nil {
 		return nil, errors.Join(err, db.Close())
 	}
+	disk.start(s, checkable)
 	return s, nil
 }
 
@@ -201,6 +228,7 @@ func (s *Store) Close() error {
 	if s.closed.Swap(true) {
 		return ErrClosed
 	}
+	s.disk.close()
 	if s.Err() != nil {
 		return s.closeFailed()
 	}
@@ -378,6 +406,7 @@ type Stats struct {
 	ReadAmp          int    // sublevels and levels a read may visit
 	Flushes          int64  // memtable flushes since Open
 	Compactions      int64  // compactions since Open
+	DiskFreeBytes    int64  // free space of the store's file system; -1 if unknown
 }
 
 // Stats returns a snapshot of the store's metrics.
@@ -398,6 +427,7 @@ func (s *Store) Stats() Stats {
 		ReadAmp:          m.ReadAmp(),
 		Flushes:          m.Flush.Count,
 		Compactions:      m.Compact.Count,
+		DiskFreeBytes:    s.disk.read(),
 	}
 }
 

@@ -111,6 +111,7 @@ func TestRunDemo(t *testing.T) {
 		`wastatus_edge_request_seconds_count`,
 		`wastatus_processor_transactions_total{result="committed"}`,
 		`wastatus_store_disk_bytes`,
+		`wastatus_store_disk_free_bytes`,
 		`wastatus_kafka_`,
 	} {
 		if !strings.Contains(string(metrics), want) {

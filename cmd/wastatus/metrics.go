@@ -102,8 +102,9 @@ func storeCollector(st *state.Store) prometheus.Collector {
 	readAmp := gauge("read_amplification", "Sublevels and levels a read may visit.")
 	flushes := gauge("flushes_total", "Memtable flushes.")
 	compactions := gauge("compactions_total", "Compactions.")
+	diskFree := gauge("disk_free_bytes", "Free bytes on the store's file system; below --min-free-disk the store stops.")
 	return statsCollector{
-		descs: []*prometheus.Desc{cacheSize, cacheHits, cacheMisses, filterHits, memtable, disk, readAmp, flushes, compactions},
+		descs: []*prometheus.Desc{cacheSize, cacheHits, cacheMisses, filterHits, memtable, disk, readAmp, flushes, compactions, diskFree},
 		collect: func(ch chan<- prometheus.Metric, _ []*prometheus.Desc) {
 			s := st.Stats()
 			g := func(d *prometheus.Desc, v float64) { ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v) }
@@ -119,6 +120,9 @@ func storeCollector(st *state.Store) prometheus.Collector {
 			g(readAmp, float64(s.ReadAmp))
 			c(flushes, float64(s.Flushes))
 			c(compactions, float64(s.Compactions))
+			if s.DiskFreeBytes >= 0 {
+				g(diskFree, float64(s.DiskFreeBytes))
+			}
 		},
 	}
 }

@@ -29,6 +29,7 @@ type rebuildFlags struct {
 	force      bool
 	policy     string
 	cacheBytes int64
+	minFree    int64
 }
 
 // newRebuildCmd is `wastatus rebuild`. On a terminal it shows progress with
@@ -90,6 +91,7 @@ processor has open is refused by its lock).`,
 	fs.BoolVar(&f.force, "force", false, "rebuild into a state directory that already holds data")
 	fs.StringVar(&f.policy, "policy", "failed-wins", "failed after delivered: failed-wins or delivery-wins (the processors' policy)")
 	fs.Int64Var(&f.cacheBytes, "cache-bytes", 64<<20, "Pebble block cache size")
+	registerMinFreeDisk(fs, &f.minFree)
 	return cmd
 }
 
@@ -130,7 +132,7 @@ func runRebuild(ctx context.Context, f *rebuildFlags, log *slog.Logger, out, pro
 	if err != nil {
 		return err
 	}
-	store, err := state.Open(dir, state.Options{CacheSize: f.cacheBytes, Logger: log.With("component", "store"), Policy: policy})
+	store, err := state.Open(dir, state.Options{CacheSize: f.cacheBytes, Logger: log.With("component", "store"), Policy: policy, MinFreeBytes: minFreeBytes(f.minFree)})
 	if err != nil {
 		return err
 	}

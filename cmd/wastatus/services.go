@@ -103,6 +103,7 @@ type processFlags struct {
 	policy         string
 	dataDir        string
 	cacheBytes     int64
+	minFreeDisk    int64
 	memoryLimit    int64
 }
 
@@ -116,6 +117,7 @@ func (p *processFlags) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&p.skipCreate, "skip-create-topics", false, "do not create missing topics (an operator owns them); still checks their partition counts")
 	fs.StringVar(&p.policy, "policy", "failed-wins", "failed after delivered: failed-wins (terminal) or delivery-wins")
 	fs.StringVar(&p.dataDir, "data-dir", "./data", "directory for the state store (and the embedded broker)")
+	registerMinFreeDisk(fs, &p.minFreeDisk)
 	fs.Int64Var(&p.cacheBytes, "cache-bytes", defaultCacheBytes, fmt.Sprintf("Pebble block cache size; it and two %d MiB memtables count against --memory-limit", state.DefaultMemTableSize>>20))
 	fs.Int64Var(&p.memoryLimit, "memory-limit", defaultMemoryLimit, "bytes the process aims to stay within: Pebble's cache and memtables, plus the Go runtime's soft memory limit (GOMEMLIMIT) set to the rest; 0: no Go limit (GOMEMLIMIT, when set, wins)")
 }
@@ -278,9 +280,10 @@ func (s *stack) startProcessor(k *kafkaFlags, p *processFlags) (*processor.Proce
 		return nil, err
 	}
 	store, err := state.Open(filepath.Join(p.dataDir, "state"), state.Options{
-		CacheSize: p.cacheBytes,
-		Logger:    s.log.With("component", "store"),
-		Policy:    policy,
+		CacheSize:    p.cacheBytes,
+		Logger:       s.log.With("component", "store"),
+		Policy:       policy,
+		MinFreeBytes: minFreeBytes(p.minFreeDisk),
 	})
 	if err != nil {
 		return nil, err
@@ -324,4 +327,18 @@ func hostPort(addr net.Addr) string {
 		return net.JoinHostPort("127.0.0.1", port)
 	}
 	return s
+}
+
+// registerMinFreeDisk registers --min-free-disk into v.
+func registerMinFreeDisk(fs *pflag.FlagSet, v *int64) {
+	fs.Int64Var(v, "min-free-disk", state.DefaultMinFreeBytes,
+		"free bytes the store keeps on its disk: below them it stops cleanly (and refuses to start) before Pebble runs out of room; 0: no check")
+}
+
+// minFreeBytes is state.Options.MinFreeBytes for --min-free-disk.
+func minFreeBytes(flag int64) int64 {
+	if flag <= 0 {
+		return -1 // no check
+	}
+	return flag
 }
