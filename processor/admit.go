@@ -1,6 +1,7 @@
 package processor
 
 import (
+	"context"
 	"errors"
 	"fmt"
 
@@ -38,7 +39,9 @@ func admitRecord(maxBytes int, codec *schemas.Codec, key, value []byte) (schemas
 	if len(value) > maxBytes {
 		return schemas.StatusEvent{}, ReasonTooLarge, fmt.Errorf("value of %d bytes exceeds the %d-byte limit", len(value), maxBytes)
 	}
-	ev, err := codec.DecodeStatusEvent(value)
+	// The fold never reads the status object's JSON (Raw): a dead letter
+	// carries the record's own value.
+	ev, err := codec.DecodeStatusEventNoRaw(context.Background(), value)
 	if err != nil {
 		return ev, ReasonUndecodable, err
 	}

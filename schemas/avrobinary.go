@@ -199,6 +199,7 @@ type avroReader struct {
 	b   []byte
 	off int
 	err error
+	in  *interner // for the values events repeat (see interner); nil: none
 }
 
 // fail records the first failure, at the current offset, and stops reading.
@@ -315,6 +316,19 @@ func (r *avroReader) optStr(field string) string {
 	return r.str(field)
 }
 
+// common reads a string that many events repeat, through the interner.
+func (r *avroReader) common(field string, f internField) string {
+	return r.in.str(f, r.bytes(field))
+}
+
+// optCommon reads an optional string that many events repeat.
+func (r *avroReader) optCommon(field string, f internField) string {
+	if !r.present(field) {
+		return ""
+	}
+	return r.common(field, f)
+}
+
 func (r *avroReader) optLong(field string) int64 {
 	if !r.present(field) {
 		return 0
@@ -381,7 +395,7 @@ func (r *avroReader) conversation() *Conversation {
 	return &Conversation{
 		ID:                  r.str("conversation.id"),
 		ExpirationTimestamp: r.optLong("conversation.expiration_timestamp"),
-		OriginType:          r.optStr("conversation.origin_type"),
+		OriginType:          r.optCommon("conversation.origin_type", internOriginType),
 	}
 }
 
@@ -401,9 +415,9 @@ func (r *avroReader) pricing() *Pricing {
 		pb.billable = r.boolean("pricing.billable")
 		pb.p.Billable = &pb.billable
 	}
-	pb.p.PricingModel = r.optStr("pricing.pricing_model")
-	pb.p.Type = r.optStr("pricing.type")
-	pb.p.Category = r.optStr("pricing.category")
+	pb.p.PricingModel = r.optCommon("pricing.pricing_model", internPricingModel)
+	pb.p.Type = r.optCommon("pricing.type", internPricingType)
+	pb.p.Category = r.optCommon("pricing.category", internPricingCategory)
 	return &pb.p
 }
 
@@ -459,8 +473,8 @@ func (r *avroReader) sources() []AttributeSource {
 
 // decodeStatusEvent decodes b, exactly one record of status_event.avsc. Its
 // errors wrap errBinary.
-func decodeStatusEvent(b []byte) (StatusEvent, error) {
-	r := avroReader{b: b}
+func decodeStatusEvent(b []byte, in *interner, raw bool) (StatusEvent, error) {
+	r := avroReader{b: b, in: in}
 	// Go evaluates the calls of a composite literal in order: field order.
 	ev := StatusEvent{
 		WAMID:                  r.str("wamid"),
@@ -469,20 +483,20 @@ func decodeStatusEvent(b []byte) (StatusEvent, error) {
 		RecipientID:            r.optStr("recipient_id"),
 		RecipientUserID:        r.optStr("recipient_user_id"),
 		ParentUserID:           r.optStr("parent_user_id"),
-		RecipientType:          r.optStr("recipient_type"),
+		RecipientType:          r.optCommon("recipient_type", internRecipientType),
 		RecipientParticipantID: r.optStr("recipient_participant_id"),
 		Conversation:           r.conversation(),
 		Pricing:                r.pricing(),
 		Errors:                 r.errorList(),
 		BizOpaqueCallbackData:  r.optStr("biz_opaque_callback_data"),
-		PhoneNumberID:          r.optStr("phone_number_id"),
-		DisplayPhoneNumber:     r.optStr("display_phone_number"),
-		WABAID:                 r.optStr("waba_id"),
-		Region:                 r.str("region"),
+		PhoneNumberID:          r.optCommon("phone_number_id", internPhoneNumberID),
+		DisplayPhoneNumber:     r.optCommon("display_phone_number", internDisplayPhoneNumber),
+		WABAID:                 r.optCommon("waba_id", internWABAID),
+		Region:                 r.common("region", internRegion),
 		ReceivedAt:             r.long("received_at"),
 	}
-	if raw := r.bytes("raw"); len(raw) > 0 {
-		ev.Raw = slices.Clone(raw)
+	if p := r.bytes("raw"); len(p) > 0 && raw {
+		ev.Raw = slices.Clone(p)
 	}
 	if r.end(); r.err != nil {
 		return StatusEvent{}, r.err
@@ -492,8 +506,8 @@ func decodeStatusEvent(b []byte) (StatusEvent, error) {
 
 // decodeMessageStatus decodes b, exactly one record of message_status.avsc.
 // Its errors wrap errBinary.
-func decodeMessageStatus(b []byte) (MessageStatus, error) {
-	r := avroReader{b: b}
+func decodeMessageStatus(b []byte, in *interner) (MessageStatus, error) {
+	r := avroReader{b: b, in: in}
 	m := MessageStatus{
 		WAMID:                 r.str("wamid"),
 		Status:                r.word("status"),
@@ -505,14 +519,14 @@ func decodeMessageStatus(b []byte) (MessageStatus, error) {
 		RecipientID:           r.optStr("recipient_id"),
 		RecipientUserID:       r.optStr("recipient_user_id"),
 		ParentUserID:          r.optStr("parent_user_id"),
-		RecipientType:         r.optStr("recipient_type"),
+		RecipientType:         r.optCommon("recipient_type", internRecipientType),
 		Conversation:          r.conversation(),
 		Pricing:               r.pricing(),
 		Errors:                r.errorList(),
 		BizOpaqueCallbackData: r.optStr("biz_opaque_callback_data"),
-		PhoneNumberID:         r.optStr("phone_number_id"),
-		DisplayPhoneNumber:    r.optStr("display_phone_number"),
-		WABAID:                r.optStr("waba_id"),
+		PhoneNumberID:         r.optCommon("phone_number_id", internPhoneNumberID),
+		DisplayPhoneNumber:    r.optCommon("display_phone_number", internDisplayPhoneNumber),
+		WABAID:                r.optCommon("waba_id", internWABAID),
 		FirstReceivedAt:       r.optLong("first_received_at"),
 		Participants:          r.participants(),
 		Sources:               r.sources(),

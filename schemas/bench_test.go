@@ -1,6 +1,7 @@
 package schemas
 
 import (
+	"context"
 	"fmt"
 	"maps"
 	"slices"
@@ -86,6 +87,10 @@ func BenchmarkDecodeStatusEvent(b *testing.B) {
 	benchDecode(b, buf, map[string]func([]byte) error{
 		"fast": func(v []byte) error {
 			_, err := c.DecodeStatusEvent(v)
+			return err
+		},
+		"fast-noraw": func(v []byte) error {
+			_, err := c.DecodeStatusEventNoRaw(context.Background(), v)
 			return err
 		},
 		"goavro": func(v []byte) error {

@@ -55,6 +55,8 @@ type Codec struct {
 	eventType  *avroType // the current schemas, parsed, as resolution's readers
 	statusType *avroType
 
+	strs *interner // the values events repeat, decoded once
+
 	registry *sr.Client         // nil without a schema registry
 	lookups  singleflight.Group // one registry lookup per unknown id at a time
 
@@ -105,7 +107,7 @@ func NewCodec(ids IDs) (*Codec, error) {
 	if ids.StatusEvent == ids.MessageStatus {
 		return nil, fmt.Errorf("%w: StatusEvent and MessageStatus both use id %d", ErrSchemaID, ids.StatusEvent)
 	}
-	c := &Codec{ids: ids, writers: map[writerKey]*writerSchema{}}
+	c := &Codec{ids: ids, strs: new(interner), writers: map[writerKey]*writerSchema{}}
 	var err error
 	if c.eventType, err = parseSchema(statusEventAVSC); err != nil {
 		return nil, fmt.Errorf("schemas: parse status_event.avsc: %w", err)
@@ -266,12 +268,23 @@ func (c *Codec) DecodeStatusEvent(b []byte) (StatusEvent, error) {
 // may be fine, so retry rather than dead-letter it). The result shares no
 // memory with b. Empty Errors and Raw decode as nil.
 func (c *Codec) DecodeStatusEventContext(ctx context.Context, b []byte) (StatusEvent, error) {
+	return c.decodeStatusEvent(ctx, b, true)
+}
+
+// DecodeStatusEventNoRaw decodes as DecodeStatusEventContext does, but leaves
+// Raw nil: for readers that fold events and never hand their JSON on, as the
+// processor does. Copying it was most of the bytes a decode allocated.
+func (c *Codec) DecodeStatusEventNoRaw(ctx context.Context, b []byte) (StatusEvent, error) {
+	return c.decodeStatusEvent(ctx, b, false)
+}
+
+func (c *Codec) decodeStatusEvent(ctx context.Context, b []byte, raw bool) (StatusEvent, error) {
 	id, payload, err := frame(b)
 	if err != nil {
 		return StatusEvent{}, err
 	}
 	if id == c.ids.StatusEvent {
-		ev, err := decodeStatusEvent(payload)
+		ev, err := decodeStatusEvent(payload, c.strs, raw)
 		if err != nil {
 			return StatusEvent{}, fmt.Errorf("%w: %w", ErrDecode, err)
 		}
@@ -281,7 +294,11 @@ func (c *Codec) DecodeStatusEventContext(ctx context.Context, b []byte) (StatusE
 	if err != nil {
 		return StatusEvent{}, err
 	}
-	return statusEventOfNative(native)
+	ev, err := statusEventOfNative(native)
+	if !raw {
+		ev.Raw = nil
+	}
+	return ev, err
 }
 
 // DecodeMessageStatus decodes one MessageStatus value:
@@ -299,7 +316,7 @@ func (c *Codec) DecodeMessageStatusContext(ctx context.Context, b []byte) (Messa
 		return MessageStatus{}, err
 	}
 	if id == c.ids.MessageStatus {
-		m, err := decodeMessageStatus(payload)
+		m, err := decodeMessageStatus(payload, c.strs)
 		if err != nil {
 			return MessageStatus{}, fmt.Errorf("%w: %w", ErrDecode, err)
 		}
