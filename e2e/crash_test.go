@@ -438,10 +438,11 @@ func (f *fleet) stop(in *instance) {
 // reap starts again every instance that ended on its own. A crash point's
 // SIGKILL is expected; anything else fails the test. Once the fleet is calm
 // the instance is started without crash points, so each can disrupt the
-// convergence once at most. reap reports whether it started anything.
+// convergence once at most. reap reports whether a crash point fired: an
+// instance that ended otherwise is a failure, not a disruption to wait out.
 func (f *fleet) reap() bool {
 	f.t.Helper()
-	restarted := false
+	crashed := false
 	for _, in := range f.running() {
 		ended, err := in.proc.Exited()
 		if !ended {
@@ -449,6 +450,7 @@ func (f *fleet) reap() bool {
 		}
 		if in.points != "" && proctest.Signaled(err, syscall.SIGKILL) {
 			f.crashes++
+			crashed = true
 			if f.calm {
 				in.points = ""
 				f.logf("%s hit a crash point; restarting it without crash points", in.name)
@@ -459,9 +461,8 @@ func (f *fleet) reap() bool {
 			f.t.Errorf("%s ended on its own: %v\n%s", in.name, err, logTail(in.log(), 20))
 		}
 		f.start(in)
-		restarted = true
 	}
-	return restarted
+	return crashed
 }
 
 // ready returns nil once in answers 200 on /readyz.
@@ -735,8 +736,9 @@ func postOnce(hc *http.Client, url string, body []byte) error {
 // waitConverged polls r until the current topic holds a state matching
 // want for every message, and no other message, calling each before every
 // poll. It allows timeout from the start and from every time each reports
-// a disruption (an instance started again): a killed group member holds its
-// partitions until its session times out, 45 s on a real broker. After
+// a disruption (a crash point fired; an instance hits one at most once once
+// the fleet is calm): a killed group member holds its partitions until its
+// session times out, 45 s on a real broker. After
 // that it fails t, saying how far the group got and what the topics hold of
 // the first message that differs.
 func waitConverged(t *testing.T, e *env, r *currentReader, want map[string]gen.Expected, timeout time.Duration, each func() bool) {

@@ -49,8 +49,13 @@ func (g *diskGuard) read() int64 {
 }
 
 // check reads the free space and returns an error wrapping ErrDiskFull if
-// it is below the minimum. ok is false when the file system cannot tell.
-func (g *diskGuard) check() (ok bool, err error) {
+// it is below the minimum, or, at Open, below a quarter more: a store
+// opened just above the minimum would stop again once Pebble replayed its
+// log. ok is false when the file system cannot tell, or nothing is checked.
+func (g *diskGuard) check(atOpen bool) (ok bool, err error) {
+	if g.min == 0 {
+		return false, nil
+	}
 	u, err := g.fs.GetDiskUsage(g.dir)
 	if errors.Is(err, vfs.ErrUnsupported) {
 		return false, nil
@@ -59,7 +64,11 @@ func (g *diskGuard) check() (ok bool, err error) {
 		return true, fmt.Errorf("state: free space of %s: %w", g.dir, err)
 	}
 	free := int64(min(u.AvailBytes, 1<<62))
-	if g.min > 0 && free < g.min {
+	switch {
+	case atOpen && free < g.min+g.min/4:
+		return true, fmt.Errorf("%w: %s has %d bytes free, below the %d the store needs to open (the %d it keeps, and a quarter more); free some space",
+			ErrDiskFull, g.dir, free, g.min+g.min/4, g.min)
+	case free < g.min:
 		return true, fmt.Errorf("%w: %s has %d bytes free, below the %d the store keeps; free some space, then restart",
 			ErrDiskFull, g.dir, free, g.min)
 	}
@@ -82,7 +91,7 @@ func (g *diskGuard) run(s *Store) {
 			return
 		case <-t.C:
 		}
-		_, err := g.check()
+		_, err := g.check(false)
 		switch {
 		case errors.Is(err, ErrDiskFull):
 			s.fail(err)
@@ -90,6 +99,9 @@ func (g *diskGuard) run(s *Store) {
 		case err != nil && !warned:
 			s.opts.Logger.Warn("state store cannot read its free space", "err", err)
 			warned = true
+		case err == nil && warned:
+			s.opts.Logger.Info("state store reads its free space again")
+			warned = false
 		}
 	}
 }

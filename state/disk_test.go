@@ -43,7 +43,8 @@ func TestDiskNearlyFullAtOpen(t *testing.T) {
 // with room to spare, fails within a few checks once the free space drops
 // below the minimum (ErrFailed wrapping ErrDiskFull), refuses every read
 // and write after, closes cleanly, and cannot be opened again until there
-// is room; then it opens with every commit made before.
+// is a quarter more than the minimum; then it opens with every commit made
+// before.
 func TestDiskNearlyFullWhileRunning(t *testing.T) {
 	fs := vfs.NewMem()
 	room := vfs.DiskUsage{AvailBytes: 10 << 30, TotalBytes: 20 << 30, UsedBytes: 10 << 30}
@@ -77,6 +78,20 @@ func TestDiskNearlyFullWhileRunning(t *testing.T) {
 
 	if _, err := Open("db", o); !errors.Is(err, ErrDiskFull) {
 		t.Fatalf("Open on a nearly full disk: %v, want ErrDiskFull", err)
+	}
+	// Just above the minimum is not enough to start: the store would stop
+	// again at once. A quarter more is.
+	fs.TestingSetDiskUsage(vfs.DiskUsage{AvailBytes: 600 << 20, TotalBytes: 20 << 30, UsedBytes: 20<<30 - 600<<20})
+	if _, err := Open("db", o); !errors.Is(err, ErrDiskFull) || !strings.Contains(err.Error(), "needs to open") {
+		t.Fatalf("Open with 600 MiB free and a 512 MiB minimum: %v, want ErrDiskFull", err)
+	}
+	fs.TestingSetDiskUsage(vfs.DiskUsage{AvailBytes: 640 << 20, TotalBytes: 20 << 30, UsedBytes: 20<<30 - 640<<20})
+	s, err = Open("db", o)
+	if err != nil {
+		t.Fatalf("Open with 640 MiB free and a 512 MiB minimum: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
 	}
 	fs.TestingSetDiskUsage(room)
 	s, err = Open("db", o)

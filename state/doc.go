@@ -167,8 +167,20 @@
 //	batch.go     Batch: the per-partition write path and its cache; load batches
 //	filter.go    the scalable bloom filter of a partition's known messages
 //	known.go     knownKeys: which partitions' messages the store knows
+//	disk.go      diskGuard: the free-space check that stops the store before
+//	             the disk is full
 //
-// The package starts no goroutines (Pebble runs its own flushes and
-// compactions). A Store is safe for concurrent use; a Batch and a Message
-// are not.
+// The package starts one goroutine per Store, the disk guard's (stopped by
+// Close or by the store's failure), when the file system reports its free
+// space; Pebble runs its own flushes and compactions. A Store is safe for
+// concurrent use; a Batch and a Message are not.
+//
+// # Disk space
+//
+// Pebble cannot stop cleanly on a full disk (a failed log rotation is a
+// fatal error of the process), so the store does not let the disk fill:
+// below Options.MinFreeBytes of free space it fails (ErrFailed wrapping
+// ErrDiskFull), as on any storage fault, and Open refuses below a quarter
+// more than that, so that a store opened on a disk just above the minimum
+// does not stop again a second later (disk.go).
 package state

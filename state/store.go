@@ -69,10 +69,11 @@ type Options struct {
 	// value is FailedWins.
 	Policy Policy
 	// MinFreeBytes is the free space the store keeps on its file system:
-	// Open refuses (ErrDiskFull) below it, and a running store fails
-	// (ErrFailed wrapping ErrDiskFull) within about a second of going below
-	// it, before Pebble runs out of room (see diskGuard). 0 means
-	// DefaultMinFreeBytes; a negative value turns the check off.
+	// a running store fails (ErrFailed wrapping ErrDiskFull) within about a
+	// second of going below it, before Pebble runs out of room, and Open
+	// refuses (ErrDiskFull) below a quarter more (see diskGuard). 0 means
+	// DefaultMinFreeBytes, as for every other field; a negative value turns
+	// the check off.
 	MinFreeBytes int64
 }
 
@@ -141,7 +142,7 @@ func Open(dir string, o Options) (*Store, error) {
 		return nil, fmt.Errorf("state: open %s: %w", dir, err)
 	}
 	disk := newDiskGuard(fs, dir, o.MinFreeBytes)
-	checkable, err := disk.check()
+	checkable, err := disk.check(true)
 	if errors.Is(err, ErrDiskFull) {
 		return nil, err
 	}

@@ -108,6 +108,10 @@ func runRebuild(ctx context.Context, f *rebuildFlags, log *slog.Logger, out, pro
 	if err != nil {
 		return fmt.Errorf("--policy: %w", err)
 	}
+	minFree, err := minFreeBytes(f.minFree)
+	if err != nil {
+		return err
+	}
 	dir := filepath.Join(f.dataDir, "state")
 	if err := checkFresh(dir, f.force); err != nil {
 		return err
@@ -132,7 +136,7 @@ func runRebuild(ctx context.Context, f *rebuildFlags, log *slog.Logger, out, pro
 	if err != nil {
 		return err
 	}
-	store, err := state.Open(dir, state.Options{CacheSize: f.cacheBytes, Logger: log.With("component", "store"), Policy: policy, MinFreeBytes: minFreeBytes(f.minFree)})
+	store, err := state.Open(dir, state.Options{CacheSize: f.cacheBytes, Logger: log.With("component", "store"), Policy: policy, MinFreeBytes: minFree})
 	if err != nil {
 		return err
 	}

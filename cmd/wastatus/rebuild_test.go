@@ -204,6 +204,7 @@ func TestRebuildCommandFlags(t *testing.T) {
 		{[]string{"rebuild", "--from", "events", "--data-dir", "x"}, "--brokers"},
 		{[]string{"rebuild", "--from", "current", "--brokers", "127.0.0.1:1"}, "--data-dir"},
 		{[]string{"rebuild", "--from", "current", "--brokers", "127.0.0.1:1", "--data-dir", "x", "--policy", "x"}, "--policy"},
+		{[]string{"rebuild", "--from", "current", "--brokers", "127.0.0.1:1", "--data-dir", "x", "--min-free-disk", "-1"}, "--min-free-disk"},
 	} {
 		_, _, err := runWastatus(t, tc.args...)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

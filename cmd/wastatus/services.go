@@ -276,6 +276,10 @@ func (s *stack) startProcessor(k *kafkaFlags, p *processFlags) (*processor.Proce
 	if err != nil {
 		return nil, fmt.Errorf("--policy: %w", err)
 	}
+	minFree, err := minFreeBytes(p.minFreeDisk)
+	if err != nil {
+		return nil, err
+	}
 	if err := applyMemoryLimit(p.memoryLimit, p.cacheBytes, s.log); err != nil {
 		return nil, err
 	}
@@ -283,7 +287,7 @@ func (s *stack) startProcessor(k *kafkaFlags, p *processFlags) (*processor.Proce
 		CacheSize:    p.cacheBytes,
 		Logger:       s.log.With("component", "store"),
 		Policy:       policy,
-		MinFreeBytes: minFreeBytes(p.minFreeDisk),
+		MinFreeBytes: minFree,
 	})
 	if err != nil {
 		return nil, err
@@ -332,13 +336,17 @@ func hostPort(addr net.Addr) string {
 // registerMinFreeDisk registers --min-free-disk into v.
 func registerMinFreeDisk(fs *pflag.FlagSet, v *int64) {
 	fs.Int64Var(v, "min-free-disk", state.DefaultMinFreeBytes,
-		"free bytes the store keeps on its disk: below them it stops cleanly (and refuses to start) before Pebble runs out of room; 0: no check")
+		"free bytes the store keeps on its disk: below them it stops cleanly before Pebble runs out of room, and it starts only with a quarter more; 0: no check")
 }
 
-// minFreeBytes is state.Options.MinFreeBytes for --min-free-disk.
-func minFreeBytes(flag int64) int64 {
-	if flag <= 0 {
-		return -1 // no check
+// minFreeBytes is state.Options.MinFreeBytes for --min-free-disk, whose 0
+// turns the check off (the Options' 0 means the default).
+func minFreeBytes(flag int64) (int64, error) {
+	switch {
+	case flag < 0:
+		return 0, fmt.Errorf("--min-free-disk %d: want a number of bytes, or 0 for no check", flag)
+	case flag == 0:
+		return -1, nil
 	}
-	return flag
+	return flag, nil
 }
