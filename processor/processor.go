@@ -415,16 +415,25 @@ func (p *Processor) transact(ctx context.Context, sess *kgo.GroupTransactSession
 	sent := 0
 	p.mu.RLock()
 	workers := make([]*worker, 0, len(batch))
+	var unowned []int32
 	for part := range batch {
 		if w := p.owned[part]; w != nil {
 			workers = append(workers, w)
 		} else {
-			// Cannot happen with BlockRebalanceOnPoll; never fold for a
-			// partition we do not own.
-			p.log.Error("records for a partition not owned", "topic", p.cfg.EventsTopic, "partition", part)
+			// Cannot happen with BlockRebalanceOnPoll. Never fold for a
+			// partition we do not own, and never commit its offsets
+			// either, which would skip its records for good: abort.
+			unowned = append(unowned, part)
 		}
 	}
 	p.mu.RUnlock()
+	if len(unowned) > 0 {
+		err := fmt.Errorf("%w: records of partitions %v, which no worker owns", ErrTransaction, unowned)
+		if _, aerr := sess.End(tctx, kgo.TryAbort); aerr != nil {
+			err = errors.Join(err, aerr)
+		}
+		return err
+	}
 	for _, w := range workers {
 		w.jobs <- job{ctx: tctx, cl: cl, records: batch[w.partition], res: res}
 		sent++
@@ -624,8 +633,17 @@ func decide(stored bool, next, committed, logStart int64) resumeDecision {
 // recreated while Run ran, and stops Run with ErrTopicRecreated.
 func (p *Processor) adjustOffsets(ctx context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
 	parts := offsets[p.cfg.EventsTopic]
+	var unassigned []*worker
+	defer func() { // after the unlock below: a worker's stop waits for it
+		for _, w := range unassigned {
+			w.stop()
+			p.stats.forget(w.partition)
+			w.log.Warn("partition revoked without a revoke callback; its worker never started")
+		}
+	}()
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	unassigned = p.dropUnassigned(parts)
 	var cl *kgo.Client
 	for part := range parts {
 		if w := p.owned[part]; w != nil {
@@ -676,6 +694,28 @@ func (p *Processor) adjustOffsets(ctx context.Context, offsets map[string]map[in
 		close(w.started)
 	}
 	return offsets, nil
+}
+
+// dropUnassigned removes from p.owned, and returns, the workers that never
+// started whose partitions franz-go is no longer fetching offsets for: the
+// fetch whose offsets adjustOffsets is given covers every partition the
+// client holds and has not started consuming (franz-go carries a canceled
+// fetch over to the next and drops what was lost). Such a partition was
+// revoked, and GroupTransactSession swallowed the revoke: it passes on none
+// after the first until a transaction ends, and two can come milliseconds
+// apart as a consumer-protocol group spreads out. Its worker never got a
+// job, so stopping it is safe. Left in p.owned, it kept Ready false for
+// ever. p.mu is held.
+func (p *Processor) dropUnassigned(fetching map[int32]kgo.Offset) []*worker {
+	var drop []*worker
+	for part, w := range p.owned {
+		if _, ok := fetching[part]; ok || w.hasStarted() {
+			continue
+		}
+		drop = append(drop, w)
+		delete(p.owned, part)
+	}
+	return drop
 }
 
 // samePartition writes every record to the partition number it carries: the

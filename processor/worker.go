@@ -96,6 +96,16 @@ func (w *worker) stop() {
 	<-w.done
 }
 
+// hasStarted reports whether adjustOffsets has started the worker.
+func (w *worker) hasStarted() bool {
+	select {
+	case <-w.started:
+		return true
+	default:
+		return false
+	}
+}
+
 func (w *worker) run() {
 	defer close(w.done)
 	defer func() {
