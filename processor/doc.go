@@ -202,7 +202,16 @@
 // runs the assign/revoke callbacks (never during a batch); one worker
 // goroutine per owned partition, started on assignment and stopped (and
 // waited for) on revocation, loss and shutdown; a worker that restores or
-// catches up runs a consumer client of its own until it is done. Run also
+// catches up runs a consumer client of its own until it is done.
+//
+// franz-go's GroupTransactSession passes on no revoke after the first until
+// a transaction ends. Two things make up for it: an idle instance ends an
+// empty transaction after a revoke (polls wake every 200 ms), so that it
+// hears of the next; and a revoke that came before that, within
+// milliseconds, is noticed when the client fetches the offsets of what it
+// still holds: a worker that never started, for a partition that fetch does
+// not cover, is dropped (adjustOffsets). A partition assigned again without
+// a revoke replaces its worker. Run also
 // starts a goroutine that watches the events topic's id and, with ServeAll,
 // one that follows the current topic into the view.
 package processor
