@@ -21,8 +21,8 @@ const diskCheckInterval = time.Second
 // stop cleanly on a full disk: a failed log rotation is a fatal error of the
 // process, and a restart meets the same full disk. Below MinFreeBytes the
 // store fails instead (ErrFailed wrapping ErrDiskFull), every write is
-// refused, and Open refuses until there is room again; Kafka holds what was
-// not written, so a restart resumes or restores.
+// refused, and Open refuses until there is a quarter more than the minimum;
+// Kafka holds what was not written, so a restart resumes or restores.
 //
 // The check reads what the file system reports (statfs): a file system
 // that cannot tell (vfs.ErrUnsupported, as an in-memory one) is not
