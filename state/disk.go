@@ -41,11 +41,21 @@ func newDiskGuard(fs vfs.FS, dir string, min int64) *diskGuard {
 
 // read returns the free space, or -1 if the file system cannot tell.
 func (g *diskGuard) read() int64 {
-	u, err := g.fs.GetDiskUsage(g.dir)
+	free, err := g.free()
 	if err != nil {
 		return -1
 	}
-	return int64(min(u.AvailBytes, 1<<62))
+	return free
+}
+
+// free returns the bytes available to this process on the store's file
+// system.
+func (g *diskGuard) free() (int64, error) {
+	u, err := g.fs.GetDiskUsage(g.dir)
+	if err != nil {
+		return 0, err
+	}
+	return int64(min(u.AvailBytes, 1<<62)), nil
 }
 
 // check reads the free space and returns an error wrapping ErrDiskFull if
@@ -56,14 +66,13 @@ func (g *diskGuard) check(atOpen bool) (ok bool, err error) {
 	if g.min == 0 {
 		return false, nil
 	}
-	u, err := g.fs.GetDiskUsage(g.dir)
+	free, err := g.free()
 	if errors.Is(err, vfs.ErrUnsupported) {
 		return false, nil
 	}
 	if err != nil {
 		return true, fmt.Errorf("state: free space of %s: %w", g.dir, err)
 	}
-	free := int64(min(u.AvailBytes, 1<<62))
 	switch {
 	case atOpen && free < g.min+g.min/4:
 		return true, fmt.Errorf("%w: %s has %d bytes free, below the %d the store needs to open (the %d it keeps, and a quarter more); free some space",
