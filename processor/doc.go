@@ -105,14 +105,19 @@
 // other load disturbs far less than its rates, and profile the processor
 // alone with WASTATUS_BENCH_CPUPROFILE:
 //
-//   - Restores and rebuilds fill a partition they have just dropped, so they
-//     write through a state load batch (state.Store.NewLoadBatch), which
-//     skips the Pebble lookup of every message it has not written itself:
-//     that lookup was 20% of a restore's CPU. Store batches of rangeBatch
-//     records (20,000) amortize each synced commit; up to GOMAXPROCS
-//     partitions load at once, since one partition's fold runs on one
-//     goroutine. Their fetches stay small (rangeFetchBytes, 512 KiB a
-//     partition): larger ones read no faster and cost memory.
+//   - Restores and rebuilds fill a partition they have just dropped. A
+//     restore's states need no fold, only sorting: it writes them through
+//     a state.Loader, which sorts them in runs and ingests them as sstables,
+//     around Pebble's log, memtable, flushes and compactions (memtable
+//     inserts and compactions were two thirds of a restore's CPU; see
+//     docs/PERFORMANCE.md). A rebuild folds events, so it writes through a
+//     load batch (state.Store.NewLoadBatch), which skips the Pebble lookup
+//     of every message it has not written itself (20% of its CPU), in
+//     store batches of rangeBatch records (20,000) that amortize each
+//     synced commit. Up to GOMAXPROCS partitions load at once, since one
+//     partition's work runs on one goroutine. Their fetches stay small
+//     (rangeFetchBytes, 512 KiB a partition): larger ones read no faster
+//     and cost memory.
 //   - Each worker keeps its store batch across transactions (its cache
 //     entries, history buffers and Pebble batch are reused), and cuts the
 //     keys and values of a transaction's output records from one buffer, so

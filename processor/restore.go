@@ -28,8 +28,8 @@ const rangeBatch = 20_000
 // 490k with 512 KiB against 298k with 8 MiB.
 const rangeFetchBytes = 512 << 10
 
-// loadFilterKeys sizes a load batch's filter of the messages it wrote
-// (state.Store.NewLoadBatch) when the partition's size is not known, and
+// loadFilterKeys sizes the filter of the messages a restore or rebuild
+// wrote (state.Store.NewLoader, NewLoadBatch) when the partition's size is not known, and
 // caps it when it is: the filter grows as needed, 10 bits a message.
 const loadFilterKeys = 1 << 16
 
@@ -177,18 +177,18 @@ func (r *ranger) settledEnd(ctx context.Context, adm *kadm.Client, topic string,
 // restore replaces the store's state of partition with the states of the
 // same partition of the current topic, and then sets the partition's next
 // events offset to next (unless next is negative). The partition is dropped
-// first and the offset written last, so a crash in between leaves no state,
-// which is restored again.
+// first, its states are ingested at once, and the offset is written last,
+// so a crash in between leaves a partition without an offset, which is
+// restored again.
 func (r *ranger) restore(ctx context.Context, partition int32, next int64, progress RestoreProgress) (int64, error) {
 	if err := r.store.DropPartition(partition); err != nil {
 		return 0, fmt.Errorf("%w: drop partition %d: %w", ErrStore, partition, err)
 	}
-	b, err := r.store.NewLoadBatch(partition, loadFilterKeys)
+	l, err := r.store.NewLoader(partition, loadFilterKeys)
 	if err != nil {
 		return 0, fmt.Errorf("%w: restore partition %d: %w", ErrStore, partition, err)
 	}
-	defer b.Close()
-	pending := 0
+	defer l.Close()
 	n, err := r.readRange(ctx, r.cfg.CurrentTopic, partition, 0, -1, progress, func(rec *kgo.Record) error {
 		if rec.Value == nil {
 			return nil // a tombstone: nothing to restore
@@ -201,14 +201,8 @@ func (r *ranger) restore(ctx context.Context, partition int32, next int64, progr
 		if err != nil {
 			return fmt.Errorf("processor: restore %s[%d]@%d: %w", rec.Topic, partition, rec.Offset, err)
 		}
-		if err := b.Restore(&m); err != nil {
+		if err := l.Add(&m); err != nil {
 			return fmt.Errorf("%w: restore %s: %w", ErrStore, m.WAMID(), err)
-		}
-		if pending++; pending >= rangeBatch {
-			pending = 0
-			if err := b.Commit(); err != nil {
-				return fmt.Errorf("%w: restore commit: %w", ErrStore, err)
-			}
 		}
 		return nil
 	})
@@ -216,10 +210,10 @@ func (r *ranger) restore(ctx context.Context, partition int32, next int64, progr
 		return n, err
 	}
 	if next >= 0 {
-		b.SetNextOffset(next)
+		l.SetNextOffset(next)
 	}
-	if err := b.Commit(); err != nil {
-		return n, fmt.Errorf("%w: restore commit: %w", ErrStore, err)
+	if err := l.Finish(ctx); err != nil {
+		return n, fmt.Errorf("%w: restore partition %d: %w", ErrStore, partition, err)
 	}
 	return n, nil
 }

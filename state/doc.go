@@ -88,6 +88,14 @@
 // [Message.AppendBinary] is the compact canonical encoding: equal states,
 // equal bytes.
 //
+// A [Loader] restores a whole partition from such states: it encodes them,
+// sorts them in runs of Options.LoadRunBytes (spilling full runs to files
+// under the store's directory), joins the states of a message given more
+// than once, and ingests the merged runs as sstables in one atomic step.
+// A partition that never held a key (a new or lost store, or one
+// DropPartition found empty) has nothing in the LSM to sit above, so its
+// tables land in the bottom level and are never rewritten.
+//
 // # Outcomes
 //
 // [Message.Apply] and [Batch.Apply] return an [Outcome]: Advanced (the
@@ -165,6 +173,7 @@
 //	history.go   HistoryEntry and the record: state plus bounded history
 //	store.go     Options, Store (Open, Get, History, NextOffset, DropPartition, Scan, Stats)
 //	batch.go     Batch: the per-partition write path and its cache; load batches
+//	loader.go    Loader: fills an empty partition by sorting and ingesting sstables
 //	filter.go    the scalable bloom filter of a partition's known messages
 //	known.go     knownKeys: which partitions' messages the store knows
 //	disk.go      diskGuard: the free-space check that stops the store before

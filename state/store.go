@@ -7,12 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/cockroachdb/pebble/v2/sstable"
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
@@ -75,6 +77,10 @@ type Options struct {
 	// DefaultMinFreeBytes, as for every other field; a negative value turns
 	// the check off.
 	MinFreeBytes int64
+	// LoadRunBytes is how many bytes of records a Loader sorts in memory
+	// before spilling them to a file; 0 means DefaultLoadRunBytes. Each
+	// Loader holds up to this much.
+	LoadRunBytes int
 }
 
 // withDefaults returns o with every zero field set to its default.
@@ -91,6 +97,9 @@ func (o Options) withDefaults() Options {
 	if o.MinFreeBytes == 0 {
 		o.MinFreeBytes = DefaultMinFreeBytes
 	}
+	if o.LoadRunBytes == 0 {
+		o.LoadRunBytes = DefaultLoadRunBytes
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -105,6 +114,8 @@ func (o *Options) Validate() error {
 		return fmt.Errorf("state: options: negative CacheSize %d", o.CacheSize)
 	case o.MemTableSize >= 4<<30:
 		return fmt.Errorf("state: options: MemTableSize %d is not below 4 GiB", o.MemTableSize)
+	case o.LoadRunBytes < 0 || o.LoadRunBytes >= 2<<30:
+		return fmt.Errorf("state: options: LoadRunBytes %d is not in [0, 2 GiB)", o.LoadRunBytes)
 	case !o.Policy.valid():
 		return fmt.Errorf("state: options: %w: %s", ErrUnknownPolicy, o.Policy)
 	}
@@ -117,9 +128,15 @@ func (o *Options) Validate() error {
 type Store struct {
 	db     *pebble.DB
 	opts   Options
+	dir    string
+	fs     vfs.FS
 	closed atomic.Bool
 	fault  fault      // the first storage failure; see Err
 	disk   *diskGuard // fails the store before the disk is full
+
+	// tableOpts writes sstables as the database would: a Loader's tables
+	// must read like the store's own.
+	tableOpts sstable.WriterOptions
 
 	knownMu sync.Mutex
 	known   map[int32]*knownKeys // by partition, made at first use
@@ -141,6 +158,10 @@ func Open(dir string, o Options) (*Store, error) {
 	if err := fs.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("state: open %s: %w", dir, err)
 	}
+	// What Loaders left when the process died: never part of the store.
+	if err := fs.RemoveAll(filepath.Join(dir, loadDir)); err != nil {
+		return nil, fmt.Errorf("state: open %s: %w", dir, err)
+	}
 	disk := newDiskGuard(fs, dir, o.MinFreeBytes)
 	checkable, err := disk.check(true)
 	if errors.Is(err, ErrDiskFull) {
@@ -156,7 +177,7 @@ func Open(dir string, o Options) (*Store, error) {
 	// memtables would leave the 64 MiB cache no room for a single block.
 	cache := pebble.NewCache(o.CacheSize + memTablesCharged*int64(o.MemTableSize))
 	defer cache.Unref() // the DB holds its own reference
-	s := &Store{opts: o, fault: fault{done: make(chan struct{})}, disk: disk, known: make(map[int32]*knownKeys)}
+	s := &Store{opts: o, dir: dir, fs: fs, fault: fault{done: make(chan struct{})}, disk: disk, known: make(map[int32]*knownKeys)}
 	po := &pebble.Options{
 		FS:           o.FS,
 		Cache:        cache,
@@ -181,6 +202,9 @@ func Open(dir string, o Options) (*Store, error) {
 		return nil, fmt.Errorf("state: open %s: %w", dir, err)
 	}
 	s.db = db
+	wo := po.Clone()
+	wo.EnsureDefaults()
+	s.tableOpts = wo.MakeWriterOptions(0, db.TableFormat())
 	if err := s.checkFormat(); err != nil {
 		return nil, errors.Join(err, db.Close())
 	}
@@ -339,8 +363,10 @@ func (s *Store) NextOffset(partition int32) (int64, bool, error) {
 }
 
 // DropPartition deletes everything stored for the partition (states,
-// history, next offset) with one synced range delete. No Batch of the
-// partition may be in use meanwhile; one created before must be Reset
+// history, next offset) with one synced range delete, or with nothing when
+// it holds no key: a range deletion in the LSM would keep a Loader's
+// tables out of the bottom level until compactions dropped it. No Batch of
+// the partition may be in use meanwhile; one created before must be Reset
 // before it is used again.
 func (s *Store) DropPartition(partition int32) error {
 	if err := s.check(partition); err != nil {
@@ -349,6 +375,11 @@ func (s *Store) DropPartition(partition int32) error {
 	known := s.knownKeys(partition, false)
 	known.set(nil) // until the partition is empty
 	lo, hi := partitionBounds(partition)
+	if empty, err := s.noKeys(lo, hi); err == nil && empty {
+		known.set(newKeyFilter(0))
+		return nil
+	}
+	// A failed probe (a corrupt block, say) is no reason not to drop.
 	if err := s.write(func() error { return s.db.DeleteRange(lo, hi, pebble.Sync) }); err != nil {
 		return fmt.Errorf("state: drop partition %d: %w", partition, err)
 	}

@@ -1,0 +1,232 @@
+package state
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"testing"
+)
+
+// TestLoaderMatchesRestore loads the same states, in a random order with
+// repeats of which some are older states of the message, into one partition
+// with a Loader and into another with a load batch's Restore, and checks
+// that every message reads back the same, the next offset too. Each size
+// of run is tried: one that never spills, and ones that spill every few
+// records (repeats then meet across runs as well as within one).
+func TestLoaderMatchesRestore(t *testing.T) {
+	for _, runBytes := range []int{0, 4 << 10, 256 << 10} {
+		t.Run(fmt.Sprintf("run=%d", runBytes), func(t *testing.T) {
+			seed := testSeed(t)
+			r := rand.New(rand.NewPCG(seed, seed+3))
+			s, _ := openMem(t, Options{Policy: Policy(r.IntN(2)), LoadRunBytes: runBytes})
+
+			ids := make([]string, 3_000)
+			for i := range ids {
+				ids[i] = fmt.Sprintf("wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQz%06d", i)
+			}
+			l, err := s.NewLoader(1, 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			b, err := s.NewLoadBatch(2, 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Close()
+
+			for range 9_000 {
+				id := ids[r.IntN(len(ids))]
+				evs := randomEvents(r)
+				for i := range evs {
+					evs[i].WAMID = id
+				}
+				// An earlier state of the same fold, as the current topic
+				// holds before compaction, in some of the adds.
+				m, _ := fold(t, s.Policy(), evs[:1+r.IntN(len(evs))]...)
+				if err := errors.Join(l.Add(&m), b.Restore(&m)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if l.Loaded() != 9_000 {
+				t.Fatalf("Loaded %d, want 9000", l.Loaded())
+			}
+			l.SetNextOffset(77)
+			b.SetNextOffset(77)
+			if runBytes > 0 && len(l.runs) < 2 {
+				t.Fatalf("%d runs spilled; the test should spill several", len(l.runs))
+			}
+			if err := errors.Join(l.Finish(t.Context()), b.Commit()); err != nil {
+				t.Fatal(err)
+			}
+
+			n := 0
+			for _, id := range ids {
+				m1, ok1 := mustGet(t, s, 1, id)
+				m2, ok2 := mustGet(t, s, 2, id)
+				if ok1 != ok2 || !bytes.Equal(encode(&m1), encode(&m2)) {
+					t.Fatalf("%s: loader %t %x, restore %t %x", id, ok1, encode(&m1), ok2, encode(&m2))
+				}
+				if ok1 {
+					n++
+				}
+			}
+			if n < len(ids)*9/10 {
+				t.Fatalf("only %d of %d messages loaded", n, len(ids))
+			}
+			for _, p := range []int32{1, 2} {
+				off, ok, err := s.NextOffset(p)
+				if err != nil || !ok || off != 77 {
+					t.Fatalf("partition %d next offset %d, %t, %v; want 77", p, off, ok, err)
+				}
+			}
+			if left, _ := s.fs.List(filepath.Join("db", loadDir)); len(left) != 0 {
+				t.Fatalf("spill files left after Finish: %v", left)
+			}
+		})
+	}
+}
+
+// TestLoaderKnowsWhatItLoaded checks that batches after a load find the
+// loaded messages (the filter of known messages holds them) and skip the
+// lookups of others.
+func TestLoaderKnowsWhatItLoaded(t *testing.T) {
+	s, _ := openMem(t, Options{LoadRunBytes: 1 << 10})
+	l, err := s.NewLoader(0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 200 {
+		m, _ := fold(t, s.Policy(), ev("delivered", T, wamid(fmt.Sprintf("wamid.%d", i))))
+		if err := l.Add(&m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Finish(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	b := s.NewBatch(0)
+	defer b.Close()
+	if b.known.f == nil {
+		t.Fatal("a loaded partition has no filter of known messages")
+	}
+	// A loaded message folds onto its loaded state: an earlier sent
+	// fills in the skipped step and the status stays delivered (a
+	// message the batch did not find would now be sent).
+	e := ev("sent", T-5, wamid("wamid.7"))
+	out, m, err := b.Apply(&e, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out != Filled || m.Status(s.Policy()) != Delivered {
+		t.Fatalf("sent onto a loaded delivered message: %v, status %s", out, m.Status(s.Policy()))
+	}
+}
+
+// TestLoaderRefusesAndDiscards checks the partitions a Loader refuses, and
+// that a Loader closed before Finish, or whose process died (its spill
+// files left for Open), leaves the partition empty and no file behind.
+func TestLoaderRefusesAndDiscards(t *testing.T) {
+	s, fs := openMem(t, Options{LoadRunBytes: 1 << 10})
+	commit(t, s, 3, 0, ev("sent", T, wamid("wamid.x")))
+	if _, err := s.NewLoader(3, 0); !errors.Is(err, ErrNotEmpty) {
+		t.Fatalf("NewLoader of a partition with state: %v, want ErrNotEmpty", err)
+	}
+	if _, err := s.NewLoader(-1, 0); !errors.Is(err, ErrInvalidPartition) {
+		t.Fatalf("NewLoader(-1): %v, want ErrInvalidPartition", err)
+	}
+
+	l, err := s.NewLoader(4, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 100 {
+		m, _ := fold(t, s.Policy(), ev("sent", T, wamid(fmt.Sprintf("wamid.%d", i))))
+		if err := l.Add(&m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(l.runs) == 0 {
+		t.Fatal("nothing spilled; the test should spill")
+	}
+	l.Close()
+	if err := l.Finish(t.Context()); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Finish after Close: %v, want ErrClosed", err)
+	}
+	if _, ok := mustGet(t, s, 4, "wamid.1"); ok {
+		t.Fatal("a closed Loader wrote")
+	}
+	if left, _ := fs.List(filepath.Join("db", loadDir, "4")); len(left) != 0 {
+		t.Fatalf("spill files left after Close: %v", left)
+	}
+
+	// A process that died mid-load: its spill files stay until Open.
+	l, err = s.NewLoader(5, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 100 {
+		m, _ := fold(t, s.Policy(), ev("sent", T, wamid(fmt.Sprintf("wamid.%d", i))))
+		if err := l.Add(&m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if left, _ := fs.List(filepath.Join("db", loadDir, "5")); len(left) == 0 {
+		t.Fatal("no spill files to clean up; the test should leave some")
+	}
+	s, _ = openMem(t, Options{FS: fs})
+	if left, err := fs.List(filepath.Join("db", loadDir)); err == nil {
+		t.Fatalf("Open left the spill directory: %v", left)
+	}
+	if _, ok := mustGet(t, s, 5, "wamid.1"); ok {
+		t.Fatal("an unfinished load is visible")
+	}
+}
+
+// TestLoaderIngestsIntoTheBottomLevel checks the point of the Loader: a
+// partition loaded into a store that never held it is written once, into
+// the bottom level, not into L0 for compactions to rewrite; and so is one
+// dropped while empty. A partition that held keys is dropped by a range
+// deletion, and its load then lands above it, still correct.
+func TestLoaderIngestsIntoTheBottomLevel(t *testing.T) {
+	s, _ := openMem(t, Options{})
+	load := func(p int32) {
+		t.Helper()
+		if err := s.DropPartition(p); err != nil {
+			t.Fatal(err)
+		}
+		l, err := s.NewLoader(p, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 500 {
+			m, _ := fold(t, s.Policy(), ev("read", T, wamid(fmt.Sprintf("wamid.%d.%d", p, i))))
+			if err := l.Add(&m); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := l.Finish(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	load(0)
+	load(1)
+	m := s.db.Metrics()
+	if l0, l6 := m.Levels[0].TablesCount, m.Levels[6].TablesCount; l0 != 0 || l6 != 2 {
+		t.Fatalf("after two loads: %d tables in L0, %d in L6; want 0 and 2", l0, l6)
+	}
+
+	commit(t, s, 2, 0, ev("sent", T, wamid("wamid.old")))
+	load(2)
+	if _, ok := mustGet(t, s, 2, "wamid.old"); ok {
+		t.Fatal("a dropped message survived the load")
+	}
+	if got, ok := mustGet(t, s, 2, "wamid.2.9"); !ok || got.Status(s.Policy()) != Read {
+		t.Fatalf("loaded message: %t %s", ok, got.Status(s.Policy()))
+	}
+}
