@@ -6,7 +6,12 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 )
 
 // TestLoaderMatchesRestore loads the same states, in a random order with
@@ -228,5 +233,51 @@ func TestLoaderIngestsIntoTheBottomLevel(t *testing.T) {
 	}
 	if got, ok := mustGet(t, s, 2, "wamid.2.9"); !ok || got.Status(s.Policy()) != Read {
 		t.Fatalf("loaded message: %t %s", ok, got.Status(s.Policy()))
+	}
+}
+
+// TestLoaderFullDisk fills the disk under a Loader's files, while it
+// spills a run and while it writes its tables: Add or Finish fails with the
+// disk's error, nothing of the load is visible, the store stays healthy
+// (nothing reached Pebble), and a load once space returns completes.
+func TestLoaderFullDisk(t *testing.T) {
+	for _, runBytes := range []int{1 << 10, 0} {
+		t.Run(fmt.Sprintf("run=%d", runBytes), func(t *testing.T) {
+			full := diskFull(func(path string) bool { return strings.Contains(path, loadDir) })
+			s, _ := openMem(t, Options{LoadRunBytes: runBytes, FS: errorfs.Wrap(vfs.NewMem(), full)})
+			add := func(l *Loader) error {
+				for i := range 200 {
+					m, _ := fold(t, s.Policy(), ev("read", T, wamid(fmt.Sprintf("wamid.%d", i))))
+					if err := l.Add(&m); err != nil {
+						return err
+					}
+				}
+				return l.Finish(t.Context())
+			}
+			l, err := s.NewLoader(0, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			full.On()
+			if err := add(l); !errors.Is(err, syscall.ENOSPC) {
+				t.Fatalf("load on a full disk: %v, want ENOSPC", err)
+			}
+			full.Off()
+			if err := s.Err(); err != nil {
+				t.Fatalf("the store failed: %v", err)
+			}
+			if _, ok := mustGet(t, s, 0, "wamid.1"); ok {
+				t.Fatal("a failed load is visible")
+			}
+			if l, err = s.NewLoader(0, 0); err != nil {
+				t.Fatalf("NewLoader after a failed load: %v", err)
+			}
+			if err := add(l); err != nil {
+				t.Fatalf("load once space returned: %v", err)
+			}
+			if _, ok := mustGet(t, s, 0, "wamid.199"); !ok {
+				t.Fatal("the second load is not visible")
+			}
+		})
 	}
 }
