@@ -26,6 +26,36 @@ import (
 //	WASTATUS_BENCH_MESSAGES=1000000 go test -run '^$' -bench Restore -benchtime 1x ./processor/
 func BenchmarkRestore(b *testing.B) {
 	n, cfg, codec, cl := benchSetup(b, "WASTATUS_BENCH_MESSAGES", kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	produceStates(b, n, cfg, codec, cl)
+	next := make(map[int32]int64)
+	for p := range int32(12) {
+		next[p] = -1
+	}
+	b.ResetTimer()
+	var read int64
+	for b.Loop() {
+		b.StopTimer()
+		store, err := state.Open(b.TempDir(), state.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		r, err := processor.RestoreFromCurrent(b.Context(), cfg, store, codec, next, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		read += r
+		b.StopTimer()
+		store.Close()
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(read)/b.Elapsed().Seconds(), "records/s")
+}
+
+// produceStates writes the states of n messages (delivered, then read) to
+// the current topic, spread over its 12 partitions.
+func produceStates(b *testing.B, n int, cfg processor.Config, codec *schemas.Codec, cl *kgo.Client) {
+	b.Helper()
 	for i := range n {
 		var m state.Message
 		ev := schemas.StatusEvent{WAMID: fmt.Sprintf("wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQz%09dQUFERjg0NDEz", i), Status: "read", Timestamp: 1_750_000_000 + int64(i%3600), RecipientID: "16505551234"}
@@ -50,29 +80,53 @@ func BenchmarkRestore(b *testing.B) {
 	if err := cl.Flush(b.Context()); err != nil {
 		b.Fatal(err)
 	}
-	next := make(map[int32]int64)
-	for p := range int32(12) {
-		next[p] = -1
-	}
+}
+
+// BenchmarkViewLoad measures how fast a new instance that serves every
+// message (Config.ServeAll) reads the states of WASTATUS_BENCH_MESSAGES
+// messages (default 100,000) over 12 partitions into its view: from Run
+// until Ready, joining the group included. It reports states per second.
+//
+//	WASTATUS_BENCH_MESSAGES=1000000 go test -run '^$' -bench ViewLoad -benchtime 1x ./processor/
+func BenchmarkViewLoad(b *testing.B) {
+	n, cfg, codec, cl := benchSetup(b, "WASTATUS_BENCH_MESSAGES", kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	produceStates(b, n, cfg, codec, cl)
+	cfg.ServeAll = true
 	b.ResetTimer()
-	var read int64
-	for b.Loop() {
+	for i := 0; b.Loop(); i++ {
 		b.StopTimer()
+		cfg.Group = kafkatest.Name(b, fmt.Sprintf("group%d", i))
 		store, err := state.Open(b.TempDir(), state.Options{})
 		if err != nil {
 			b.Fatal(err)
 		}
-		b.StartTimer()
-		r, err := processor.RestoreFromCurrent(b.Context(), cfg, store, codec, next, nil)
+		p, err := processor.New(cfg, store, codec)
 		if err != nil {
 			b.Fatal(err)
 		}
-		read += r
+		ctx, cancel := context.WithCancel(b.Context())
+		done := make(chan error, 1)
+		b.StartTimer()
+		go func() { done <- p.Run(ctx) }()
+		tick := time.NewTicker(5 * time.Millisecond)
+		for ready := false; !ready; {
+			select {
+			case err := <-done:
+				b.Fatalf("Run returned: %v", err)
+			case <-tick.C:
+				ready, _ = p.Ready()
+			}
+		}
 		b.StopTimer()
+		tick.Stop()
+		cancel()
+		if err := <-done; err != nil {
+			b.Fatal(err)
+		}
 		store.Close()
 		b.StartTimer()
 	}
-	b.ReportMetric(float64(read)/b.Elapsed().Seconds(), "records/s")
+	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "states/s")
 }
 
 // benchSetup reads the benchmark's size from env (default 100,000), and

@@ -94,8 +94,12 @@
 // one more copy of the states on each instance (on disk, with Pebble's
 // bounded cache), and lags the owner by one read of the current topic. States
 // are lattice elements, so the view joins what it reads: duplicates and
-// restarts cannot move it backwards. Without ServeAll (one instance owning
-// everything, as in `wastatus run`) another instance's messages answer 503.
+// restarts cannot move it backwards. A view partition the store holds
+// nothing of (a new instance, a lost disk) is first read in bulk, up to the
+// end it had when the view started, through a state.Loader as a restore
+// is; later records are joined batch by batch. Without ServeAll (one
+// instance owning everything, as in `wastatus run`) another instance's
+// messages answer 503.
 //
 // # Where the time goes, and the settings that follow
 //

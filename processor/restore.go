@@ -184,7 +184,7 @@ func (r *ranger) restore(ctx context.Context, partition int32, next int64, progr
 	if err := r.store.DropPartition(partition); err != nil {
 		return 0, fmt.Errorf("%w: drop partition %d: %w", ErrStore, partition, err)
 	}
-	l, err := r.store.NewLoader(partition, loadFilterKeys)
+	l, err := r.store.NewLoader(partition, loadFilterKeys, 0)
 	if err != nil {
 		return 0, fmt.Errorf("%w: restore partition %d: %w", ErrStore, partition, err)
 	}

@@ -25,13 +25,24 @@ type view struct {
 	ready atomic.Bool
 }
 
+// viewLoadRunBytes is the run size of each view partition's Loader: every
+// partition of a new view loads at once, so each gets a share of what one
+// restore's Loader holds.
+const viewLoadRunBytes = 2 << 20
+
 // runView follows every partition of the current topic into the view until
 // ctx is done. It resumes from the offsets the view stored, so a restart
 // reads only what it missed. Every record is joined into the view (states
 // are lattice elements), so reading one twice or out of order is harmless.
+//
+// A partition the view holds nothing of (a new instance, a lost store) is
+// read up to the end it had when the view began through a state.Loader, as
+// a restore is, instead of batch by batch: its states become visible at
+// once when that end is reached, and the view is not ready before anyway.
 func (p *Processor) runView(ctx context.Context, partitions int32) error {
 	start := make(map[int32]kgo.Offset, partitions)
 	next := make(map[int32]int64, partitions)
+	fresh := make(map[int32]bool)
 	for part := range partitions {
 		off, ok, err := p.store.NextOffset(viewBase + part)
 		if err != nil {
@@ -42,6 +53,7 @@ func (p *Processor) runView(ctx context.Context, partitions int32) error {
 			next[part] = off
 		} else {
 			start[part] = kgo.NewOffset().AtStart()
+			fresh[part] = true
 		}
 	}
 	cl, err := kgo.NewClient(p.viewClientOpts(start)...)
@@ -63,6 +75,15 @@ func (p *Processor) runView(ctx context.Context, partitions int32) error {
 	})
 	p.view.ready.Store(len(behind) == 0)
 	began := time.Now()
+	loads, err := p.viewLoaders(fresh, behind)
+	defer func() {
+		for _, l := range loads {
+			l.Close() // unfinished: the next start loads the partition again
+		}
+	}()
+	if err != nil {
+		return err
+	}
 
 	for {
 		fs := cl.PollFetches(ctx)
@@ -79,7 +100,20 @@ func (p *Processor) runView(ctx context.Context, partitions int32) error {
 			if ferr != nil || len(ftp.Records) == 0 {
 				return
 			}
-			ferr = p.applyView(ftp.Partition, ftp.Records)
+			recs := ftp.Records
+			if l := loads[ftp.Partition]; l != nil {
+				var done bool
+				recs, done, ferr = p.loadView(ctx, l, ftp.Partition, recs, behind[ftp.Partition])
+				if done {
+					delete(loads, ftp.Partition)
+				}
+			}
+			if ferr == nil && len(recs) > 0 {
+				ferr = p.applyView(ftp.Partition, recs)
+			}
+			if ferr != nil {
+				return
+			}
 			last := ftp.Records[len(ftp.Records)-1].Offset
 			if end, ok := behind[ftp.Partition]; ok && last+1 >= end {
 				delete(behind, ftp.Partition)
@@ -93,6 +127,83 @@ func (p *Processor) runView(ctx context.Context, partitions int32) error {
 			return ferr
 		}
 	}
+}
+
+// viewLoaders returns a Loader for each fresh view partition (no offset
+// stored) that has records to read, emptied first: a load that a crash
+// interrupted may have ingested its states without writing the offset.
+func (p *Processor) viewLoaders(fresh map[int32]bool, behind map[int32]int64) (map[int32]*state.Loader, error) {
+	loads := make(map[int32]*state.Loader)
+	for part := range fresh {
+		if _, ok := behind[part]; !ok {
+			continue // nothing committed yet: followed batch by batch
+		}
+		if err := p.store.DropPartition(viewBase + part); err != nil {
+			return loads, fmt.Errorf("%w: view partition %d: %w", ErrStore, part, err)
+		}
+		l, err := p.store.NewLoader(viewBase+part, loadFilterKeys, viewLoadRunBytes)
+		if err != nil {
+			return loads, fmt.Errorf("%w: view partition %d: %w", ErrStore, part, err)
+		}
+		loads[part] = l
+	}
+	return loads, nil
+}
+
+// loadView adds the records of recs below end to l, a fresh view
+// partition's Loader, and finishes it once the partition is read up to end
+// (its offset is then end). It returns the records left for applyView: those
+// from end on, once the load is done. Waiters are woken when it is, to read
+// again: the Loader cannot name the messages it changed.
+func (p *Processor) loadView(ctx context.Context, l *state.Loader, part int32, recs []*kgo.Record, end int64) (rest []*kgo.Record, done bool, err error) {
+	i := 0
+	for ; i < len(recs) && recs[i].Offset < end; i++ {
+		m, ok, err := p.viewState(part, recs[i])
+		if err != nil {
+			return nil, false, err
+		}
+		if !ok {
+			continue
+		}
+		if err := l.Add(&m); err != nil {
+			return nil, false, fmt.Errorf("%w: view load: %w", ErrStore, err)
+		}
+	}
+	if i == len(recs) && recs[i-1].Offset+1 < end {
+		return nil, false, nil // more to read
+	}
+	l.SetNextOffset(end)
+	if err := l.Finish(ctx); err != nil {
+		return nil, true, fmt.Errorf("%w: view load of partition %d: %w", ErrStore, part, err)
+	}
+	p.log.Info("view partition loaded", "partition", part, "states", l.Loaded(), "end", end)
+	p.waiters.notifyAll()
+	return recs[i:], true, nil
+}
+
+// viewState decodes a record of the current topic for the view. It
+// returns false when there is nothing to join: a control record, a
+// tombstone, or a state that is undecodable or invalid (logged and
+// skipped). A schema registry failure is an error: the view stops rather
+// than skip states it could read later.
+func (p *Processor) viewState(part int32, rec *kgo.Record) (state.Message, bool, error) {
+	if rec.Attrs.IsControl() || rec.Value == nil {
+		return state.Message{}, false, nil
+	}
+	v, err := p.codec.DecodeMessageStatus(rec.Value)
+	if errors.Is(err, schemas.ErrRegistry) {
+		return state.Message{}, false, fmt.Errorf("processor: view: %w", err)
+	}
+	if err != nil {
+		p.log.Warn("view: undecodable state skipped", "topic", rec.Topic, "partition", part, "offset", rec.Offset, "err", err)
+		return state.Message{}, false, nil
+	}
+	m, err := state.FromView(&v)
+	if err != nil {
+		p.log.Warn("view: invalid state skipped", "topic", rec.Topic, "partition", part, "offset", rec.Offset, "err", err)
+		return state.Message{}, false, nil
+	}
+	return m, true, nil
 }
 
 // viewClientOpts are the options of the view's client, reading the current
@@ -116,26 +227,17 @@ func (p *Processor) applyView(part int32, recs []*kgo.Record) error {
 	defer b.Close()
 	changed := make([]string, 0, len(recs))
 	for _, rec := range recs {
-		if rec.Attrs.IsControl() || rec.Value == nil {
-			continue
-		}
-		v, err := p.codec.DecodeMessageStatus(rec.Value)
-		if errors.Is(err, schemas.ErrRegistry) {
-			return fmt.Errorf("processor: view: %w", err)
-		}
+		m, ok, err := p.viewState(part, rec)
 		if err != nil {
-			p.log.Warn("view: undecodable state skipped", "topic", rec.Topic, "partition", part, "offset", rec.Offset, "err", err)
-			continue
+			return err
 		}
-		m, err := state.FromView(&v)
-		if err != nil {
-			p.log.Warn("view: invalid state skipped", "topic", rec.Topic, "partition", part, "offset", rec.Offset, "err", err)
+		if !ok {
 			continue
 		}
 		if err := b.Restore(&m); err != nil {
 			return fmt.Errorf("%w: view: %w", ErrStore, err)
 		}
-		changed = append(changed, v.WAMID)
+		changed = append(changed, m.WAMID())
 	}
 	b.SetNextOffset(recs[len(recs)-1].Offset + 1)
 	if err := b.Commit(); err != nil {

@@ -63,3 +63,18 @@ func (w *waiters) notify(wamids []string) {
 		}
 	}
 }
+
+// notifyAll wakes every waiter to read again: a change whose messages
+// cannot be named (a bulk load of the view) may concern any of them.
+func (w *waiters) notifyAll() {
+	if w.n.Load() == 0 {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for id, e := range w.m {
+		close(e.ch)
+		delete(w.m, id)
+		w.n.Add(-1)
+	}
+}

@@ -100,9 +100,11 @@ const (
 // NewLoader returns a Loader for a partition that holds no key. It sizes
 // the partition's filter of known messages for about keys messages, as
 // NewLoadBatch does; the partition's later batches then skip the lookups of
-// messages it has not seen. It returns ErrNotEmpty if the partition holds
-// any key, and ErrInvalidPartition for a negative one.
-func (s *Store) NewLoader(partition int32, keys int) (*Loader, error) {
+// messages it has not seen. The Loader sorts runs of about runBytes of
+// records in memory (0 means Options.LoadRunBytes): callers that run many
+// Loaders at once give each a share. It returns ErrNotEmpty if the
+// partition holds any key, and ErrInvalidPartition for a negative one.
+func (s *Store) NewLoader(partition int32, keys, runBytes int) (*Loader, error) {
 	if err := s.check(partition); err != nil {
 		return nil, err
 	}
@@ -123,7 +125,10 @@ func (s *Store) NewLoader(partition int32, keys int) (*Loader, error) {
 	}
 	known := s.knownKeys(partition, false)
 	known.set(newKeyFilter(keys))
-	return &Loader{s: s, partition: partition, known: known, dir: dir, runBytes: s.opts.LoadRunBytes}, nil
+	if runBytes <= 0 {
+		runBytes = s.opts.LoadRunBytes
+	}
+	return &Loader{s: s, partition: partition, known: known, dir: dir, runBytes: runBytes}, nil
 }
 
 // Add adds m's state (typically FromView of a record of the current topic).

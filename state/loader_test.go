@@ -31,7 +31,7 @@ func TestLoaderMatchesRestore(t *testing.T) {
 			for i := range ids {
 				ids[i] = fmt.Sprintf("wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQz%06d", i)
 			}
-			l, err := s.NewLoader(1, 10)
+			l, err := s.NewLoader(1, 10, 0)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -99,7 +99,7 @@ func TestLoaderMatchesRestore(t *testing.T) {
 // lookups of others.
 func TestLoaderKnowsWhatItLoaded(t *testing.T) {
 	s, _ := openMem(t, Options{LoadRunBytes: 1 << 10})
-	l, err := s.NewLoader(0, 0)
+	l, err := s.NewLoader(0, 0, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,14 +136,14 @@ func TestLoaderKnowsWhatItLoaded(t *testing.T) {
 func TestLoaderRefusesAndDiscards(t *testing.T) {
 	s, fs := openMem(t, Options{LoadRunBytes: 1 << 10})
 	commit(t, s, 3, 0, ev("sent", T, wamid("wamid.x")))
-	if _, err := s.NewLoader(3, 0); !errors.Is(err, ErrNotEmpty) {
+	if _, err := s.NewLoader(3, 0, 0); !errors.Is(err, ErrNotEmpty) {
 		t.Fatalf("NewLoader of a partition with state: %v, want ErrNotEmpty", err)
 	}
-	if _, err := s.NewLoader(-1, 0); !errors.Is(err, ErrInvalidPartition) {
+	if _, err := s.NewLoader(-1, 0, 0); !errors.Is(err, ErrInvalidPartition) {
 		t.Fatalf("NewLoader(-1): %v, want ErrInvalidPartition", err)
 	}
 
-	l, err := s.NewLoader(4, 0)
+	l, err := s.NewLoader(4, 0, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +168,7 @@ func TestLoaderRefusesAndDiscards(t *testing.T) {
 	}
 
 	// A process that died mid-load: its spill files stay until Open.
-	l, err = s.NewLoader(5, 0)
+	l, err = s.NewLoader(5, 0, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,7 +205,7 @@ func TestLoaderIngestsIntoTheBottomLevel(t *testing.T) {
 		if err := s.DropPartition(p); err != nil {
 			t.Fatal(err)
 		}
-		l, err := s.NewLoader(p, 0)
+		l, err := s.NewLoader(p, 0, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -254,7 +254,7 @@ func TestLoaderFullDisk(t *testing.T) {
 				}
 				return l.Finish(t.Context())
 			}
-			l, err := s.NewLoader(0, 0)
+			l, err := s.NewLoader(0, 0, 0)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -269,7 +269,7 @@ func TestLoaderFullDisk(t *testing.T) {
 			if _, ok := mustGet(t, s, 0, "wamid.1"); ok {
 				t.Fatal("a failed load is visible")
 			}
-			if l, err = s.NewLoader(0, 0); err != nil {
+			if l, err = s.NewLoader(0, 0, 0); err != nil {
 				t.Fatalf("NewLoader after a failed load: %v", err)
 			}
 			if err := add(l); err != nil {
