@@ -2,6 +2,7 @@ package state
 
 import (
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"strings"
@@ -341,5 +342,54 @@ func TestCorruptRecordFailsStore(t *testing.T) {
 			err = tc.read(s, in)
 			checkFailed(t, s, err, ErrCorrupt)
 		})
+	}
+}
+
+// TestDropCorruptPartition drops a partition whose sstables hold corrupt
+// data blocks: DropPartition must not read them (which would fail the
+// store), only delete the range, and the store stays healthy.
+func TestDropCorruptPartition(t *testing.T) {
+	_, fs, o := corruptStore(t)
+	// The tables of partition 0 alone: the format key, read by Open,
+	// stays readable.
+	s, err := Open("db", o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	levels, err := s.db.SSTables()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, tables := range levels {
+		for _, tb := range tables {
+			if tb.Largest.UserKey[0] != 0xff {
+				names = append(names, fs.PathJoin("db", fmt.Sprintf("%s.sst", tb.FileNum)))
+			}
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if len(names) == 0 {
+		t.Fatal("no table holds partition 0 alone; the test needs one")
+	}
+	for _, name := range names {
+		rewrite(t, fs, name, func(b []byte) []byte {
+			for i := 16; i < len(b)/2; i += 97 { // data blocks come first
+				b[i] ^= 0xff
+			}
+			return b
+		})
+	}
+	if s, err = Open("db", o); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.DropPartition(0); err != nil {
+		t.Fatalf("DropPartition of a corrupt partition: %v", err)
+	}
+	if err := s.Err(); err != nil {
+		t.Fatalf("the store failed: %v", err)
 	}
 }

@@ -11,9 +11,10 @@ import (
 // bloom filter of every message key the partition holds, or nil when the
 // store cannot vouch for that. A filter exists when the store found the
 // partition without messages (at the partition's first use since Open, or
-// by DropPartition or NewLoadBatch) and has seen every message written to
-// it since: messages are only written by batches, and a batch adds every
-// message it does not find to the filter before it can write it. A message
+// by DropPartition, NewLoadBatch or NewLoader) and has seen every message
+// written to it since: messages are only written by batches and Loaders,
+// and both add every message they write (a batch, every one it does not
+// find) to the filter before they can write it. A message
 // the filter has never seen is then not in Pebble either, and a batch skips
 // the point lookup, which is most of the cost of folding the first event of
 // a message (a seek down the memtable's skiplist and, past it, a bloom

@@ -48,6 +48,11 @@ type Loader struct {
 	dir       string
 	runBytes  int
 
+	// Sizes, constants but for the tests.
+	chunkBytes int // loadChunkBytes
+	tableBytes int // loadTableBytes
+	mergeRuns  int // loadMergeRuns
+
 	chunks [][]byte    // the current run's keys and values
 	cur    int         // the chunk being filled
 	used   int         // bytes in the chunks
@@ -95,6 +100,9 @@ const (
 	// into: one growing buffer spent a third of Add's time copying itself
 	// as it doubled.
 	loadChunkBytes = 1 << 20
+	// loadMergeRuns is the most runs merged at once, each an open file and
+	// a read buffer: more are first merged into fewer, oldest first.
+	loadMergeRuns = 64
 )
 
 // NewLoader returns a Loader for a partition that holds no key. It sizes
@@ -128,7 +136,8 @@ func (s *Store) NewLoader(partition int32, keys, runBytes int) (*Loader, error) 
 	if runBytes <= 0 {
 		runBytes = s.opts.LoadRunBytes
 	}
-	return &Loader{s: s, partition: partition, known: known, dir: dir, runBytes: runBytes}, nil
+	return &Loader{s: s, partition: partition, known: known, dir: dir, runBytes: min(runBytes, 1<<30),
+		chunkBytes: loadChunkBytes, tableBytes: loadTableBytes, mergeRuns: loadMergeRuns}, nil
 }
 
 // Add adds m's state (typically FromView of a record of the current topic).
@@ -168,7 +177,7 @@ func (l *Loader) chunk(n int) int {
 		l.cur++
 	}
 	if l.cur == len(l.chunks) {
-		l.chunks = append(l.chunks, make([]byte, 0, max(n, loadChunkBytes)))
+		l.chunks = append(l.chunks, make([]byte, 0, max(n, l.chunkBytes)))
 	} else if cap(l.chunks[l.cur]) < n {
 		l.chunks[l.cur] = make([]byte, 0, n)
 	}
@@ -210,7 +219,12 @@ func (l *Loader) finish(ctx context.Context) error {
 		if err := l.spill(); err != nil {
 			return err
 		}
-		m, err := l.openRuns()
+		for len(l.runs) > l.mergeRuns {
+			if err := l.mergeOldest(ctx); err != nil {
+				return err
+			}
+		}
+		m, err := l.openRuns(l.runs)
 		if err != nil {
 			return err
 		}
@@ -319,27 +333,41 @@ func (l *Loader) sort() {
 	l.ents, l.sorted = l.sorted, l.ents
 }
 
-// spill sorts the current run and writes it to a file, one record per key
-// (repeats joined), each as uvarint key length, key, uvarint value length,
-// value.
+// spill sorts the current run and writes it to a run file (writeRun), then
+// empties it, keeping its memory.
 func (l *Loader) spill() error {
 	if len(l.ents) == 0 {
 		return nil
 	}
 	l.sort()
+	path, err := l.writeRun(&memRun{l: l})
+	if err != nil {
+		return err
+	}
+	l.runs = append(l.runs, path)
+	for i := range l.chunks {
+		l.chunks[i] = l.chunks[i][:0]
+	}
+	l.cur, l.used, l.ents = 0, 0, l.ents[:0]
+	return nil
+}
+
+// writeRun writes src's records to a new run file, one record per key, each
+// as uvarint key length, key, uvarint value length, value, and returns its
+// path.
+func (l *Loader) writeRun(src loadSource) (string, error) {
 	path := l.path("run")
 	f, err := l.s.fs.Create(path, vfs.WriteCategoryUnspecified)
 	if err != nil {
-		return l.fail(fmt.Errorf("state: loader: %w", err))
+		return "", l.fail(fmt.Errorf("state: loader: %w", err))
 	}
 	w := bufio.NewWriterSize(f, loadReadBuffer)
-	src := &memRun{l: l}
 	var scratch []byte
 	for {
 		k, v, ok, err := src.next(l)
 		if err != nil {
 			f.Close()
-			return l.fail(err)
+			return "", l.fail(err)
 		}
 		if !ok {
 			break
@@ -350,18 +378,38 @@ func (l *Loader) spill() error {
 		scratch = append(scratch, v...)
 		if _, err := w.Write(scratch); err != nil {
 			f.Close()
-			return l.fail(fmt.Errorf("state: loader: write run: %w", err))
+			return "", l.fail(fmt.Errorf("state: loader: write run: %w", err))
 		}
 	}
 	// Runs are scratch: a crash discards them, so they need no sync.
 	if err := errors.Join(w.Flush(), f.Close()); err != nil {
-		return l.fail(fmt.Errorf("state: loader: write run: %w", err))
+		return "", l.fail(fmt.Errorf("state: loader: write run: %w", err))
 	}
-	l.runs = append(l.runs, path)
-	for i := range l.chunks {
-		l.chunks[i] = l.chunks[i][:0]
+	return path, nil
+}
+
+// mergeOldest merges the oldest mergeRuns runs into one, which takes their
+// place: it is older than every other run, so repeats still join in order.
+func (l *Loader) mergeOldest(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return l.fail(err)
 	}
-	l.cur, l.used, l.ents = 0, 0, l.ents[:0]
+	oldest := l.runs[:l.mergeRuns]
+	m, err := l.openRuns(oldest)
+	if err != nil {
+		return err
+	}
+	path, err := l.writeRun(m)
+	if cerr := m.close(); err == nil && cerr != nil {
+		err = l.fail(fmt.Errorf("state: loader: close runs: %w", cerr))
+	}
+	if err != nil {
+		return err
+	}
+	for _, p := range oldest {
+		_ = l.s.fs.Remove(p) // scratch: Close removes what is left
+	}
+	l.runs = append([]string{path}, l.runs[l.mergeRuns:]...)
 	return nil
 }
 
@@ -443,7 +491,7 @@ func (l *Loader) writeTables(ctx context.Context, src loadSource) ([]string, err
 		if err := w.Set(k, v); err != nil {
 			return abort(fmt.Errorf("state: loader: write table: %w", err))
 		}
-		if w.Raw().EstimatedSize() >= loadTableBytes {
+		if w.Raw().EstimatedSize() >= uint64(l.tableBytes) {
 			err := w.Close() // syncs the file, as Ingest requires
 			if w = nil; err != nil {
 				return abort(fmt.Errorf("state: loader: write table: %w", err))
@@ -541,10 +589,10 @@ func (h *runHeap) Pop() any {
 	return x
 }
 
-// openRuns opens every spilled run for merging.
-func (l *Loader) openRuns() (*merger, error) {
+// openRuns opens runs (oldest first) for merging.
+func (l *Loader) openRuns(runs []string) (*merger, error) {
 	m := &merger{}
-	for i, path := range l.runs {
+	for i, path := range runs {
 		f, err := l.s.fs.Open(path)
 		if err != nil {
 			return nil, errors.Join(l.fail(fmt.Errorf("state: loader: %w", err)), m.close())

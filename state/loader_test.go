@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 
@@ -21,8 +22,17 @@ import (
 // of run is tried: one that never spills, and ones that spill every few
 // records (repeats then meet across runs as well as within one).
 func TestLoaderMatchesRestore(t *testing.T) {
-	for _, runBytes := range []int{0, 4 << 10, 256 << 10} {
-		t.Run(fmt.Sprintf("run=%d", runBytes), func(t *testing.T) {
+	for _, c := range []struct {
+		runBytes, chunkBytes, tableBytes, mergeRuns int
+	}{
+		{runBytes: 0},
+		{runBytes: 4 << 10},
+		{runBytes: 256 << 10},
+		// Records larger than a chunk, many tables, merges in passes.
+		{runBytes: 4 << 10, chunkBytes: 64, tableBytes: 16 << 10, mergeRuns: 3},
+	} {
+		runBytes := c.runBytes
+		t.Run(fmt.Sprintf("%+v", c), func(t *testing.T) {
 			seed := testSeed(t)
 			r := rand.New(rand.NewPCG(seed, seed+3))
 			s, _ := openMem(t, Options{Policy: Policy(r.IntN(2)), LoadRunBytes: runBytes})
@@ -36,6 +46,9 @@ func TestLoaderMatchesRestore(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer l.Close()
+			if c.chunkBytes > 0 {
+				l.chunkBytes, l.tableBytes, l.mergeRuns = c.chunkBytes, c.tableBytes, c.mergeRuns
+			}
 			b, err := s.NewLoadBatch(2, 10)
 			if err != nil {
 				t.Fatal(err)
@@ -65,6 +78,11 @@ func TestLoaderMatchesRestore(t *testing.T) {
 			}
 			if err := errors.Join(l.Finish(t.Context()), b.Commit()); err != nil {
 				t.Fatal(err)
+			}
+			if c.tableBytes > 0 {
+				if tables := s.db.Metrics().Levels[6].TablesCount; tables < 2 {
+					t.Fatalf("%d tables ingested; the test should write several", tables)
+				}
 			}
 
 			n := 0
@@ -279,5 +297,173 @@ func TestLoaderFullDisk(t *testing.T) {
 				t.Fatal("the second load is not visible")
 			}
 		})
+	}
+}
+
+// TestLoadersAtOnce runs a Loader for each of several partitions at the
+// same time, as a restore does, and checks every partition's states.
+func TestLoadersAtOnce(t *testing.T) {
+	s, _ := openMem(t, Options{LoadRunBytes: 2 << 10})
+	const parts, messages = 4, 300
+	var wg sync.WaitGroup
+	errs := make([]error, parts)
+	for p := range int32(parts) {
+		wg.Go(func() {
+			l, err := s.NewLoader(p, 0, 0)
+			if err != nil {
+				errs[p] = err
+				return
+			}
+			for i := range messages {
+				m, _ := fold(t, s.Policy(), ev("read", T+int64(p), wamid(fmt.Sprintf("wamid.%d.%d", p, i))))
+				if err := l.Add(&m); err != nil {
+					errs[p] = err
+					return
+				}
+			}
+			l.SetNextOffset(int64(p))
+			errs[p] = l.Finish(t.Context())
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	for p := range int32(parts) {
+		for i := range messages {
+			m, ok := mustGet(t, s, p, fmt.Sprintf("wamid.%d.%d", p, i))
+			if !ok || m.Status(s.Policy()) != Read {
+				t.Fatalf("partition %d message %d: %t %v", p, i, ok, m.Status(s.Policy()))
+			}
+		}
+		if off, ok, err := s.NextOffset(p); err != nil || !ok || off != int64(p) {
+			t.Fatalf("partition %d next offset %d, %t, %v", p, off, ok, err)
+		}
+	}
+}
+
+// TestLoaderCrash crashes a store (vfs.NewCrashableMem, unsynced data lost)
+// at each point of a load: before Finish the partition is empty and the
+// spill files are gone after Open; after Finish the states and the offset
+// are both there; and states ingested without an offset (a crash between
+// the two writes) are dropped and loaded again, as a restore does.
+func TestLoaderCrash(t *testing.T) {
+	mem := vfs.NewCrashableMem()
+	o := Options{LoadRunBytes: 1 << 10, FS: crashFS{mem}}
+	s, err := Open("db", o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = s.Close() }()
+	load := func(p int32, finish bool, next int64) {
+		t.Helper()
+		l, err := s.NewLoader(p, 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		for i := range 100 {
+			m, _ := fold(t, s.Policy(), ev("delivered", T, wamid(fmt.Sprintf("wamid.%d", i))))
+			if err := l.Add(&m); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if next >= 0 {
+			l.SetNextOffset(next)
+		}
+		if finish {
+			if err := l.Finish(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	reopen := func(fs *vfs.MemFS) *Store {
+		t.Helper()
+		o := o
+		o.FS = crashFS{fs}
+		s, err := Open("db", o)
+		if err != nil {
+			t.Fatalf("open after a crash: %v", err)
+		}
+		t.Cleanup(func() { _ = s.Close() })
+		return s
+	}
+
+	load(0, true, 7)  // complete
+	load(1, true, -1) // states ingested, offset not written yet
+	l, err := s.NewLoader(2, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	for i := range 100 { // spilled runs, not finished
+		m, _ := fold(t, s.Policy(), ev("sent", T, wamid(fmt.Sprintf("wamid.%d", i))))
+		if err := l.Add(&m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := reopen(mem.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: 100, RNG: rand.New(rand.NewPCG(1, 2))}))
+
+	if _, ok := mustGet(t, c, 0, "wamid.42"); !ok {
+		t.Fatal("a finished load was lost in the crash")
+	}
+	if off, ok, err := c.NextOffset(0); err != nil || !ok || off != 7 {
+		t.Fatalf("finished load's offset %d, %t, %v", off, ok, err)
+	}
+	if _, ok, _ := c.NextOffset(1); ok {
+		t.Fatal("partition 1 has an offset it was never given")
+	}
+	if _, ok := mustGet(t, c, 2, "wamid.42"); ok {
+		t.Fatal("an unfinished load is visible after the crash")
+	}
+	if left, err := c.fs.List(filepath.Join("db", loadDir)); err == nil {
+		t.Fatalf("spill files survived Open: %v", left)
+	}
+	// A restore of partition 1 again: dropped (its states are there), then
+	// loaded afresh.
+	if err := c.DropPartition(1); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := mustGet(t, c, 1, "wamid.42"); ok {
+		t.Fatal("DropPartition left the states of a load without an offset")
+	}
+	s = c
+	load(1, true, 9)
+	if off, ok, err := c.NextOffset(1); err != nil || !ok || off != 9 {
+		t.Fatalf("reloaded partition's offset %d, %t, %v", off, ok, err)
+	}
+}
+
+// TestOpenInUseKeepsLoaderFiles opens a store's directory a second time
+// while a Loader of the first has spilled runs: the second Open is refused
+// (Pebble's lock) and must not have removed them.
+func TestOpenInUseKeepsLoaderFiles(t *testing.T) {
+	s, err := Open(t.TempDir(), Options{LoadRunBytes: 1 << 10, MinFreeBytes: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	l, err := s.NewLoader(0, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	for i := range 100 {
+		m, _ := fold(t, s.Policy(), ev("sent", T, wamid(fmt.Sprintf("wamid.%d", i))))
+		if err := l.Add(&m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(l.runs) == 0 {
+		t.Fatal("nothing spilled; the test should spill")
+	}
+	if _, err := Open(s.dir, Options{MinFreeBytes: -1}); err == nil {
+		t.Fatal("a second Open of a store in use succeeded")
+	}
+	if err := l.Finish(t.Context()); err != nil {
+		t.Fatalf("Finish after a refused Open: %v", err)
+	}
+	if _, ok := mustGet(t, s, 0, "wamid.42"); !ok {
+		t.Fatal("the load is not visible")
 	}
 }
