@@ -121,11 +121,8 @@ func TestLoaderKnowsWhatItLoaded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i := range 200 {
-		m, _ := fold(t, s.Policy(), ev("delivered", T, wamid(fmt.Sprintf("wamid.%d", i))))
-		if err := l.Add(&m); err != nil {
-			t.Fatal(err)
-		}
+	if err := addStates(l, s.Policy(), 200, "wamid.", "delivered", T); err != nil {
+		t.Fatal(err)
 	}
 	if err := l.Finish(t.Context()); err != nil {
 		t.Fatal(err)
@@ -165,11 +162,8 @@ func TestLoaderRefusesAndDiscards(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i := range 100 {
-		m, _ := fold(t, s.Policy(), ev("sent", T, wamid(fmt.Sprintf("wamid.%d", i))))
-		if err := l.Add(&m); err != nil {
-			t.Fatal(err)
-		}
+	if err := addStates(l, s.Policy(), 100, "wamid.", "sent", T); err != nil {
+		t.Fatal(err)
 	}
 	if len(l.runs) == 0 {
 		t.Fatal("nothing spilled; the test should spill")
@@ -190,11 +184,8 @@ func TestLoaderRefusesAndDiscards(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i := range 100 {
-		m, _ := fold(t, s.Policy(), ev("sent", T, wamid(fmt.Sprintf("wamid.%d", i))))
-		if err := l.Add(&m); err != nil {
-			t.Fatal(err)
-		}
+	if err := addStates(l, s.Policy(), 100, "wamid.", "sent", T); err != nil {
+		t.Fatal(err)
 	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
@@ -227,11 +218,8 @@ func TestLoaderIngestsIntoTheBottomLevel(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for i := range 500 {
-			m, _ := fold(t, s.Policy(), ev("read", T, wamid(fmt.Sprintf("wamid.%d.%d", p, i))))
-			if err := l.Add(&m); err != nil {
-				t.Fatal(err)
-			}
+		if err := addStates(l, s.Policy(), 500, fmt.Sprintf("wamid.%d.", p), "read", T); err != nil {
+			t.Fatal(err)
 		}
 		if err := l.Finish(t.Context()); err != nil {
 			t.Fatal(err)
@@ -264,11 +252,8 @@ func TestLoaderFullDisk(t *testing.T) {
 			full := diskFull(func(path string) bool { return strings.Contains(path, loadDir) })
 			s, _ := openMem(t, Options{LoadRunBytes: runBytes, FS: errorfs.Wrap(vfs.NewMem(), full)})
 			add := func(l *Loader) error {
-				for i := range 200 {
-					m, _ := fold(t, s.Policy(), ev("read", T, wamid(fmt.Sprintf("wamid.%d", i))))
-					if err := l.Add(&m); err != nil {
-						return err
-					}
+				if err := addStates(l, s.Policy(), 200, "wamid.", "read", T); err != nil {
+					return err
 				}
 				return l.Finish(t.Context())
 			}
@@ -314,12 +299,9 @@ func TestLoadersAtOnce(t *testing.T) {
 				errs[p] = err
 				return
 			}
-			for i := range messages {
-				m, _ := fold(t, s.Policy(), ev("read", T+int64(p), wamid(fmt.Sprintf("wamid.%d.%d", p, i))))
-				if err := l.Add(&m); err != nil {
-					errs[p] = err
-					return
-				}
+			if err := addStates(l, s.Policy(), messages, fmt.Sprintf("wamid.%d.", p), "read", T); err != nil {
+				errs[p] = err
+				return
 			}
 			l.SetNextOffset(int64(p))
 			errs[p] = l.Finish(t.Context())
@@ -362,11 +344,8 @@ func TestLoaderCrash(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer l.Close()
-		for i := range 100 {
-			m, _ := fold(t, s.Policy(), ev("delivered", T, wamid(fmt.Sprintf("wamid.%d", i))))
-			if err := l.Add(&m); err != nil {
-				t.Fatal(err)
-			}
+		if err := addStates(l, s.Policy(), 100, "wamid.", "delivered", T); err != nil {
+			t.Fatal(err)
 		}
 		if next >= 0 {
 			l.SetNextOffset(next)
@@ -396,11 +375,8 @@ func TestLoaderCrash(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	for i := range 100 { // spilled runs, not finished
-		m, _ := fold(t, s.Policy(), ev("sent", T, wamid(fmt.Sprintf("wamid.%d", i))))
-		if err := l.Add(&m); err != nil {
-			t.Fatal(err)
-		}
+	if err := addStates(l, s.Policy(), 100, "wamid.", "sent", T); err != nil { // spilled runs, not finished
+		t.Fatal(err)
 	}
 	c := reopen(mem.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: 100, RNG: rand.New(rand.NewPCG(1, 2))}))
 
@@ -448,11 +424,8 @@ func TestOpenInUseKeepsLoaderFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	for i := range 100 {
-		m, _ := fold(t, s.Policy(), ev("sent", T, wamid(fmt.Sprintf("wamid.%d", i))))
-		if err := l.Add(&m); err != nil {
-			t.Fatal(err)
-		}
+	if err := addStates(l, s.Policy(), 100, "wamid.", "sent", T); err != nil {
+		t.Fatal(err)
 	}
 	if len(l.runs) == 0 {
 		t.Fatal("nothing spilled; the test should spill")
@@ -466,4 +439,20 @@ func TestOpenInUseKeepsLoaderFiles(t *testing.T) {
 	if _, ok := mustGet(t, s, 0, "wamid.42"); !ok {
 		t.Fatal("the load is not visible")
 	}
+}
+
+// addStates adds to l the states of n messages, wamid prefix followed by
+// 0 to n-1, each folded from one event of status at ts.
+func addStates(l *Loader, p Policy, n int, prefix, status string, ts int64) error {
+	for i := range n {
+		var m Message
+		e := ev(status, ts, wamid(fmt.Sprintf("%s%d", prefix, i)))
+		if _, err := m.Apply(&e, p); err != nil {
+			return err
+		}
+		if err := l.Add(&m); err != nil {
+			return err
+		}
+	}
+	return nil
 }
