@@ -13,8 +13,8 @@ import (
 	"github.com/wastatus/wastatus/state"
 )
 
-// rangeBatch is how many records go into one store batch while restoring
-// or catching up.
+// rangeBatch is how many records go into one store batch while catching
+// up or rebuilding (a restore writes through a state.Loader instead).
 const rangeBatch = 20_000
 
 // rangeFetchBytes is the most a restore, catch-up or rebuild fetches of one
@@ -29,8 +29,9 @@ const rangeBatch = 20_000
 const rangeFetchBytes = 512 << 10
 
 // loadFilterKeys sizes the filter of the messages a restore or rebuild
-// wrote (state.Store.NewLoader, NewLoadBatch) when the partition's size is not known, and
-// caps it when it is: the filter grows as needed, 10 bits a message.
+// wrote (state.Store.NewLoader, NewLoadBatch) when the partition's size is
+// not known, and caps it when it is: the filter grows as needed, 10 bits a
+// message.
 const loadFilterKeys = 1 << 16
 
 // RestoreProgress reports a partition's restore or catch-up: records read so
