@@ -33,7 +33,8 @@ type Batch struct {
 	syncing *pebble.Batch
 	spare   *pebble.Batch
 
-	known *knownKeys // the partition's message keys, if the store knows them
+	known *knownKeys  // the partition's message keys, if the store knows them
+	seqs  *seqCounter // the partition's seqs of new messages
 
 	msgs    map[string]*entry // by wamid
 	order   []*entry          // first-touch order
@@ -45,12 +46,17 @@ type Batch struct {
 
 	key []byte // scratch key
 	val []byte // scratch value
+
+	index map[uint64][]byte // Commit's index entries of new messages, reused
 }
 
 // entry is one message cached in a Batch.
 type entry struct {
 	m       Message
 	hash    uint64 // wamidHash of the wamid
+	seq     uint64 // the record's seq, if stored
+	stored  bool   // the message has a record in Pebble
+	idx     []byte // a new message's index entry as read: other messages with its hash
 	hist    []byte // the record's history entries, then this batch's
 	histN   int    // number of entries in hist
 	dirty   bool   // the record must be written: state or history changed
@@ -78,6 +84,7 @@ func (s *Store) newBatch(partition int32, opts ...pebble.BatchOption) *Batch {
 		b.pb = s.db.NewBatch(opts...)
 		b.pbOpts = opts
 		b.known = s.knownKeys(partition, true)
+		b.seqs = s.seqCounter(partition)
 	}
 	return b
 }
@@ -201,28 +208,22 @@ func (b *Batch) load(wamid string) (*entry, error) {
 	} else {
 		e = new(entry)
 	}
-	e.hash = wamidHash(wamid)
-	var (
-		hist  string
-		n     int
-		found bool
-		err   error
-	)
+	e.hash = b.s.hash(wamid)
 	if b.known.mayHold(e.hash) {
-		b.key = appendMessageKey(b.key[:0], b.partition, e.hash, wamid)
-		hist, n, found, err = b.s.getRecord(b.key, wamid, &e.m)
+		r, err := b.s.find(b.partition, e.hash, wamid, &e.m, &b.key, &e.idx)
 		if err != nil {
 			e.m.reset()
 			b.free = append(b.free, e)
 			return nil, err
 		}
+		e.seq, e.stored = r.seq, r.found
+		e.hist, e.histN = append(e.hist[:0], r.hist...), r.n
 	}
-	if !found { // found: known already
+	if !e.stored { // stored: known already
 		b.known.add(e.hash)
 	}
-	e.hist, e.histN = append(e.hist[:0], hist...), n
 	key := wamid
-	if found {
+	if e.stored {
 		key = e.m.wamid // a substring of the record: no reference to the caller's string
 	}
 	b.msgs[key] = e
@@ -280,16 +281,9 @@ func (b *Batch) CommitNoSyncWait() error {
 	if err := b.SyncWait(); err != nil {
 		return err
 	}
-	for _, e := range b.order {
-		if !e.dirty {
-			continue
-		}
-		b.key = appendMessageKey(b.key[:0], b.partition, e.hash, e.m.wamid)
-		b.val = appendRecord(b.val[:0], &e.m, e.hist, e.histN, b.s.opts.HistoryLimit)
-		if err := b.pb.Set(b.key, b.val, nil); err != nil {
-			b.err = fmt.Errorf("state: batch: %w", err)
-			return b.err
-		}
+	if err := b.writeMessages(); err != nil {
+		b.err = err
+		return err
 	}
 	if b.hasNextOffset {
 		b.key = appendOffsetKey(b.key[:0], b.partition)
@@ -312,6 +306,56 @@ func (b *Batch) CommitNoSyncWait() error {
 		}
 	}
 	b.reset()
+	return nil
+}
+
+// writeMessages adds the records of the changed messages to the Pebble
+// batch, and the index entries of the new ones, with new seqs.
+func (b *Batch) writeMessages() error {
+	added := 0
+	for _, e := range b.order {
+		if e.dirty && !e.stored {
+			added++
+		}
+	}
+	var seq uint64
+	if added > 0 {
+		var err error
+		if seq, err = b.seqs.take(b.s, b.partition, added); err != nil {
+			return fmt.Errorf("state: commit partition %d: %w", b.partition, err)
+		}
+		if b.index == nil {
+			b.index = make(map[uint64][]byte)
+		}
+	}
+	for _, e := range b.order {
+		if !e.dirty {
+			continue
+		}
+		if !e.stored {
+			e.seq = seq
+			seq++
+			// Messages of one hash, stored or new in this batch, share
+			// an entry (see keys.go).
+			idx, ok := b.index[e.hash]
+			if !ok {
+				idx = e.idx
+			}
+			b.index[e.hash] = binary.AppendUvarint(idx, e.seq)
+		}
+		b.key = appendRecordKey(b.key[:0], b.partition, e.seq)
+		b.val = appendRecord(b.val[:0], &e.m, e.hist, e.histN, b.s.opts.HistoryLimit)
+		if err := b.pb.Set(b.key, b.val, nil); err != nil {
+			return fmt.Errorf("state: batch: %w", err)
+		}
+	}
+	for h, idx := range b.index {
+		b.key = appendIndexKey(b.key[:0], b.partition, h)
+		if err := b.pb.Set(b.key, idx, nil); err != nil {
+			return fmt.Errorf("state: batch: %w", err)
+		}
+	}
+	clear(b.index)
 	return nil
 }
 
@@ -357,7 +401,7 @@ func (b *Batch) reset() {
 	b.pb.Reset()
 	for _, e := range b.order {
 		e.m.reset()
-		*e = entry{m: e.m, hist: e.hist[:0]}
+		*e = entry{m: e.m, hist: e.hist[:0], idx: e.idx[:0]}
 		b.free = append(b.free, e)
 	}
 	clear(b.order)

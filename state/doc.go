@@ -107,13 +107,17 @@
 //
 // A [Store] is one Pebble database per process, holding every partition the
 // process owns. Keys start with the partition number, so [Store.DropPartition]
-// is one range delete; message keys put an 8-byte hash of the wamid before
-// the wamid, since wamids share a long common prefix. Each message is one
-// record: its encoding, then its bounded history (the events folded into it,
-// in arrival order, for the timeline: [Store.History]). The processor reads
-// the record for every event anyway, so history costs no extra read, and
-// state and history are never apart. A format version key guards the
-// layout. Point lookups use bloom filters, 16 KiB blocks (so that index
+// is one range delete. Each message is one record: its encoding, then its
+// bounded history (the events folded into it, in arrival order, for the
+// timeline: [Store.History]). The processor reads the record for every
+// event anyway, so history costs no extra read, and state and history are
+// never apart. Records are keyed by the message's seq, its partition's
+// count of messages when it first arrived, so that the statuses of recent
+// messages rewrite a narrow range of recent keys and compactions leave the
+// rest alone; an index keyed by an 8-byte hash of the wamid (wamids share
+// a long common prefix) finds a message's seq (keys.go). A format version
+// key guards the layout; a store of an earlier format is emptied at Open,
+// and its partitions restore from the current topic. Point lookups use bloom filters, 16 KiB blocks (so that index
 // blocks stay small enough to stay cached) and a block cache sized by
 // [Options]; the store's memory is about CacheSize + 2 × MemTableSize,
 // because Pebble charges its memtables to the block cache (the cache is
@@ -152,7 +156,8 @@
 // are only written by batches, which add every message they do not find
 // before they can write it. A batch skips the Pebble lookup of a message
 // the filter has never seen, since there is nothing to find. That lookup (a
-// seek down the memtable's skiplist, then a bloom filter check per sstable)
+// seek down the memtable's skiplist, then a bloom filter check per sstable,
+// for its index entry)
 // is the dearest part of folding a message's first event: a fifth of a
 // restore's CPU (BenchmarkLoad, 1M messages: 107k records/s without the
 // filter, 430k with it), and a third of the live processor's on a new store
@@ -176,6 +181,7 @@
 //	loader.go    Loader: fills an empty partition by sorting and ingesting sstables
 //	filter.go    the scalable bloom filter of a partition's known messages
 //	known.go     knownKeys: which partitions' messages the store knows
+//	seq.go       seqCounter: the seqs of a partition's new messages
 //	disk.go      diskGuard: the free-space check that stops the store before
 //	             the disk is full
 //

@@ -310,19 +310,22 @@ func TestTruncatedLog(t *testing.T) {
 	s.Close()
 }
 
-// TestCorruptRecordFailsStore writes garbage under a message's key and under the
-// partition's offset key, bypassing the store: reading either fails with
+// TestCorruptRecordFailsStore writes garbage under a message's record key,
+// its index key and the partition's offset key, bypassing the store: reading either fails with
 // ErrCorrupt and fails the store, so nothing more is read or written.
 func TestCorruptRecordFailsStore(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		key  func(in *crashInput) []byte
+		key  func(db *pebble.DB, in *crashInput) []byte
 		read func(s *Store, in *crashInput) error
 	}{
-		{"message", func(in *crashInput) []byte {
-			return appendMessageKey(nil, 0, wamidHash(in.wamids[0]), in.wamids[0])
+		{"message", func(db *pebble.DB, in *crashInput) []byte {
+			return recordKeyOf(t, db, 0, in.wamids[0])
 		}, func(s *Store, in *crashInput) error { _, _, err := s.Get(0, in.wamids[0]); return err }},
-		{"offset", func(*crashInput) []byte { return appendOffsetKey(nil, 0) },
+		{"index", func(_ *pebble.DB, in *crashInput) []byte {
+			return appendIndexKey(nil, 0, wamidHash(in.wamids[0]))
+		}, func(s *Store, in *crashInput) error { _, _, err := s.Get(0, in.wamids[0]); return err }},
+		{"offset", func(*pebble.DB, *crashInput) []byte { return appendOffsetKey(nil, 0) },
 			func(s *Store, _ *crashInput) error { _, _, err := s.NextOffset(0); return err }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -331,7 +334,7 @@ func TestCorruptRecordFailsStore(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := errors.Join(db.Set(tc.key(in), []byte{0xff, 0xff, 0xff}, pebble.Sync), db.Close()); err != nil {
+			if err := errors.Join(db.Set(tc.key(db, in), []byte{0xff, 0xff, 0xff}, pebble.Sync), db.Close()); err != nil {
 				t.Fatal(err)
 			}
 			s, err := Open("db", o)
@@ -349,11 +352,25 @@ func TestCorruptRecordFailsStore(t *testing.T) {
 // data blocks: DropPartition must not read them (which would fail the
 // store), only delete the range, and the store stays healthy.
 func TestDropCorruptPartition(t *testing.T) {
-	_, fs, o := corruptStore(t)
-	// The tables of partition 0 alone: the format key, read by Open,
-	// stays readable.
+	o := Options{FS: vfs.NewMem()}
+	fs := o.FS
 	s, err := Open("db", o)
 	if err != nil {
+		t.Fatal(err)
+	}
+	// The states of partition 0 in tables of their own, ingested by a
+	// Loader: the format key, read by Open, stays readable.
+	l, err := s.NewLoader(0, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := addStates(l, s.Policy(), 3000, "wamid.", "read", T); err != nil {
+		t.Fatal(err)
+	}
+	if err := errors.Join(l.Finish(t.Context()), s.Close()); err != nil {
+		t.Fatal(err)
+	}
+	if s, err = Open("db", o); err != nil {
 		t.Fatal(err)
 	}
 	levels, err := s.db.SSTables()

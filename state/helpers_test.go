@@ -1,12 +1,16 @@
 package state
 
 import (
+	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/wastatus/wastatus/schemas"
 )
@@ -125,3 +129,31 @@ func testSeed(t testing.TB) uint64 {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// recordKeyOf returns the key of wamid's record in partition p of db,
+// through its index entry.
+func recordKeyOf(t testing.TB, db *pebble.DB, p int32, wamid string) []byte {
+	t.Helper()
+	val, closer, err := db.Get(appendIndexKey(nil, p, wamidHash(wamid)))
+	if err != nil {
+		t.Fatalf("index entry of %s: %v", wamid, err)
+	}
+	defer closer.Close()
+	seq, n := binary.Uvarint(val)
+	if n <= 0 {
+		t.Fatalf("index entry of %s: %x", wamid, val)
+	}
+	return appendRecordKey(nil, p, seq)
+}
+
+// setRecord writes value as the record of seq, and an index entry of hash
+// h pointing to it alone, bypassing the store.
+func setRecord(t testing.TB, db *pebble.DB, p int32, h, seq uint64, value []byte) {
+	t.Helper()
+	err := errors.Join(
+		db.Set(appendIndexKey(nil, p, h), binary.AppendUvarint(nil, seq), pebble.Sync),
+		db.Set(appendRecordKey(nil, p, seq), value, pebble.Sync))
+	if err != nil {
+		t.Fatal(err)
+	}
+}

@@ -11,27 +11,45 @@ import (
 // bytes, big-endian), so DropPartition is one range delete of
 // [partition, partition+1). A kind byte follows:
 //
-//	partition | 0x01                           next input offset (varint)
-//	partition | 0x02 | xxhash64(wamid) | wamid   message record (state and history)
+//	partition | 0x01                    next input offset (varint)
+//	partition | 0x03 | xxhash64(wamid)  index: the seqs of the messages with that hash (uvarints)
+//	partition | 0x04 | seq              message record (state and history; it holds the wamid)
 //
-// The 8-byte big-endian xxhash of the wamid comes before the wamid because
-// wamids share a long common prefix ("wamid.HBgL..."): with the hash first,
-// keys of different messages differ within a few bytes after the kind, so
-// comparisons in memtables, index blocks and seeks stop early, and messages
-// spread evenly. The wamid itself keeps keys exact whatever the hash. The
-// format version key sits outside every partition: its first byte, 0xff, is
-// above any non-negative int32's.
+// A message's seq (8 bytes, big-endian) is its partition's count of
+// messages when it was first written: message records are in the order
+// their messages first arrived, and a message's later statuses, which come
+// within minutes of its first but for a few late retries, rewrite a narrow
+// range of recent keys. Pebble's compactions then move the bulk of the
+// records down the tree without rewriting it, however many messages are
+// stored. With records keyed by the wamid's hash, as in format 1, every
+// flush overlapped the whole key space, and at 10 million messages each
+// record was rewritten about twelve times (docs/PERFORMANCE.md).
+//
+// The index finds a wamid's seq. It is written once per message and its
+// entries are small (13-byte keys, one uvarint), so its random order costs
+// little to compact. Its key is the hash alone: wamids with one hash share
+// an entry holding all their seqs, and the records' wamids tell them apart
+// (ten million messages over 12 partitions hold such a pair about once in
+// four million stores). The hash comes first because wamids share a long
+// common prefix ("wamid.HBgL..."): index keys of different messages differ
+// within a few bytes, so comparisons stop early.
+//
+// The format version key sits outside every partition: its first byte, 0xff,
+// is above any non-negative int32's.
 const (
-	kindOffset  byte = 0x01
-	kindMessage byte = 0x02
+	kindOffset byte = 0x01
+	kindIndex  byte = 0x03
+	kindRecord byte = 0x04
 )
 
 // formatKey holds the on-disk format version; formatVersion is the version
 // this code reads and writes. Bump it on any change to the key layout, the
-// record envelope, or the history entry encoding.
+// record envelope, or the history entry encoding. A store of an earlier
+// version, formatVersion1 and up, is emptied at Open (see Store.upgrade).
 const (
-	formatKey     = "\xffwastatus.state.format"
-	formatVersion = 1
+	formatKey      = "\xffwastatus.state.format"
+	formatVersion  = 2
+	formatVersion1 = 1 // message records keyed by wamid hash and wamid
 )
 
 // checkPartition rejects a negative partition.
@@ -62,12 +80,44 @@ func appendOffsetKey(dst []byte, p int32) []byte {
 	return append(appendPartition(dst, p), kindOffset)
 }
 
-// wamidHash is the hash placed before the wamid in message and history keys.
+// wamidHash is the hash that keys a message's index entry.
 func wamidHash(wamid string) uint64 { return xxhash.Sum64String(wamid) }
 
-// appendMessageKey appends the key of wamid's record (h is wamidHash(wamid)).
-func appendMessageKey(dst []byte, p int32, h uint64, wamid string) []byte {
-	dst = append(appendPartition(dst, p), kindMessage)
-	dst = binary.BigEndian.AppendUint64(dst, h)
-	return append(dst, wamid...)
+// appendIndexKey appends the key of the index entry of the messages with
+// wamidHash h.
+func appendIndexKey(dst []byte, p int32, h uint64) []byte {
+	dst = append(appendPartition(dst, p), kindIndex)
+	return binary.BigEndian.AppendUint64(dst, h)
+}
+
+// appendRecordKey appends the key of the record of the message with seq.
+func appendRecordKey(dst []byte, p int32, seq uint64) []byte {
+	dst = append(appendPartition(dst, p), kindRecord)
+	return binary.BigEndian.AppendUint64(dst, seq)
+}
+
+// recordSeq returns the seq of a record key of p, false if key is not one.
+func recordSeq(key []byte, p int32) (uint64, bool) {
+	if len(key) != 13 || binary.BigEndian.Uint32(key) != uint32(p) || key[4] != kindRecord {
+		return 0, false
+	}
+	return binary.BigEndian.Uint64(key[5:]), true
+}
+
+// indexSeqs decodes an index entry's value: one or more uvarint seqs.
+func indexSeqs(val []byte, fn func(seq uint64) bool) error {
+	if len(val) == 0 {
+		return fmt.Errorf("%w: empty index entry", ErrCorrupt)
+	}
+	for len(val) > 0 {
+		seq, n := binary.Uvarint(val)
+		if n <= 0 {
+			return fmt.Errorf("%w: index entry %x", ErrCorrupt, val)
+		}
+		val = val[n:]
+		if !fn(seq) {
+			return nil
+		}
+	}
+	return nil
 }

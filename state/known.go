@@ -72,9 +72,11 @@ func (s *Store) knownKeys(partition int32, probe bool) *knownKeys {
 	return k
 }
 
-// noMessages reports whether the partition holds no message.
+// noMessages reports whether the partition holds no message: no index
+// entry and no record.
 func (s *Store) noMessages(partition int32) (bool, error) {
-	lo, hi := kindBounds(partition, kindMessage)
+	lo, _ := kindBounds(partition, kindIndex)
+	_, hi := kindBounds(partition, kindRecord)
 	return s.noKeys(lo, hi)
 }
 

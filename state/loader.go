@@ -71,10 +71,10 @@ type Loader struct {
 	val    []byte  // scratch value
 }
 
-// loadEntry is one record of a Loader's current run: its key and value are
-// chunks[chunk][off:off+klen] and the vlen bytes after. The key's wamid
-// hash is kept inline, so sorting reads the chunks only to break the rare
-// ties.
+// loadEntry is one record of a Loader's current run: its sort key (the
+// wamid's hash, big-endian, then the wamid) and value are
+// chunks[chunk][off:off+klen] and the vlen bytes after. The hash is kept
+// inline too, so sorting reads the chunks only to break the rare ties.
 type loadEntry struct {
 	hash       uint64
 	chunk, off uint32
@@ -133,6 +133,7 @@ func (s *Store) NewLoader(partition int32, keys, runBytes int) (*Loader, error) 
 	}
 	known := s.knownKeys(partition, false)
 	known.set(newKeyFilter(keys))
+	s.seqCounter(partition).forget() // until Finish
 	if runBytes <= 0 {
 		runBytes = s.opts.LoadRunBytes
 	}
@@ -150,8 +151,9 @@ func (l *Loader) Add(m *Message) error {
 	if m.wamid == "" {
 		return nil
 	}
-	h := wamidHash(m.wamid)
-	l.rec = appendMessageKey(l.rec[:0], l.partition, h, m.wamid)
+	h := l.s.hash(m.wamid)
+	l.rec = binary.BigEndian.AppendUint64(l.rec[:0], h) // the sort key
+	l.rec = append(l.rec, m.wamid...)
 	klen := len(l.rec)
 	l.rec = appendRecord(l.rec, m, nil, 0, l.s.opts.HistoryLimit)
 	c := l.chunk(len(l.rec))
@@ -207,12 +209,15 @@ func (l *Loader) Finish(ctx context.Context) error {
 }
 
 func (l *Loader) finish(ctx context.Context) error {
-	var tables []string
+	var (
+		tables []string
+		seqs   uint64
+	)
 	if len(l.runs) == 0 {
 		l.sort()
 		src := &memRun{l: l}
 		var err error
-		if tables, err = l.writeTables(ctx, src); err != nil {
+		if tables, seqs, err = l.writeTables(ctx, src); err != nil {
 			return err
 		}
 	} else {
@@ -228,7 +233,7 @@ func (l *Loader) finish(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		tables, err = l.writeTables(ctx, m)
+		tables, seqs, err = l.writeTables(ctx, m)
 		if cerr := m.close(); err == nil && cerr != nil {
 			err = fmt.Errorf("state: loader: close runs: %w", cerr)
 		}
@@ -242,6 +247,7 @@ func (l *Loader) finish(ctx context.Context) error {
 			return fmt.Errorf("state: load partition %d: ingest: %w", l.partition, err)
 		}
 	}
+	l.s.seqCounter(l.partition).set(seqs)
 	if l.hasNextOffset {
 		key := appendOffsetKey(nil, l.partition)
 		val := binary.AppendVarint(nil, l.nextOffset)
@@ -452,20 +458,29 @@ type loadSource interface {
 	next(l *Loader) (key, value []byte, ok bool, err error)
 }
 
-// writeTables writes src's records into sstables of about loadTableBytes
-// each, returning their paths. The tables do not overlap, as Ingest needs.
-func (l *Loader) writeTables(ctx context.Context, src loadSource) ([]string, error) {
+// writeTables writes src's records, one a message, into sstables of about
+// loadTableBytes each, and returns their paths and the number of messages.
+// Messages get seqs in src's order, the order of their hashes, and the
+// records and index entries come out in key order together. The tables do
+// not overlap, as Ingest needs.
+func (l *Loader) writeTables(ctx context.Context, src loadSource) ([]string, uint64, error) {
 	var (
-		paths []string
-		w     *sstable.Writer
-		opts  = l.s.tableOpts
-	)
-	abort := func(err error) ([]string, error) {
-		if w != nil {
-			_ = w.Close()
+		paths    []string
+		records  = tableSink{l: l, paths: &paths}
+		index    = tableSink{l: l, paths: &paths}
+		seq      uint64
+		hash     uint64
+		seqs     []byte // the index entry of hash
+		key      []byte
+		abort    = func(err error) ([]string, uint64, error) { records.abort(); index.abort(); return nil, 0, l.fail(err) }
+		addIndex = func() error {
+			if len(seqs) == 0 {
+				return nil
+			}
+			key = appendIndexKey(key[:0], l.partition, hash)
+			return index.set(key, seqs)
 		}
-		return nil, l.fail(err)
-	}
+	)
 	for n := 0; ; n++ {
 		if n%4096 == 0 {
 			if err := ctx.Err(); err != nil {
@@ -479,32 +494,68 @@ func (l *Loader) writeTables(ctx context.Context, src loadSource) ([]string, err
 		if !ok {
 			break
 		}
-		if w == nil {
-			path := l.path("table")
-			f, err := l.s.fs.Create(path, vfs.WriteCategoryUnspecified)
-			if err != nil {
-				return abort(fmt.Errorf("state: loader: %w", err))
+		if h := binary.BigEndian.Uint64(k); h != hash || len(seqs) == 0 {
+			if err := addIndex(); err != nil {
+				return abort(err)
 			}
-			w = sstable.NewWriter(objstorageprovider.NewFileWritable(f), opts)
-			paths = append(paths, path)
+			hash, seqs = h, seqs[:0]
 		}
-		if err := w.Set(k, v); err != nil {
-			return abort(fmt.Errorf("state: loader: write table: %w", err))
+		seqs = binary.AppendUvarint(seqs, seq)
+		key = appendRecordKey(key[:0], l.partition, seq)
+		if err := records.set(key, v); err != nil {
+			return abort(err)
 		}
-		if w.Raw().EstimatedSize() >= uint64(l.tableBytes) {
-			err := w.Close() // syncs the file, as Ingest requires
-			if w = nil; err != nil {
-				return abort(fmt.Errorf("state: loader: write table: %w", err))
-			}
-		}
+		seq++
 	}
-	if w != nil {
-		err := w.Close()
-		if w = nil; err != nil {
-			return abort(fmt.Errorf("state: loader: write table: %w", err))
-		}
+	if err := errors.Join(addIndex(), records.close(), index.close()); err != nil {
+		return abort(err)
 	}
-	return paths, nil
+	return paths, seq, nil
+}
+
+// tableSink writes keys in order into sstables of about loadTableBytes.
+type tableSink struct {
+	l     *Loader
+	w     *sstable.Writer
+	paths *[]string
+}
+
+func (t *tableSink) set(k, v []byte) error {
+	if t.w == nil {
+		path := t.l.path("table")
+		f, err := t.l.s.fs.Create(path, vfs.WriteCategoryUnspecified)
+		if err != nil {
+			return fmt.Errorf("state: loader: %w", err)
+		}
+		t.w = sstable.NewWriter(objstorageprovider.NewFileWritable(f), t.l.s.tableOpts)
+		*t.paths = append(*t.paths, path)
+	}
+	if err := t.w.Set(k, v); err != nil {
+		return fmt.Errorf("state: loader: write table: %w", err)
+	}
+	if t.w.Raw().EstimatedSize() >= uint64(t.l.tableBytes) {
+		return t.close()
+	}
+	return nil
+}
+
+// close finishes the current table, syncing it, as Ingest requires.
+func (t *tableSink) close() error {
+	if t.w == nil {
+		return nil
+	}
+	err := t.w.Close()
+	if t.w = nil; err != nil {
+		return fmt.Errorf("state: loader: write table: %w", err)
+	}
+	return nil
+}
+
+func (t *tableSink) abort() {
+	if t.w != nil {
+		_ = t.w.Close()
+		t.w = nil
+	}
 }
 
 // memRun yields the sorted current run, joining repeats.

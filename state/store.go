@@ -1,7 +1,6 @@
 package state
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -139,13 +138,18 @@ type Store struct {
 	// must read like the store's own.
 	tableOpts sstable.WriterOptions
 
+	// hash is wamidHash; tests make wamids collide.
+	hash func(wamid string) uint64
+
 	knownMu sync.Mutex
-	known   map[int32]*knownKeys // by partition, made at first use
+	known   map[int32]*knownKeys  // by partition, made at first use
+	seqs    map[int32]*seqCounter // by partition, made at first use
 }
 
 // Open opens (creating if needed) the store in dir. A new store gets the
-// format version key; an existing one must have this version's
-// (ErrFormatVersion otherwise).
+// format version key; an existing one must have this version's, or an
+// earlier one's, and is then emptied (see upgrade); ErrFormatVersion
+// otherwise.
 func Open(dir string, o Options) (*Store, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
@@ -174,7 +178,7 @@ func Open(dir string, o Options) (*Store, error) {
 	// memtables would leave the 64 MiB cache no room for a single block.
 	cache := pebble.NewCache(o.CacheSize + memTablesCharged*int64(o.MemTableSize))
 	defer cache.Unref() // the DB holds its own reference
-	s := &Store{opts: o, dir: dir, fs: fs, fault: fault{done: make(chan struct{})}, disk: disk, known: make(map[int32]*knownKeys)}
+	s := &Store{opts: o, dir: dir, fs: fs, fault: fault{done: make(chan struct{})}, disk: disk, known: make(map[int32]*knownKeys), seqs: make(map[int32]*seqCounter), hash: wamidHash}
 	po := &pebble.Options{
 		FS:           o.FS,
 		Cache:        cache,
@@ -221,12 +225,15 @@ func (s *Store) checkFormat() error {
 	val, closer, err := s.db.Get([]byte(formatKey))
 	if err == nil {
 		v, n := binary.Uvarint(val)
-		ok := n == len(val) && v == formatVersion
+		valid := n == len(val)
 		closer.Close()
-		if !ok {
-			return fmt.Errorf("%w: found %x, want %d", ErrFormatVersion, val, formatVersion)
+		switch {
+		case valid && v == formatVersion:
+			return nil
+		case valid && v >= formatVersion1 && v < formatVersion:
+			return s.upgrade(v)
 		}
-		return nil
+		return fmt.Errorf("%w: found %x, want %d", ErrFormatVersion, val, formatVersion)
 	}
 	if !errors.Is(err, pebble.ErrNotFound) {
 		return fmt.Errorf("state: read format version: %w", err)
@@ -247,6 +254,33 @@ func (s *Store) checkFormat() error {
 	}
 	if err := s.write(set); err != nil {
 		return fmt.Errorf("state: write format version: %w", err)
+	}
+	return nil
+}
+
+// upgrade empties a store written in an earlier format (version from) and
+// marks it with this one, in one synced write. The store is the processor's
+// cache of the current topic: every partition then restores from it, as
+// after a lost disk. What is local to the store, the history behind the
+// timelines, is lost.
+func (s *Store) upgrade(from uint64) error {
+	s.opts.Logger.Warn("state store is in an earlier format: emptying it; partitions restore from the current topic, and their timelines start again",
+		"found", from, "want", formatVersion)
+	upgrade := func() error {
+		b := s.db.NewBatch()
+		lo, hi := partitionBounds(0)
+		hi = binary.BigEndian.AppendUint32(hi[:0], 1<<31) // past the largest int32 partition
+		err := errors.Join(b.DeleteRange(lo, hi, nil), b.Set([]byte(formatKey), binary.AppendUvarint(nil, formatVersion), nil))
+		if err != nil {
+			return errors.Join(err, b.Close())
+		}
+		if err := s.db.Apply(b, pebble.Sync); err != nil {
+			return err // Pebble may still hold b
+		}
+		return b.Close()
+	}
+	if err := s.write(upgrade); err != nil {
+		return fmt.Errorf("state: upgrade from format version %d: %w", from, err)
 	}
 	return nil
 }
@@ -288,33 +322,92 @@ func (s *Store) Get(partition int32, wamid string) (Message, bool, error) {
 		return Message{}, false, err
 	}
 	var m Message
-	key := appendMessageKey(nil, partition, wamidHash(wamid), wamid)
-	_, _, found, err := s.getRecord(key, wamid, &m)
-	if err != nil || !found {
+	var key []byte
+	r, err := s.find(partition, s.hash(wamid), wamid, &m, &key, nil)
+	if err != nil || !r.found {
 		return Message{}, false, err
 	}
 	return m, true, nil
 }
 
-// getRecord reads the record at key (wamid's message key) into the reset m
-// and returns its history section and entry count.
-func (s *Store) getRecord(key []byte, wamid string, m *Message) (hist string, n int, found bool, err error) {
+// lookup is what find found of a message.
+type lookup struct {
+	found bool
+	seq   uint64 // the message's seq, if found
+	hist  string // the record's history section
+	n     int    // its entry count
+}
+
+// find reads the committed record of wamid (whose wamidHash is h) into the
+// reset m: through the partition's index entry for h, then the record of
+// each seq it holds until one is wamid's. key is scratch. If idx is not
+// nil, it is set to the index entry's value as read (empty if there is
+// none): what a new message of that hash adds its seq to.
+func (s *Store) find(partition int32, h uint64, wamid string, m *Message, key, idx *[]byte) (lookup, error) {
+	*key = appendIndexKey((*key)[:0], partition, h)
+	if idx != nil {
+		*idx = (*idx)[:0]
+	}
+	val, closer, err := s.db.Get(*key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return lookup{}, nil
+	}
+	if err != nil {
+		s.fail(fmt.Errorf("state: get %s: index: %w", wamid, err)) // an I/O error or corruption
+		return lookup{}, s.Err()
+	}
+	var (
+		one  [2]uint64
+		seqs = one[:0]
+	)
+	err = indexSeqs(val, func(seq uint64) bool { seqs = append(seqs, seq); return true })
+	if idx != nil {
+		*idx = append(*idx, val...)
+	}
+	closer.Close()
+	if err != nil {
+		s.fail(fmt.Errorf("state: get %s: %w", wamid, err))
+		return lookup{}, s.Err()
+	}
+	for _, seq := range seqs {
+		*key = appendRecordKey((*key)[:0], partition, seq)
+		hist, n, ok, err := s.getRecord(*key, wamid, m)
+		if err == nil && !ok {
+			err = fmt.Errorf("%w: index of %q holds seq %d, which has no record", ErrCorrupt, wamid, seq)
+		}
+		if err != nil {
+			s.fail(fmt.Errorf("state: get %s: %w", wamid, err))
+			return lookup{}, s.Err()
+		}
+		if m.wamid == wamid {
+			return lookup{found: true, seq: seq, hist: hist, n: n}, nil
+		}
+		if s.hash(m.wamid) != h {
+			err := fmt.Errorf("%w: index of %q holds seq %d, the record of %q", ErrCorrupt, wamid, seq, m.wamid)
+			s.fail(fmt.Errorf("state: get %s: %w", wamid, err))
+			return lookup{}, s.Err()
+		}
+		m.reset() // another message whose wamid has the same hash
+	}
+	return lookup{}, nil
+}
+
+// getRecord reads the record at key into the reset m and returns its
+// history section and entry count; false if there is none. A record that
+// does not decode is an error (ErrCorrupt); one of another message than
+// wamid is not (see find).
+func (s *Store) getRecord(key []byte, wamid string, m *Message) (hist string, n int, ok bool, err error) {
 	val, closer, err := s.db.Get(key)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return "", 0, false, nil
 	}
 	if err != nil {
-		s.fail(fmt.Errorf("state: get %s: %w", wamid, err)) // an I/O error or corruption
-		return "", 0, false, s.Err()
+		return "", 0, false, fmt.Errorf("record: %w", err)
 	}
 	hist, n, err = decodeRecord(string(val), m)
 	closer.Close()
-	if err == nil && m.wamid != wamid {
-		err = fmt.Errorf("%w: record of %q holds %q", ErrCorrupt, wamid, m.wamid)
-	}
 	if err != nil {
-		s.fail(fmt.Errorf("state: get %s: %w", wamid, err)) // a record this version wrote does not decode
-		return "", 0, false, s.Err()
+		return "", 0, false, fmt.Errorf("record of %s: %w", wamid, err)
 	}
 	return hist, n, true, nil
 }
@@ -328,12 +421,12 @@ func (s *Store) History(partition int32, wamid string) ([]HistoryEntry, error) {
 		return nil, err
 	}
 	var m Message
-	key := appendMessageKey(nil, partition, wamidHash(wamid), wamid)
-	hist, n, found, err := s.getRecord(key, wamid, &m)
-	if err != nil || !found {
+	var key []byte
+	r, err := s.find(partition, s.hash(wamid), wamid, &m, &key, nil)
+	if err != nil || !r.found {
 		return nil, err
 	}
-	h, err := decodeHistory(hist, n, s.opts.HistoryLimit)
+	h, err := decodeHistory(r.hist, r.n, s.opts.HistoryLimit)
 	if err != nil {
 		return nil, fmt.Errorf("state: history %s: %w", wamid, err)
 	}
@@ -366,7 +459,7 @@ func (s *Store) NextOffset(partition int32) (int64, bool, error) {
 }
 
 // DropPartition deletes everything stored for the partition (states,
-// history, next offset) with one synced range delete, or with nothing when
+// history, index, next offset) with one synced range delete, or with nothing when
 // it holds no key: a range deletion in the LSM would keep a Loader's
 // tables out of the bottom level until compactions dropped it. No Batch of
 // the partition may be in use meanwhile; one created before must be Reset
@@ -375,17 +468,17 @@ func (s *Store) DropPartition(partition int32) error {
 	if err := s.check(partition); err != nil {
 		return err
 	}
-	known := s.knownKeys(partition, false)
+	known, seqs := s.knownKeys(partition, false), s.seqCounter(partition)
 	known.set(nil) // until the partition is empty
+	seqs.forget()
 	lo, hi := partitionBounds(partition)
-	if s.holdsNothing(lo, hi) {
-		known.set(newKeyFilter(0))
-		return nil
-	}
-	if err := s.write(func() error { return s.db.DeleteRange(lo, hi, pebble.Sync) }); err != nil {
-		return fmt.Errorf("state: drop partition %d: %w", partition, err)
+	if !s.holdsNothing(lo, hi) {
+		if err := s.write(func() error { return s.db.DeleteRange(lo, hi, pebble.Sync) }); err != nil {
+			return fmt.Errorf("state: drop partition %d: %w", partition, err)
+		}
 	}
 	known.set(newKeyFilter(0))
+	seqs.set(0)
 	return nil
 }
 
@@ -409,25 +502,23 @@ func (s *Store) holdsNothing(lo, hi []byte) bool {
 }
 
 // Scan calls fn with the committed state of every message of the partition,
-// in key order (the order of the wamids' hashes: stable, not meaningful).
-// fn may keep the Message. The first error fn returns stops the scan and is
-// returned as is.
+// in record order (about the order of their first arrival: stable, not
+// meaningful). fn may keep the Message. The first error fn returns stops the
+// scan and is returned as is.
 func (s *Store) Scan(partition int32, fn func(*Message) error) error {
 	if err := s.check(partition); err != nil {
 		return err
 	}
-	lo, hi := kindBounds(partition, kindMessage)
+	lo, hi := kindBounds(partition, kindRecord)
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 	if err != nil {
 		return fmt.Errorf("state: scan partition %d: %w", partition, err)
 	}
-	var key []byte
 	for valid := it.First(); valid; valid = it.Next() {
 		m := new(Message)
 		_, _, err := decodeRecord(string(it.Value()), m)
-		key = appendMessageKey(key[:0], partition, wamidHash(m.wamid), m.wamid)
-		if err == nil && !bytes.Equal(it.Key(), key) {
-			err = fmt.Errorf("%w: record of %q under another key", ErrCorrupt, m.wamid)
+		if _, ok := recordSeq(it.Key(), partition); err == nil && !ok {
+			err = fmt.Errorf("%w: not a record key", ErrCorrupt)
 		}
 		if err != nil {
 			return errors.Join(fmt.Errorf("state: scan partition %d: key %x: %w", partition, it.Key(), err), it.Close())

@@ -124,7 +124,10 @@ func TestStoreFormatVersion(t *testing.T) {
 		name  string
 		setup func(db *pebble.DB) error
 	}{
-		{"other version", func(db *pebble.DB) error { return db.Set([]byte(formatKey), []byte{2}, pebble.Sync) }},
+		{"later version", func(db *pebble.DB) error {
+			return db.Set([]byte(formatKey), []byte{formatVersion + 1}, pebble.Sync)
+		}},
+		{"version 0", func(db *pebble.DB) error { return db.Set([]byte(formatKey), []byte{0}, pebble.Sync) }},
 		{"garbage version", func(db *pebble.DB) error { return db.Set([]byte(formatKey), []byte{0x81}, pebble.Sync) }},
 		{"keys without version", func(db *pebble.DB) error {
 			if err := db.Delete([]byte(formatKey), pebble.Sync); err != nil {
@@ -553,10 +556,7 @@ func TestCorruptRecord(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s, _ := openMem(t, Options{})
-			key := appendMessageKey(nil, 0, wamidHash(testWAMID), testWAMID)
-			if err := s.db.Set(key, tt.value, pebble.Sync); err != nil {
-				t.Fatal(err)
-			}
+			setRecord(t, s.db, 0, wamidHash(testWAMID), 0, tt.value)
 			_, _, err := s.Get(0, testWAMID)
 			_, herr := s.History(0, testWAMID)
 			serr := s.Scan(0, func(*Message) error { return nil })
@@ -564,9 +564,13 @@ func TestCorruptRecord(t *testing.T) {
 			defer b.Close()
 			e := ev("read", T)
 			_, _, berr := b.Apply(&e, 0)
-			if tt.name == "undecodable history entry" {
+			switch tt.name {
+			case "undecodable history entry":
 				// Only History decodes the entries.
 				err, serr, berr = ErrCorrupt, ErrCorrupt, ErrCorrupt
+			case "another message's record":
+				// Scan reads records, not the index that points here.
+				serr = ErrCorrupt
 			}
 			for name, err := range map[string]error{"Get": err, "History": herr, "Scan": serr, "Batch.Apply": berr} {
 				if !errors.Is(err, ErrCorrupt) {

@@ -1,0 +1,210 @@
+package state
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"reflect"
+	"testing"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/wastatus/wastatus/schemas"
+)
+
+// layoutRun folds the same random traffic into two stores and checks that
+// they hold the same states and histories: a store whose wamids collide
+// (its hash gives every wamid one of two values, so index entries hold
+// many seqs) against one with the real hash. Some messages are first
+// restored by a Loader, batches see the same message several times and
+// meet new messages of one hash together, and the colliding store is
+// reopened between batches, so that it finds its next seq in Pebble.
+func TestCollidingWAMIDs(t *testing.T) {
+	seed := testSeed(t)
+	r := rand.New(rand.NewPCG(seed, seed+1))
+	collide := func(w string) uint64 { return uint64(len(w)) % 2 }
+
+	got, fs := openMem(t, Options{HistoryLimit: 8})
+	got.hash = collide
+	want, _ := openMem(t, Options{HistoryLimit: 8})
+
+	const restored, messages = 40, 120
+	ids := make([]string, messages)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("wamid.%0*d", 1+i%3, i) // lengths of both parities
+	}
+	for _, s := range []*Store{got, want} {
+		l, err := s.NewLoader(0, 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range ids[:restored] {
+			var m Message
+			e := ev("delivered", T, wamid(id))
+			if _, err := m.Apply(&e, s.Policy()); err != nil {
+				t.Fatal(err)
+			}
+			if err := l.Add(&m); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := l.Finish(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	statuses := []string{"sent", "delivered", "read", "failed", "played"}
+	off := int64(0)
+	for batch := range 30 {
+		if batch%10 == 9 {
+			if err := got.Close(); err != nil {
+				t.Fatal(err)
+			}
+			s, err := Open("db", Options{HistoryLimit: 8, FS: fs})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = s.Close() })
+			s.hash = collide
+			got = s
+		}
+		seen := min(messages, restored+4*(batch+1)) // new messages every batch
+		evs := make([]schemas.StatusEvent, 1+r.IntN(12))
+		for i := range evs {
+			evs[i] = ev(statuses[r.IntN(len(statuses))], T+int64(r.IntN(5)), wamid(ids[r.IntN(seen)]))
+		}
+		commit(t, got, 0, off, evs...)
+		commit(t, want, 0, off, evs...)
+		off += int64(len(evs))
+	}
+
+	n := 0
+	if err := got.Scan(0, func(*Message) error { n++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	stored := 0
+	for _, id := range ids {
+		w, wok := mustGet(t, want, 0, id)
+		g, gok := mustGet(t, got, 0, id)
+		if gok != wok || !reflect.DeepEqual(g.View(FailedWins), w.View(FailedWins)) {
+			t.Fatalf("%s: colliding store has %+v (%v), want %+v (%v)", id, g.View(FailedWins), gok, w.View(FailedWins), wok)
+		}
+		gh, err := got.History(0, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wh, err := want.History(0, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(gh, wh) {
+			t.Fatalf("%s: history %+v, want %+v", id, gh, wh)
+		}
+		if wok {
+			stored++
+		}
+	}
+	if n != stored {
+		t.Fatalf("Scan saw %d records, want %d", n, stored)
+	}
+	if stored <= restored {
+		t.Fatalf("only %d messages stored: the traffic added none", stored)
+	}
+}
+
+// TestNewMessagesAfterLoad checks that a partition's new messages after a
+// Loader's, and after a reopen, get seqs of their own: a seq handed out
+// twice would write one message's record over another's.
+func TestNewMessagesAfterLoad(t *testing.T) {
+	s, fs := openMem(t, Options{})
+	l, err := s.NewLoader(3, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := addStates(l, s.Policy(), 100, "wamid.loaded.", "delivered", T); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Finish(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 50 {
+		commit(t, s, 3, int64(i), ev("sent", T, wamid(fmt.Sprintf("wamid.new.%d", i))))
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open("db", Options{FS: fs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for i := range 50 {
+		commit(t, s, 3, int64(50+i), ev("read", T, wamid(fmt.Sprintf("wamid.later.%d", i))))
+	}
+	check := func(prefix string, n int, want Status) {
+		t.Helper()
+		for i := range n {
+			id := fmt.Sprintf("%s%d", prefix, i)
+			m, ok := mustGet(t, s, 3, id)
+			if !ok || m.Status(s.Policy()) != want {
+				t.Fatalf("%s: %v (found %v), want %v", id, m.Status(s.Policy()), ok, want)
+			}
+		}
+	}
+	check("wamid.loaded.", 100, Delivered)
+	check("wamid.new.", 50, Sent)
+	check("wamid.later.", 50, Read)
+}
+
+// TestStoreUpgradesFormat1 opens a store written in format 1 (records keyed
+// by the wamid's hash): it is emptied, so that its partitions restore, and
+// marked with this format.
+func TestStoreUpgradesFormat1(t *testing.T) {
+	s, fs := openMem(t, Options{})
+	commit(t, s, 0, 0, ev("read", T))
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := pebble.Open("db", &pebble.Options{FS: fs, Logger: pebbleLogger{Options{}.withDefaults().Logger}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldKey := append(appendPartition(nil, 0), 0x02)
+	oldKey = binary.BigEndian.AppendUint64(oldKey, wamidHash(testWAMID))
+	oldKey = append(oldKey, testWAMID...)
+	err = db.Set(oldKey, []byte("a format 1 record"), pebble.Sync)
+	err = errors.Join(err, db.Set([]byte(formatKey), binary.AppendUvarint(nil, formatVersion1), pebble.Sync), db.Close())
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	s, err = Open("db", Options{FS: fs})
+	if err != nil {
+		t.Fatalf("Open of a format 1 store: %v", err)
+	}
+	defer s.Close()
+	if _, ok := mustGet(t, s, 0, testWAMID); ok {
+		t.Error("a message survived the upgrade")
+	}
+	if _, ok, err := s.NextOffset(0); err != nil || ok {
+		t.Errorf("NextOffset after the upgrade = %v, %v; want none", ok, err)
+	}
+	lo, hi := partitionBounds(0)
+	if none, err := s.noKeys(lo, []byte{0xff}); err != nil || !none {
+		t.Errorf("keys left below the format key: %v, %v (partition 0 is [%x, %x))", none, err, lo, hi)
+	}
+	commit(t, s, 0, 0, ev("sent", T))
+	if m, ok := mustGet(t, s, 0, testWAMID); !ok || m.Status(s.Policy()) != Sent {
+		t.Errorf("after the upgrade: %v, %v; want sent", m.Status(s.Policy()), ok)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if s, err = Open("db", Options{FS: fs}); err != nil {
+		t.Fatalf("reopen after the upgrade: %v", err)
+	}
+	if m, ok := mustGet(t, s, 0, testWAMID); !ok || m.Status(s.Policy()) != Sent {
+		t.Errorf("after reopening: %v, %v; want sent", m.Status(s.Policy()), ok)
+	}
+}
