@@ -1,6 +1,7 @@
 package state
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -206,5 +207,44 @@ func TestStoreUpgradesFormat1(t *testing.T) {
 	}
 	if m, ok := mustGet(t, s, 0, testWAMID); !ok || m.Status(s.Policy()) != Sent {
 		t.Errorf("after reopening: %v, %v; want sent", m.Status(s.Policy()), ok)
+	}
+}
+
+// TestTablesSplitAtKinds checks that every sstable holds keys of one
+// partition and one kind (or the format key alone): a table of recent
+// records must not reach into the next partition's index (splitKinds).
+func TestTablesSplitAtKinds(t *testing.T) {
+	s, _ := openMem(t, Options{})
+	for p := range int32(3) {
+		evs := make([]schemas.StatusEvent, 200)
+		for i := range evs {
+			evs[i] = ev("sent", T, wamid(fmt.Sprintf("wamid.%d.%d", p, i)))
+		}
+		commit(t, s, p, 0, evs...)
+	}
+	if err := s.db.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	levels, err := s.db.SSTables()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tables := 0
+	for _, level := range levels {
+		for _, tb := range level {
+			tables++
+			lo, hi := tb.Smallest.UserKey, tb.Largest.UserKey
+			if lo[0] == 0xff {
+				continue // the format key
+			}
+			if len(lo) < 5 || len(hi) < 5 || !bytes.Equal(lo[:5], hi[:5]) {
+				t.Errorf("table %s holds [%x, %x]: more than one partition's keys of one kind", tb.FileNum, lo, hi)
+			}
+		}
+	}
+	// Three partitions' offsets, index entries and records, and the
+	// format key.
+	if tables < 10 {
+		t.Errorf("%d tables, want at least 10", tables)
 	}
 }
