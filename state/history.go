@@ -22,7 +22,7 @@ type HistoryEntry struct {
 // The history of a message lives in its record, after its state: the
 // processor reads the record for every event anyway, so recording an event
 // costs no read, and the state and its history are one Pebble key, written
-// together. A record (the value of a message key):
+// together. A record (the value of a message's record key):
 //
 //	uvarint  length of the Message encoding
 //	bytes    the Message encoding (see encoding.go)

@@ -302,7 +302,7 @@ func (l *Loader) compare(a, b loadEntry) int {
 	return cmp.Compare(a.seq, b.seq)
 }
 
-// sort orders the current run by compare. Keys start with their wamid's
+// sort orders the current run by compare. Sort keys start with their wamid's
 // hash, which is uniform, so one counting pass on its top bits into about
 // as many buckets as entries leaves buckets of one or two to sort: a
 // comparison sort of the whole run was a sixth of a restore's own CPU.
