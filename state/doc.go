@@ -150,22 +150,21 @@
 // The store keeps, per partition, a bloom filter of every message the
 // partition holds (known.go, filter.go; 10 bits a message in layers that
 // double, so 12.5 to 25 MB for 10 million: 14.7 MB in 12 partitions)
-// whenever it can vouch for it: when it found the partition without
-// messages at the partition's first use since Open, or emptied it
-// (DropPartition, NewLoadBatch), and has seen every write since; messages
-// are only written by batches, which add every message they do not find
-// before they can write it. A batch skips the Pebble lookup of a message
-// the filter has never seen, since there is nothing to find. That lookup (a
-// seek down the memtable's skiplist, then a bloom filter check per sstable,
-// for its index entry)
-// is the dearest part of folding a message's first event: a fifth of a
-// restore's CPU (BenchmarkLoad, 1M messages: 107k records/s without the
-// filter, 430k with it), and a third of the live processor's on a new store
-// (processor BenchmarkProcess: 3,240 CPU ns an event without, 2,240 with).
-// A partition that held messages when the store opened has no filter
-// (learning its messages means reading the partition whole), so a
-// processor restarted on its store looks every message up, as before;
-// partitions restored from the current topic get one.
+// whenever it can vouch for it: it reads the partition's index at the
+// partition's first use since Open (13-byte keys: about a second for ten
+// million messages), or finds it empty after emptying it (DropPartition,
+// NewLoadBatch, NewLoader), and sees every write since; messages are only
+// written by batches and Loaders, which add every message they write and
+// do not find before they can write it. A batch skips the Pebble lookup
+// of a message the filter has never seen, since there is nothing to find.
+// That lookup (a seek down the memtable's skiplist, then a bloom filter
+// check per sstable, for its index entry) is the dearest part of folding
+// a message's first event: a fifth of a restore's CPU (BenchmarkLoad, 1M
+// messages: 107k records/s without the filter, 430k with it), and a third
+// of the live processor's (processor BenchmarkProcess: 3,240 CPU ns an
+// event without, 2,240 with). With format 1, which keyed records by hash
+// and wamid, learning a partition's messages meant reading every record,
+// and a processor restarted on its store had no filter.
 //
 // # Files
 //

@@ -104,6 +104,14 @@ func recordSeq(key []byte, p int32) (uint64, bool) {
 	return binary.BigEndian.Uint64(key[5:]), true
 }
 
+// indexHash returns the hash of an index key of p, false if key is not one.
+func indexHash(key []byte, p int32) (uint64, bool) {
+	if len(key) != 13 || binary.BigEndian.Uint32(key) != uint32(p) || key[4] != kindIndex {
+		return 0, false
+	}
+	return binary.BigEndian.Uint64(key[5:]), true
+}
+
 // indexSeqs decodes an index entry's value: one or more uvarint seqs.
 func indexSeqs(val []byte, fn func(seq uint64) bool) error {
 	if len(val) == 0 {

@@ -2,26 +2,30 @@ package state
 
 import (
 	"errors"
+	"fmt"
 	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
 )
 
-// knownKeys is what a store knows of the message keys of one partition: a
-// bloom filter of every message key the partition holds, or nil when the
-// store cannot vouch for that. A filter exists when the store found the
-// partition without messages (at the partition's first use since Open, or
-// by DropPartition, NewLoadBatch or NewLoader) and has seen every message
+// knownKeys is what a store knows of the messages of one partition: a
+// bloom filter of the wamid hashes of every message the partition holds
+// (the keys of its index entries), or nil when the store cannot vouch for
+// that. A filter exists once the store has read the partition's index (at
+// the partition's first use since Open, learnKeys) or emptied it
+// (DropPartition, NewLoadBatch, NewLoader), and has seen every message
 // written to it since: messages are only written by batches and Loaders,
 // and both add every message they write (a batch, every one it does not
-// find) to the filter before they can write it. A message
-// the filter has never seen is then not in Pebble either, and a batch skips
-// the point lookup, which is most of the cost of folding the first event of
-// a message (a seek down the memtable's skiplist and, past it, a bloom
-// filter check per sstable). A false positive only costs that lookup.
+// find) to the filter before they can write it. A message the filter has
+// never seen is then not in Pebble either, and a batch skips the point
+// lookup of its index entry, which is most of the cost of folding the first
+// event of a message (a seek down the memtable's skiplist and, past it, a
+// bloom filter check per sstable). A false positive only costs that lookup.
 //
-// A partition that held messages when the store opened has no filter:
-// learning its keys would mean reading it whole.
+// Format 1 keyed records by hash and wamid, and learning a partition's
+// hashes meant reading every record: a processor restarted on its store
+// had no filter and looked every message up. The index is 13 bytes a
+// message.
 type knownKeys struct {
 	mu sync.Mutex
 	f  *keyFilter
@@ -53,7 +57,7 @@ func (k *knownKeys) set(f *keyFilter) {
 }
 
 // knownKeys returns the partition's knownKeys, made at its first use: with
-// an empty filter if probe and the partition then holds no message.
+// a filter of the messages the partition then holds if probe (learnKeys).
 // DropPartition does not probe: a partition about to be dropped may hold
 // a corrupt block, which the probe would read.
 func (s *Store) knownKeys(partition int32, probe bool) *knownKeys {
@@ -64,20 +68,50 @@ func (s *Store) knownKeys(partition int32, probe bool) *knownKeys {
 	}
 	k := &knownKeys{}
 	if probe {
-		if none, err := s.noMessages(partition); err == nil && none {
-			k.f = newKeyFilter(0)
+		if f, err := s.learnKeys(partition); err == nil {
+			k.f = f
+		} else {
+			s.opts.Logger.Warn("state store reads every message of the partition from its index for want of a filter", "partition", partition, "err", err)
 		}
 	}
 	s.known[partition] = k
 	return k
 }
 
-// noMessages reports whether the partition holds no message: no index
-// entry and no record.
-func (s *Store) noMessages(partition int32) (bool, error) {
-	lo, _ := kindBounds(partition, kindIndex)
-	_, hi := kindBounds(partition, kindRecord)
-	return s.noKeys(lo, hi)
+// learnKeys returns a filter of every message the partition holds, read
+// from the keys of its index entries: 13 bytes a message, so about a
+// second for ten million. A partition with records but no index entry
+// is corrupt, and gets no filter.
+func (s *Store) learnKeys(partition int32) (*keyFilter, error) {
+	lo, hi := kindBounds(partition, kindIndex)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return nil, err
+	}
+	f, n := newKeyFilter(0), 0
+	var bad error
+	for valid := it.First(); valid && bad == nil; valid = it.Next() {
+		h, ok := indexHash(it.Key(), partition)
+		if !ok {
+			bad = fmt.Errorf("%w: index key %x", ErrCorrupt, it.Key())
+		}
+		f.add(h)
+		n++
+	}
+	if err := errors.Join(bad, it.Error(), it.Close()); err != nil {
+		return nil, err
+	}
+	if n == 0 {
+		lo, hi := kindBounds(partition, kindRecord)
+		none, err := s.noKeys(lo, hi)
+		if err != nil {
+			return nil, err
+		}
+		if !none {
+			return nil, fmt.Errorf("%w: records but no index", ErrCorrupt)
+		}
+	}
+	return f, nil
 }
 
 // noKeys reports whether the store holds no key in [lo, hi).
