@@ -71,7 +71,7 @@ func (s *Store) knownKeys(partition int32, probe bool) *knownKeys {
 		if f, err := s.learnKeys(partition); err == nil {
 			k.f = f
 		} else {
-			s.opts.Logger.Warn("state store reads every message of the partition from its index for want of a filter", "partition", partition, "err", err)
+			s.fail(fmt.Errorf("state: read the index of partition %d: %w", partition, err)) // an I/O error or corruption
 		}
 	}
 	s.known[partition] = k
@@ -80,8 +80,9 @@ func (s *Store) knownKeys(partition int32, probe bool) *knownKeys {
 
 // learnKeys returns a filter of every message the partition holds, read
 // from the keys of its index entries: 13 bytes a message, so about a
-// second for ten million. A partition with records but no index entry
-// is corrupt, and gets no filter.
+// second for ten million. A partition with records but no index entry is
+// corrupt (ErrCorrupt). knownKeys fails the store on any error, as a
+// failed read of a record does.
 func (s *Store) learnKeys(partition int32) (*keyFilter, error) {
 	lo, hi := kindBounds(partition, kindIndex)
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})

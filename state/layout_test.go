@@ -248,3 +248,32 @@ func TestTablesSplitAtKinds(t *testing.T) {
 		t.Errorf("%d tables, want at least 10", tables)
 	}
 }
+
+// TestRecordsWithoutIndexFailStore opens a store whose partition holds
+// records but no index entry: its first batch must fail the store
+// (ErrCorrupt), not take every message for new and write it again.
+func TestRecordsWithoutIndexFailStore(t *testing.T) {
+	s, fs := openMem(t, Options{})
+	commit(t, s, 0, 0, ev("read", T))
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := pebble.Open("db", &pebble.Options{FS: fs, Logger: pebbleLogger{Options{}.withDefaults().Logger}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lo, hi := kindBounds(0, kindIndex)
+	if err := errors.Join(db.DeleteRange(lo, hi, pebble.Sync), db.Close()); err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open("db", Options{FS: fs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	b := s.NewBatch(0)
+	defer b.Close()
+	e := ev("delivered", T)
+	_, _, err = b.Apply(&e, 1)
+	checkFailed(t, s, err, ErrCorrupt)
+}
