@@ -10,9 +10,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/wastatus/wastatus/internal/gen"
 	"github.com/wastatus/wastatus/schemas"
 )
 
@@ -252,4 +254,139 @@ func peakRSS(b *testing.B) int64 {
 		}
 	}
 	return 0
+}
+
+// BenchmarkFoldStream folds the bench command's workload (internal/gen's
+// Stream: 3 events per message over WASTATUS_BENCH_MESSAGES messages,
+// default 1,000,000, with its delays, duplicates and late retries) into a
+// store on disk with default Options, over 12 partitions by the wamid's
+// hash, committing every partition's batch each 12,000 events, as the
+// processor's transactions do, without Kafka. It reports what the key
+// layout costs as the store grows: the bytes Pebble's flushes and
+// compactions wrote per event, the store's size on disk, and the
+// process's CPU time per event (user and system: Pebble compacts on its
+// own goroutines), compared between 1M and 10M messages.
+//
+//	WASTATUS_BENCH_MESSAGES=10000000 go test -run '^$' -bench FoldStream -benchtime 1x -timeout 30m ./state/
+func BenchmarkFoldStream(b *testing.B) {
+	messages := benchSize(b, "WASTATUS_BENCH_MESSAGES", 1_000_000)
+	events := 3 * messages
+	for b.Loop() {
+		s, err := Open(b.TempDir(), Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		cpu0 := cpuTime(b)
+		foldStream(b, s, benchStream(messages), make([]int64, scaleParts), events)
+		cpu := cpuTime(b) - cpu0
+		m := s.db.Metrics()
+		var written uint64
+		for _, l := range m.Levels {
+			written += l.TableBytesFlushed + l.TableBytesCompacted
+		}
+		b.ReportMetric(float64(written)/float64(events), "written-B/event")
+		b.ReportMetric(float64(m.DiskSpaceUsage())/(1<<20), "disk-MiB")
+		b.ReportMetric(float64(cpu.Nanoseconds())/float64(events), "cpu-ns/event")
+		if err := s.Close(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(0, "ns/op")
+}
+
+// BenchmarkFoldRestarted is a processor restarted on its store: it folds
+// the first half of BenchmarkFoldStream's events, closes and reopens the
+// store, and folds the second half, about half of whose messages are new.
+// It reports the CPU time per event of the second half and the time the
+// reopened store took to read its partitions' index keys into filters of
+// known messages, with that filter (format 2) and without it (how format 1
+// restarted: every message looked up).
+//
+//	WASTATUS_BENCH_MESSAGES=1000000 go test -run '^$' -bench FoldRestarted -benchtime 1x ./state/
+func BenchmarkFoldRestarted(b *testing.B) {
+	messages := benchSize(b, "WASTATUS_BENCH_MESSAGES", 1_000_000)
+	half := 3 * messages / 2
+	for _, learn := range []bool{true, false} {
+		name := "filter"
+		if !learn {
+			name = "no-filter"
+		}
+		b.Run(name, func(b *testing.B) {
+			for b.Loop() {
+				dir := b.TempDir()
+				st, off := benchStream(messages), make([]int64, scaleParts)
+				s, err := Open(dir, Options{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				foldStream(b, s, st, off, half)
+				if err := s.Close(); err != nil {
+					b.Fatal(err)
+				}
+				if s, err = Open(dir, Options{}); err != nil {
+					b.Fatal(err)
+				}
+				cpu0, began := cpuTime(b), time.Now()
+				for p := range int32(scaleParts) {
+					if k := s.knownKeys(p, learn); (k.f != nil) != learn {
+						b.Fatalf("partition %d: filter %v, want %v", p, k.f != nil, learn)
+					}
+				}
+				learnt := time.Since(began)
+				foldStream(b, s, st, off, half)
+				cpu := cpuTime(b) - cpu0
+				b.ReportMetric(float64(cpu.Nanoseconds())/float64(half), "cpu-ns/event")
+				b.ReportMetric(float64(learnt.Milliseconds()), "learn-ms")
+				if err := s.Close(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(0, "ns/op")
+		})
+	}
+}
+
+// benchStream is the bench command's workload over messages messages.
+func benchStream(messages int) *gen.Stream {
+	return gen.NewStream(gen.StreamOptions{Messages: messages, Events: 3 * messages, DupRate: 0.2, LateRate: 0.1, GroupRate: 0.05, Seed: 7})
+}
+
+// foldStream folds st's next n events into s over scaleParts partitions
+// by the wamid's hash, from the partitions' offsets off, committing every
+// partition's batch each 12,000 events and at the end.
+func foldStream(b *testing.B, s *Store, st *gen.Stream, off []int64, n int) {
+	b.Helper()
+	batches := make([]*Batch, scaleParts)
+	for p := range batches {
+		batches[p] = s.NewBatch(int32(p))
+		defer batches[p].Close()
+	}
+	var e schemas.StatusEvent
+	for k := range n {
+		a, ok := st.Next()
+		if !ok {
+			break
+		}
+		e = schemas.StatusEvent{WAMID: a.WAMID, Status: a.Status.Status, Timestamp: a.Timestamp,
+			RecipientID: a.RecipientID, Region: a.Region}
+		p := wamidHash(a.WAMID) % scaleParts
+		if _, _, err := batches[p].Apply(&e, off[p]); err != nil {
+			b.Fatal(err)
+		}
+		off[p]++
+		if (k+1)%12_000 == 0 {
+			commitAll(b, batches, off)
+		}
+	}
+	commitAll(b, batches, off)
+}
+
+// cpuTime returns the process's CPU time so far, user and system.
+func cpuTime(b *testing.B) time.Duration {
+	b.Helper()
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
