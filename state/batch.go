@@ -33,7 +33,7 @@ type Batch struct {
 	syncing *pebble.Batch
 	spare   *pebble.Batch
 
-	known *knownKeys  // the partition's message keys, if the store knows them
+	known *knownKeys  // the partition's known messages (a filter of their hashes), if the store knows them
 	seqs  *seqCounter // the partition's seqs of new messages
 
 	msgs    map[string]*entry // by wamid
@@ -53,7 +53,7 @@ type Batch struct {
 // entry is one message cached in a Batch.
 type entry struct {
 	m       Message
-	hash    uint64 // wamidHash of the wamid
+	hash    uint64 // the store's hash of the wamid (wamidHash)
 	seq     uint64 // the record's seq, if stored
 	stored  bool   // the message has a record in Pebble
 	idx     []byte // a new message's index entry as read: other messages with its hash
@@ -210,7 +210,7 @@ func (b *Batch) load(wamid string) (*entry, error) {
 	}
 	e.hash = b.s.hash(wamid)
 	if b.known.mayHold(e.hash) {
-		r, err := b.s.find(b.partition, e.hash, wamid, &e.m, &b.key, &e.idx)
+		r, err := b.s.find(b.s.db, b.partition, e.hash, wamid, &e.m, &b.key, &e.idx)
 		if err != nil {
 			e.m.reset()
 			b.free = append(b.free, e)

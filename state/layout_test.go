@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -276,4 +278,46 @@ func TestRecordsWithoutIndexFailStore(t *testing.T) {
 	e := ev("delivered", T)
 	_, _, err = b.Apply(&e, 1)
 	checkFailed(t, s, err, ErrCorrupt)
+}
+
+// TestGetRacesDrop reads a message while its partition is dropped and
+// written again, as a query meets a restore or a view load: the read finds
+// the message or not, and never takes an index entry of one moment and a
+// record of the next for corruption, which would fail the store.
+func TestGetRacesDrop(t *testing.T) {
+	s, _ := openMem(t, Options{})
+	const p = 5
+	var (
+		stop atomic.Bool
+		wg   sync.WaitGroup
+		gerr error
+	)
+	wg.Go(func() {
+		for !stop.Load() {
+			if _, _, err := s.Get(p, testWAMID); err != nil {
+				gerr = err
+				return
+			}
+			if _, err := s.History(p, testWAMID); err != nil {
+				gerr = err
+				return
+			}
+		}
+	})
+	for i := 0; i < 1000 && s.Err() == nil; i++ {
+		// testWAMID takes seq 0 or 1, the other message the other.
+		evs := []schemas.StatusEvent{ev("sent", T), ev("sent", T, wamid(fmt.Sprint("wamid.other.", i)))}
+		if i%2 == 1 {
+			evs[0], evs[1] = evs[1], evs[0]
+		}
+		commit(t, s, p, 0, evs...)
+		if err := s.DropPartition(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stop.Store(true)
+	wg.Wait()
+	if err := errors.Join(gerr, s.Err()); err != nil {
+		t.Fatalf("a read racing DropPartition: %v", err)
+	}
 }

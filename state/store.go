@@ -336,12 +336,23 @@ func (s *Store) Get(partition int32, wamid string) (Message, bool, error) {
 		return Message{}, false, err
 	}
 	var m Message
-	var key []byte
-	r, err := s.find(partition, s.hash(wamid), wamid, &m, &key, nil)
+	r, err := s.findCommitted(partition, wamid, &m)
 	if err != nil || !r.found {
 		return Message{}, false, err
 	}
 	return m, true, nil
+}
+
+// findCommitted is find for a reader that is not the partition's writer
+// (Get, History): on a snapshot, so that a DropPartition and a new load
+// between the index read and the record read, which would make the index
+// name a record that is gone or another message's, cannot pass for
+// corruption.
+func (s *Store) findCommitted(partition int32, wamid string, m *Message) (lookup, error) {
+	snap := s.db.NewSnapshot()
+	defer snap.Close()
+	var key []byte
+	return s.find(snap, partition, s.hash(wamid), wamid, m, &key, nil)
 }
 
 // lookup is what find found of a message.
@@ -353,16 +364,19 @@ type lookup struct {
 }
 
 // find reads the committed record of wamid (whose wamidHash is h) into the
-// reset m: through the partition's index entry for h, then the record of
-// each seq it holds until one is wamid's. key is scratch. If idx is not
-// nil, it is set to the index entry's value as read (empty if there is
-// none): what a new message of that hash adds its seq to.
-func (s *Store) find(partition int32, h uint64, wamid string, m *Message, key, idx *[]byte) (lookup, error) {
+// reset m from r: through the partition's index entry for h, then the
+// record of each seq it holds until one is wamid's. r is the database
+// itself only for the partition's writer (a Batch), under which nothing
+// changes the partition; other readers pass a snapshot (findCommitted).
+// key is scratch. If idx is not nil, it is set to the index entry's value
+// as read (empty if there is none): what a new message of that hash adds
+// its seq to.
+func (s *Store) find(r pebble.Reader, partition int32, h uint64, wamid string, m *Message, key, idx *[]byte) (lookup, error) {
 	*key = appendIndexKey((*key)[:0], partition, h)
 	if idx != nil {
 		*idx = (*idx)[:0]
 	}
-	val, closer, err := s.db.Get(*key)
+	val, closer, err := r.Get(*key)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return lookup{}, nil
 	}
@@ -385,7 +399,7 @@ func (s *Store) find(partition int32, h uint64, wamid string, m *Message, key, i
 	}
 	for _, seq := range seqs {
 		*key = appendRecordKey((*key)[:0], partition, seq)
-		hist, n, ok, err := s.getRecord(*key, wamid, m)
+		hist, n, ok, err := getRecord(r, *key, wamid, m)
 		if err == nil && !ok {
 			err = fmt.Errorf("%w: index of %q holds seq %d, which has no record", ErrCorrupt, wamid, seq)
 		}
@@ -410,8 +424,8 @@ func (s *Store) find(partition int32, h uint64, wamid string, m *Message, key, i
 // history section and entry count; false if there is none. A record that
 // does not decode is an error (ErrCorrupt); one of another message than
 // wamid is not (see find).
-func (s *Store) getRecord(key []byte, wamid string, m *Message) (hist string, n int, ok bool, err error) {
-	val, closer, err := s.db.Get(key)
+func getRecord(r pebble.Reader, key []byte, wamid string, m *Message) (hist string, n int, ok bool, err error) {
+	val, closer, err := r.Get(key)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return "", 0, false, nil
 	}
@@ -435,8 +449,7 @@ func (s *Store) History(partition int32, wamid string) ([]HistoryEntry, error) {
 		return nil, err
 	}
 	var m Message
-	var key []byte
-	r, err := s.find(partition, s.hash(wamid), wamid, &m, &key, nil)
+	r, err := s.findCommitted(partition, wamid, &m)
 	if err != nil || !r.found {
 		return nil, err
 	}
@@ -516,9 +529,10 @@ func (s *Store) holdsNothing(lo, hi []byte) bool {
 }
 
 // Scan calls fn with the committed state of every message of the partition,
-// in record order (about the order of their first arrival: stable, not
-// meaningful). fn may keep the Message. The first error fn returns stops the
-// scan and is returned as is.
+// in seq order: the order in which the messages were first written, by
+// arrival for a partition the processor folded, by wamid hash for one a
+// Loader restored (stable, not meaningful). fn may keep the Message. The
+// first error fn returns stops the scan and is returned as is.
 func (s *Store) Scan(partition int32, fn func(*Message) error) error {
 	if err := s.check(partition); err != nil {
 		return err
