@@ -111,10 +111,10 @@
 // bounded history (the events folded into it, in arrival order, for the
 // timeline: [Store.History]). The processor reads the record for every
 // event anyway, so history costs no extra read, and state and history are
-// never apart. Records are keyed by the message's seq, its partition's
-// count of messages when it first arrived, so that the statuses of recent
-// messages rewrite a narrow range of recent keys and compactions leave the
-// rest alone; an index keyed by an 8-byte hash of the wamid (wamids share
+// never apart. Records are keyed by the message's seq, the partition's
+// count of messages when it was first written (at its first arrival, or in
+// a Loader's hash order), so that the statuses of recent messages rewrite a
+// narrow range of recent keys and compactions leave the rest alone; an index keyed by an 8-byte hash of the wamid (wamids share
 // a long common prefix) finds a message's seq (keys.go). A format version
 // key guards the layout; a store of an earlier format is emptied at Open,
 // and its partitions restore from the current topic. Point lookups use bloom filters, 16 KiB blocks (so that index

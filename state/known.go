@@ -27,8 +27,9 @@ import (
 // had no filter and looked every message up. The index is 13 bytes a
 // message.
 type knownKeys struct {
-	mu sync.Mutex
-	f  *keyFilter
+	mu   sync.Mutex
+	f    *keyFilter
+	sets int // calls of set: a filter learnt meanwhile is stale
 }
 
 // mayHold reports whether the partition may hold the message with
@@ -54,27 +55,39 @@ func (k *knownKeys) set(f *keyFilter) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.f = f
+	k.sets++
 }
 
 // knownKeys returns the partition's knownKeys, made at its first use: with
 // a filter of the messages the partition then holds if probe (learnKeys).
 // DropPartition does not probe: a partition about to be dropped may hold
-// a corrupt block, which the probe would read.
+// a corrupt block, which the probe would read. The index is read outside
+// the store's lock, so that one partition's first use (about 80 ms for a
+// partition of 800k messages) does not hold up the others'; until it is
+// read the knownKeys has no filter, which only costs lookups, and a filter
+// set meanwhile (DropPartition, a Loader) wins over the one read.
 func (s *Store) knownKeys(partition int32, probe bool) *knownKeys {
 	s.knownMu.Lock()
-	defer s.knownMu.Unlock()
-	if k := s.known[partition]; k != nil {
+	k := s.known[partition]
+	made := k == nil
+	if made {
+		k = &knownKeys{}
+		s.known[partition] = k
+	}
+	s.knownMu.Unlock()
+	if !made || !probe {
 		return k
 	}
-	k := &knownKeys{}
-	if probe {
-		if f, err := s.learnKeys(partition); err == nil {
-			k.f = f
-		} else {
-			s.fail(fmt.Errorf("state: read the index of partition %d: %w", partition, err)) // an I/O error or corruption
-		}
+	f, err := s.learnKeys(partition)
+	if err != nil {
+		s.fail(fmt.Errorf("state: read the index of partition %d: %w", partition, err)) // an I/O error or corruption
+		return k
 	}
-	s.known[partition] = k
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.sets == 0 {
+		k.f = f
+	}
 	return k
 }
 

@@ -9,10 +9,12 @@ import (
 )
 
 // seqCounter hands out the seqs of a partition's new messages (see the key
-// layout in keys.go): one more than the last record's, read from Pebble at
-// the partition's first use, so it needs no key of its own and a crash
-// cannot make it go back. A commit that fails or is never made leaves a
-// gap, which costs nothing.
+// layout in keys.go): one more than the last record's, read from Pebble the
+// first time the partition needs a seq (and again after forget), so it
+// needs no key of its own and never hands out the seq of a record Pebble
+// holds. A crash can make it go back only past records the crash lost with
+// it. A commit that fails or is never made leaves a gap, which costs
+// nothing.
 type seqCounter struct {
 	mu    sync.Mutex
 	next  uint64
