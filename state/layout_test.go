@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/wastatus/wastatus/schemas"
 )
@@ -164,25 +165,17 @@ func TestNewMessagesAfterLoad(t *testing.T) {
 // by the wamid's hash): it is emptied, so that its partitions restore, and
 // marked with this format.
 func TestStoreUpgradesFormat1(t *testing.T) {
-	s, fs := openMem(t, Options{})
-	commit(t, s, 0, 0, ev("read", T))
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	db, err := pebble.Open("db", &pebble.Options{FS: fs, Logger: pebbleLogger{Options{}.withDefaults().Logger}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	db, fs := closedStore(t)
 	oldKey := append(appendPartition(nil, 0), 0x02)
 	oldKey = binary.BigEndian.AppendUint64(oldKey, wamidHash(testWAMID))
 	oldKey = append(oldKey, testWAMID...)
-	err = db.Set(oldKey, []byte("a format 1 record"), pebble.Sync)
+	err := db.Set(oldKey, []byte("a format 1 record"), pebble.Sync)
 	err = errors.Join(err, db.Set([]byte(formatKey), binary.AppendUvarint(nil, formatVersion1), pebble.Sync), db.Close())
 	if err != nil {
 		t.Fatal(err)
 	}
 
-	s, err = Open("db", Options{FS: fs})
+	s, err := Open("db", Options{FS: fs})
 	if err != nil {
 		t.Fatalf("Open of a format 1 store: %v", err)
 	}
@@ -255,20 +248,12 @@ func TestTablesSplitAtKinds(t *testing.T) {
 // records but no index entry: its first batch must fail the store
 // (ErrCorrupt), not take every message for new and write it again.
 func TestRecordsWithoutIndexFailStore(t *testing.T) {
-	s, fs := openMem(t, Options{})
-	commit(t, s, 0, 0, ev("read", T))
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	db, err := pebble.Open("db", &pebble.Options{FS: fs, Logger: pebbleLogger{Options{}.withDefaults().Logger}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	db, fs := closedStore(t)
 	lo, hi := kindBounds(0, kindIndex)
 	if err := errors.Join(db.DeleteRange(lo, hi, pebble.Sync), db.Close()); err != nil {
 		t.Fatal(err)
 	}
-	s, err = Open("db", Options{FS: fs})
+	s, err := Open("db", Options{FS: fs})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -320,4 +305,21 @@ func TestGetRacesDrop(t *testing.T) {
 	if err := errors.Join(gerr, s.Err()); err != nil {
 		t.Fatalf("a read racing DropPartition: %v", err)
 	}
+}
+
+// closedStore writes testWAMID's read status into partition 0 of a new
+// store, closes it, and opens its database directly, for a test to write
+// what the store never would: the database and its file system.
+func closedStore(t *testing.T) (*pebble.DB, vfs.FS) {
+	t.Helper()
+	s, fs := openMem(t, Options{})
+	commit(t, s, 0, 0, ev("read", T))
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := pebble.Open("db", &pebble.Options{FS: fs, Logger: pebbleLogger{Options{}.withDefaults().Logger}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db, fs
 }
