@@ -112,20 +112,18 @@ func indexHash(key []byte, p int32) (uint64, bool) {
 	return binary.BigEndian.Uint64(key[5:]), true
 }
 
-// indexSeqs decodes an index entry's value: one or more uvarint seqs.
-func indexSeqs(val []byte, fn func(seq uint64) bool) error {
+// appendIndexSeqs appends the seqs of an index entry's value (one or more
+// uvarints) to dst.
+func appendIndexSeqs(dst []uint64, val []byte) ([]uint64, error) {
 	if len(val) == 0 {
-		return fmt.Errorf("%w: empty index entry", ErrCorrupt)
+		return dst, fmt.Errorf("%w: empty index entry", ErrCorrupt)
 	}
 	for len(val) > 0 {
 		seq, n := binary.Uvarint(val)
 		if n <= 0 {
-			return fmt.Errorf("%w: index entry %x", ErrCorrupt, val)
+			return dst, fmt.Errorf("%w: index entry %x", ErrCorrupt, val)
 		}
-		val = val[n:]
-		if !fn(seq) {
-			return nil
-		}
+		dst, val = append(dst, seq), val[n:]
 	}
-	return nil
+	return dst, nil
 }

@@ -384,11 +384,8 @@ func (s *Store) find(r pebble.Reader, partition int32, h uint64, wamid string, m
 		s.fail(fmt.Errorf("state: get %s: index: %w", wamid, err)) // an I/O error or corruption
 		return lookup{}, s.Err()
 	}
-	var (
-		one  [2]uint64
-		seqs = one[:0]
-	)
-	err = indexSeqs(val, func(seq uint64) bool { seqs = append(seqs, seq); return true })
+	var one [2]uint64
+	seqs, err := appendIndexSeqs(one[:0], val)
 	if idx != nil {
 		*idx = append(*idx, val...)
 	}
