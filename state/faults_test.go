@@ -360,14 +360,8 @@ func TestDropCorruptPartition(t *testing.T) {
 	}
 	// The states of partition 0 in tables of their own, ingested by a
 	// Loader: the format key, read by Open, stays readable.
-	l, err := s.NewLoader(0, 0, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := addStates(l, s.Policy(), 3000, "wamid.", "read", T); err != nil {
-		t.Fatal(err)
-	}
-	if err := errors.Join(l.Finish(t.Context()), s.Close()); err != nil {
+	loadStates(t, s, 0, 3000, "wamid.", "read")
+	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
 	if s, err = Open("db", o); err != nil {

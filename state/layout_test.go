@@ -122,23 +122,14 @@ func TestCollidingWAMIDs(t *testing.T) {
 // twice would write one message's record over another's.
 func TestNewMessagesAfterLoad(t *testing.T) {
 	s, fs := openMem(t, Options{})
-	l, err := s.NewLoader(3, 0, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := addStates(l, s.Policy(), 100, "wamid.loaded.", "delivered", T); err != nil {
-		t.Fatal(err)
-	}
-	if err := l.Finish(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	loadStates(t, s, 3, 100, "wamid.loaded.", "delivered")
 	for i := range 50 {
 		commit(t, s, 3, int64(i), ev("sent", T, wamid(fmt.Sprintf("wamid.new.%d", i))))
 	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	s, err = Open("db", Options{FS: fs})
+	s, err := Open("db", Options{FS: fs})
 	if err != nil {
 		t.Fatal(err)
 	}

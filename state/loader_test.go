@@ -117,16 +117,7 @@ func TestLoaderMatchesRestore(t *testing.T) {
 // lookups of others.
 func TestLoaderKnowsWhatItLoaded(t *testing.T) {
 	s, _ := openMem(t, Options{LoadRunBytes: 1 << 10})
-	l, err := s.NewLoader(0, 0, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := addStates(l, s.Policy(), 200, "wamid.", "delivered", T); err != nil {
-		t.Fatal(err)
-	}
-	if err := l.Finish(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	loadStates(t, s, 0, 200, "wamid.", "delivered")
 	b := s.NewBatch(0)
 	defer b.Close()
 	if b.known.f == nil {
@@ -214,16 +205,7 @@ func TestLoaderIngestsIntoTheBottomLevel(t *testing.T) {
 		if err := s.DropPartition(p); err != nil {
 			t.Fatal(err)
 		}
-		l, err := s.NewLoader(p, 0, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := addStates(l, s.Policy(), 500, fmt.Sprintf("wamid.%d.", p), "read", T); err != nil {
-			t.Fatal(err)
-		}
-		if err := l.Finish(t.Context()); err != nil {
-			t.Fatal(err)
-		}
+		loadStates(t, s, p, 500, fmt.Sprintf("wamid.%d.", p), "read")
 	}
 	load(0)
 	load(1)
@@ -439,6 +421,22 @@ func TestOpenInUseKeepsLoaderFiles(t *testing.T) {
 	}
 	if _, ok := mustGet(t, s, 0, "wamid.42"); !ok {
 		t.Fatal("the load is not visible")
+	}
+}
+
+// loadStates loads the states of n messages (as addStates makes them) into
+// the empty partition p of s with a Loader.
+func loadStates(t testing.TB, s *Store, p int32, n int, prefix, status string) {
+	t.Helper()
+	l, err := s.NewLoader(p, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := addStates(l, s.Policy(), n, prefix, status, T); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Finish(t.Context()); err != nil {
+		t.Fatal(err)
 	}
 }
 
