@@ -40,6 +40,7 @@ type Batch struct {
 	order   []*entry          // first-touch order
 	free    []*entry          // reset entries to reuse
 	changed []*Message        // Changed's result, reused
+	peak    int               // most messages held since msgs was made
 
 	nextOffset    int64
 	hasNextOffset bool
@@ -73,7 +74,22 @@ func (s *Store) NewBatch(partition int32) *Batch { return s.newBatch(partition) 
 // for every commit was three quarters of the bytes a rebuild allocated.
 const loadRetainBytes = 32 << 20
 
+// retainBatchBytes is the largest Pebble batch buffer a Batch keeps
+// between its commits, and retainHistoryBytes the largest history buffer
+// an entry keeps for its next message. A processor runs a Batch on every
+// partition it owns, and what they all keep between transactions is live
+// heap: sized by the largest transaction each ever folded, it was a third
+// of the processor's live heap with 10 million messages, and under the Go
+// memory limit the collector then ran twice as often (see reset).
+const (
+	retainBatchBytes   = 256 << 10
+	retainHistoryBytes = 1 << 10
+)
+
 func (s *Store) newBatch(partition int32, opts ...pebble.BatchOption) *Batch {
+	if len(opts) == 0 {
+		opts = []pebble.BatchOption{pebble.WithMaxRetainedSizeBytes(retainBatchBytes)}
+	}
 	b := &Batch{
 		s:         s,
 		partition: partition,
@@ -396,21 +412,49 @@ func (b *Batch) Reset() {
 	b.reset()
 }
 
-// reset empties the batch, keeping its allocations.
+// reset empties the batch, keeping the allocations its next use is likely
+// to need: as many entries as it just held (one larger transaction's extra
+// entries are let go by the next smaller one), their history buffers up to
+// retainHistoryBytes, and a Pebble batch up to its retention size.
 func (b *Batch) reset() {
 	b.pb.Reset()
+	keep := len(b.order)
+	if len(b.free) > keep {
+		clear(b.free[keep:])
+		b.free = b.free[:keep]
+	}
 	for _, e := range b.order {
+		if len(b.free) == keep {
+			break
+		}
 		e.m.reset()
-		*e = entry{m: e.m, hist: e.hist[:0], idx: e.idx[:0]}
+		hist := e.hist[:0]
+		if cap(hist) > retainHistoryBytes {
+			hist = nil
+		}
+		*e = entry{m: e.m, hist: hist, idx: e.idx[:0]}
 		b.free = append(b.free, e)
 	}
-	clear(b.order)
-	b.order = b.order[:0]
-	clear(b.msgs)
-	clear(b.changed)
-	b.changed = b.changed[:0]
+	// The map and slices keep the size of the largest batch since they
+	// were made; after a much smaller one they are made again.
+	b.peak = max(b.peak, keep)
+	if b.peak > 4*max(keep, minShrink) {
+		b.msgs = make(map[string]*entry, keep)
+		b.order, b.changed = nil, nil
+		b.peak = keep
+	} else {
+		clear(b.order)
+		b.order = b.order[:0]
+		clear(b.msgs)
+		clear(b.changed)
+		b.changed = b.changed[:0]
+	}
 	b.hasNextOffset = false
 }
+
+// minShrink is the size of batch below which reset does not remake the
+// batch's map and slices.
+const minShrink = 256
 
 // Close releases the batch without committing what it holds, once the log
 // sync of its last CommitNoSyncWait is done. It may be called more than

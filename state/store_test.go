@@ -587,3 +587,71 @@ func TestCorruptRecord(t *testing.T) {
 		t.Errorf("NextOffset of garbage = %v, want ErrCorrupt", err)
 	}
 }
+
+// TestBatchRetention: what a batch keeps between commits follows its last
+// use, not the largest it ever had. A processor keeps a batch per partition
+// for good, so one large transaction must not leave every partition holding
+// its size; the next smaller commit lets it go, and a busy message's long
+// history buffer is not kept for the next message.
+func TestBatchRetention(t *testing.T) {
+	s, _ := openMem(t, Options{HistoryLimit: 100})
+	b := s.NewBatch(0)
+	defer b.Close()
+	off := int64(0)
+	apply := func(evs ...schemas.StatusEvent) {
+		t.Helper()
+		for i := range evs {
+			if _, _, err := b.Apply(&evs[i], off); err != nil {
+				t.Fatal(err)
+			}
+			off++
+		}
+	}
+	commitBatch := func() {
+		t.Helper()
+		b.SetNextOffset(off)
+		if err := b.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	const large, small = 5000, 10
+	for i := range large {
+		apply(ev("sent", T, wamid(fmt.Sprintf("wamid.large.%d", i))))
+	}
+	// One busy message: its history outgrows what an entry keeps.
+	for i := range 60 {
+		apply(ev("delivered", T+int64(i), wamid("wamid.busy"), participantID(fmt.Sprintf("p%02d", i))))
+	}
+	commitBatch()
+	if len(b.free) != large+1 {
+		t.Fatalf("after a commit of %d messages the batch keeps %d entries, want them all", large+1, len(b.free))
+	}
+	for _, e := range b.free {
+		if cap(e.hist) > retainHistoryBytes {
+			t.Fatalf("a kept entry holds a history buffer of %d bytes, more than %d", cap(e.hist), retainHistoryBytes)
+		}
+	}
+
+	for i := range small {
+		apply(ev("delivered", T+1, wamid(fmt.Sprintf("wamid.large.%d", i))))
+	}
+	commitBatch()
+	if len(b.free) != small {
+		t.Errorf("after a commit of %d messages the batch keeps %d entries, want %d", small, len(b.free), small)
+	}
+	if b.peak != small || cap(b.order) > small {
+		t.Errorf("after a small commit the batch's map and slices are sized for %d messages (order capacity %d), want %d", b.peak, cap(b.order), small)
+	}
+
+	// The batch still folds and finds what it committed.
+	apply(ev("read", T+2, wamid("wamid.large.0")))
+	commitBatch()
+	m, ok := mustGet(t, s, 0, "wamid.large.0")
+	if !ok || m.Status(FailedWins) != Read {
+		t.Errorf("wamid.large.0 after the small commits: found %v, status %v, want read", ok, m.Status(FailedWins))
+	}
+	if m, ok := mustGet(t, s, 0, "wamid.large.4999"); !ok || m.Status(FailedWins) != Sent {
+		t.Errorf("wamid.large.4999: found %v, status %v, want sent", ok, m.Status(FailedWins))
+	}
+}
