@@ -123,10 +123,14 @@
 //     (rangeFetchBytes, 512 KiB a partition): larger ones read no faster
 //     and cost memory.
 //   - Each worker keeps its store batch across transactions (its cache
-//     entries, history buffers and Pebble batch are reused), and cuts the
-//     keys and values of a transaction's output records from one buffer, so
-//     a transaction allocates per changed message only what View and the
-//     record itself need.
+//     entries, history buffers and Pebble batch are reused, up to what its
+//     last transaction needed: what twelve workers keep is live heap, and
+//     under the Go memory limit every MB of it is one less of the
+//     collector's headroom), encodes each changed state through one reused
+//     view (state.Message.ViewInto), and cuts the keys and values of a
+//     transaction's output records from one buffer sized by the last
+//     transaction's records, so a transaction allocates per changed message
+//     only what the record itself needs.
 //   - On a new store, Pebble lookups of messages that do not exist yet (the
 //     first event of every message) were a third of the processor's CPU:
 //     a seek down a 32 MiB memtable's skiplist that misses the CPU's caches

@@ -313,6 +313,7 @@ func TestFoldPermutations(t *testing.T) {
 	seed := testSeed(t)
 	r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	const multisets, perms = 2000, 5
+	var reused schemas.MessageStatus // ViewInto's, across every message
 	for ms := range multisets {
 		evs := randomEvents(r)
 		want := [2]schemas.MessageStatus{modelView(evs, FailedWins), modelView(evs, DeliveryWins)}
@@ -336,6 +337,9 @@ func TestFoldPermutations(t *testing.T) {
 			for i, vp := range []Policy{FailedWins, DeliveryWins} {
 				if v := m.View(vp); !reflect.DeepEqual(v, want[i]) {
 					fail("View(%v):\n got %s\nwant %s", vp, jsonString(v), jsonString(want[i]))
+				}
+				if m.ViewInto(&reused, vp); !reflect.DeepEqual(reused, want[i]) {
+					fail("ViewInto(%v) over an earlier view:\n got %s\nwant %s", vp, jsonString(reused), jsonString(want[i]))
 				}
 			}
 			v := m.View(p)
