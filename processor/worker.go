@@ -329,7 +329,8 @@ func (w *worker) fold(ctx context.Context, cl *kgo.Client, records []*kgo.Record
 		m.ViewInto(view, policy)
 		if cap(buf)-len(buf) < 1024 {
 			outBytes += len(buf)
-			buf = make([]byte, 0, min(max(len(changed)-i, 8)*perRecord, 1<<20))
+			size := min(max(len(changed)-i, 8), 1<<20/perRecord+1) * perRecord
+			buf = make([]byte, 0, max(size, 4<<10))
 		}
 		start := len(buf)
 		buf = append(buf, view.WAMID...)

@@ -84,6 +84,7 @@ const loadRetainBytes = 32 << 20
 const (
 	retainBatchBytes   = 256 << 10
 	retainHistoryBytes = 1 << 10
+	retainParticipants = 16 // a group message's, beyond which an entry's list is let go
 )
 
 func (s *Store) newBatch(partition int32, opts ...pebble.BatchOption) *Batch {
@@ -156,9 +157,11 @@ func (b *Batch) check() error {
 // and not to be modified. Errors as for Message.Apply (nothing is then
 // changed or recorded), or a Pebble read error.
 //
-// Apply does not allocate once the batch has warmed up, except to read a
-// message from Pebble (one string holds all its fields) and as
-// Message.Apply does.
+// Apply does not allocate once the batch has warmed up on transactions of
+// like size, except to read a message from Pebble (one string holds all
+// its fields), to regrow what reset let go (a history over
+// retainHistoryBytes, a large group's participants), and as Message.Apply
+// does.
 func (b *Batch) Apply(ev *schemas.StatusEvent, offset int64) (Outcome, *Message, error) {
 	if err := b.check(); err != nil {
 		return 0, nil, err
@@ -419,6 +422,9 @@ func (b *Batch) Reset() {
 func (b *Batch) reset() {
 	b.pb.Reset()
 	keep := len(b.order)
+	if keep == 0 { // it held nothing: nothing to learn from
+		keep = len(b.free)
+	}
 	if len(b.free) > keep {
 		clear(b.free[keep:])
 		b.free = b.free[:keep]
@@ -428,6 +434,9 @@ func (b *Batch) reset() {
 			break
 		}
 		e.m.reset()
+		if cap(e.m.parts) > retainParticipants {
+			e.m.parts = nil
+		}
 		hist := e.hist[:0]
 		if cap(hist) > retainHistoryBytes {
 			hist = nil
@@ -440,7 +449,7 @@ func (b *Batch) reset() {
 	b.peak = max(b.peak, keep)
 	if b.peak > 4*max(keep, minShrink) {
 		b.msgs = make(map[string]*entry, keep)
-		b.order, b.changed = nil, nil
+		b.order, b.changed, b.index = nil, nil, nil
 		b.peak = keep
 	} else {
 		clear(b.order)

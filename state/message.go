@@ -522,8 +522,9 @@ func (m *Message) View(p Policy) schemas.MessageStatus {
 // ViewInto sets *v to m.View(p), reusing the memory of what v held: its
 // slices and its Conversation and Pricing records, which the caller must
 // not share with anything still in use. A processor encodes a view and
-// forgets it, once per changed message: reusing one saves four
-// allocations of every state it emits.
+// forgets it, once per changed message: reusing one saves it up to four
+// allocations of every state it emits (Sources, Conversation, Pricing and
+// its Billable).
 func (m *Message) ViewInto(v *schemas.MessageStatus, p Policy) {
 	top := m.times()
 	conv, price := v.Conversation, v.Pricing
@@ -557,10 +558,14 @@ func (m *Message) ViewInto(v *schemas.MessageStatus, p Policy) {
 		if price == nil {
 			price = new(schemas.Pricing)
 		}
+		billable := price.Billable
 		*price = schemas.Pricing{PricingModel: m.price.model, Type: m.price.typ, Category: m.price.category}
 		if m.price.billable != 0 {
-			b := m.price.billable == 2
-			price.Billable = &b
+			if billable == nil {
+				billable = new(bool)
+			}
+			*billable = m.price.billable == 2
+			price.Billable = billable
 		}
 		v.Pricing = price
 	}
@@ -568,6 +573,7 @@ func (m *Message) ViewInto(v *schemas.MessageStatus, p Policy) {
 		v.Errors = append(errs, m.errs...)
 	}
 	if m.grouped() {
+		parts = slices.Grow(parts, len(m.parts))
 		for i := range m.parts {
 			pt := &m.parts[i]
 			parts = append(parts, schemas.Participant{
@@ -582,6 +588,13 @@ func (m *Message) ViewInto(v *schemas.MessageStatus, p Policy) {
 		}
 		v.Participants = parts
 	}
+	n := 0
+	for a := range numAttrs {
+		if m.src[a].status != StatusUnknown {
+			n++
+		}
+	}
+	srcs = slices.Grow(srcs, n)
 	for a := range numAttrs {
 		if s := m.src[a]; s.status != StatusUnknown {
 			srcs = append(srcs, schemas.AttributeSource{Attribute: a.name(), Status: s.status.String(), Timestamp: s.ts})

@@ -584,3 +584,36 @@ func TestZeroMessage(t *testing.T) {
 		t.Errorf("zero round trip: %v", err)
 	}
 }
+
+// TestViewAllocations: View allocates each of its parts once, at its size,
+// and ViewInto over a view of like shape allocates nothing: a processor
+// encodes one view per changed state.
+func TestViewAllocations(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector changes what allocates")
+	}
+	one, _ := fold(t, FailedWins,
+		ev("sent", T, recipientID(phone), pricingCategory("m"), conv("c", 1, "o")),
+		ev("delivered", T+1, userIDs(userID, parentID)),
+		ev("read", T+2, metadata(phoneID, display, wabaID)),
+	)
+	group, _ := fold(t, FailedWins,
+		ev("sent", T, participantID("p1")),
+		ev("delivered", T+1, participantID("p2")),
+		ev("read", T+2, participantID("p3")),
+	)
+	// Sources, Conversation, Pricing, Billable.
+	if n := testing.AllocsPerRun(100, func() { _ = one.View(FailedWins) }); n > 4 {
+		t.Errorf("View allocates %.0f times, want at most 4", n)
+	}
+	// Participants, Sources.
+	if n := testing.AllocsPerRun(100, func() { _ = group.View(FailedWins) }); n > 2 {
+		t.Errorf("View of a group message allocates %.0f times, want at most 2", n)
+	}
+	var v schemas.MessageStatus
+	group.ViewInto(&v, FailedWins)
+	one.ViewInto(&v, FailedWins)
+	if n := testing.AllocsPerRun(100, func() { one.ViewInto(&v, FailedWins) }); n > 0 {
+		t.Errorf("ViewInto over a view of the same message allocates %.0f times", n)
+	}
+}
