@@ -417,8 +417,10 @@ func (b *Batch) Reset() {
 
 // reset empties the batch, keeping the allocations its next use is likely
 // to need: as many entries as it just held (one larger transaction's extra
-// entries are let go by the next smaller one), their history buffers up to
-// retainHistoryBytes, and a Pebble batch up to its retention size.
+// entries are let go by the next smaller one; a batch that held none keeps
+// what it had), their history buffers up to retainHistoryBytes and
+// participant lists up to retainParticipants, and a Pebble batch up to its
+// retention size.
 func (b *Batch) reset() {
 	b.pb.Reset()
 	keep := len(b.order)
