@@ -17,7 +17,7 @@ import (
 	"github.com/wastatus/wastatus/schemas"
 )
 
-// layoutRun folds the same random traffic into two stores and checks that
+// TestCollidingWAMIDs folds the same random traffic into two stores and checks that
 // they hold the same states and histories: a store whose wamids collide
 // (its hash gives every wamid one of two values, so index entries hold
 // many seqs) against one with the real hash. Some messages are first
