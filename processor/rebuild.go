@@ -104,7 +104,8 @@ func (r *ranger) rebuild(ctx context.Context, partition int32, span Span, progre
 	if err := r.store.DropPartition(partition); err != nil {
 		return 0, fmt.Errorf("%w: drop partition %d: %w", ErrStore, partition, err)
 	}
-	b, err := r.store.NewLoadBatch(partition, int(min(span.Len(), 64*loadFilterKeys)))
+	// The span bounds the messages: a small partition gets a small filter.
+	b, err := r.store.NewLoadBatch(partition, int(min(span.Len(), 1<<30)))
 	if err != nil {
 		return 0, fmt.Errorf("%w: rebuild partition %d: %w", ErrStore, partition, err)
 	}

@@ -28,12 +28,6 @@ const rangeBatch = 20_000
 // 490k with 512 KiB against 298k with 8 MiB.
 const rangeFetchBytes = 512 << 10
 
-// loadFilterKeys sizes the filter of the messages a restore or rebuild
-// wrote (state.Store.NewLoader, NewLoadBatch) when the partition's size is
-// not known, and caps it when it is: the filter grows as needed, 10 bits a
-// message.
-const loadFilterKeys = 1 << 16
-
 // RestoreProgress reports a partition's restore or catch-up: records read so
 // far out of about total.
 type RestoreProgress func(partition int32, read, total int64)
@@ -185,7 +179,7 @@ func (r *ranger) restore(ctx context.Context, partition int32, next int64, progr
 	if err := r.store.DropPartition(partition); err != nil {
 		return 0, fmt.Errorf("%w: drop partition %d: %w", ErrStore, partition, err)
 	}
-	l, err := r.store.NewLoader(partition, loadFilterKeys, 0)
+	l, err := r.store.NewLoader(partition, 0)
 	if err != nil {
 		return 0, fmt.Errorf("%w: restore partition %d: %w", ErrStore, partition, err)
 	}

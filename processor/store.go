@@ -11,7 +11,7 @@ type Store interface {
 	NewLoadBatch(partition int32, keys int) (*state.Batch, error)
 	// NewLoader fills an empty partition from states in no order (a
 	// restore) by ingesting sorted sstables, around Pebble's write path.
-	NewLoader(partition int32, keys, runBytes int) (*state.Loader, error)
+	NewLoader(partition int32, runBytes int) (*state.Loader, error)
 	Get(partition int32, wamid string) (state.Message, bool, error)
 	History(partition int32, wamid string) ([]state.HistoryEntry, error)
 	NextOffset(partition int32) (int64, bool, error)

@@ -141,7 +141,7 @@ func (p *Processor) viewLoaders(fresh map[int32]bool, behind map[int32]int64) (m
 		if err := p.store.DropPartition(viewBase + part); err != nil {
 			return loads, fmt.Errorf("%w: view partition %d: %w", ErrStore, part, err)
 		}
-		l, err := p.store.NewLoader(viewBase+part, loadFilterKeys, viewLoadRunBytes)
+		l, err := p.store.NewLoader(viewBase+part, viewLoadRunBytes)
 		if err != nil {
 			return loads, fmt.Errorf("%w: view partition %d: %w", ErrStore, part, err)
 		}

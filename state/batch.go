@@ -48,7 +48,14 @@ type Batch struct {
 	key []byte // scratch key
 	val []byte // scratch value
 
-	index map[uint64][]byte // Commit's index entries of new messages, reused
+	index map[indexSlot][]byte // Commit's index entries of new messages, reused
+	eps   []uint32             // scratch epochs
+}
+
+// indexSlot names an index entry of the batch's partition.
+type indexSlot struct {
+	epoch uint32
+	hash  uint64
 }
 
 // entry is one message cached in a Batch.
@@ -57,7 +64,8 @@ type entry struct {
 	hash    uint64 // the store's hash of the wamid (wamidHash)
 	seq     uint64 // the record's seq, if stored
 	stored  bool   // the message has a record in Pebble
-	idx     []byte // a new message's index entry as read: other messages with its hash
+	epoch   uint32 // a new message's epoch (keyFilter)
+	idx     []byte // a new message's index entry as read: other messages with its hash and epoch
 	hist    []byte // the record's history entries, then this batch's
 	histN   int    // number of entries in hist
 	dirty   bool   // the record must be written: state or history changed
@@ -132,7 +140,7 @@ func (s *Store) NewLoadBatch(partition int32, keys int) (*Batch, error) {
 		b.Close()
 		return nil, fmt.Errorf("%w: partition %d", ErrNotEmpty, partition)
 	}
-	b.known.set(newKeyFilter(keys))
+	b.known.set(s.emptyFilter(keys))
 	return b, nil
 }
 
@@ -228,18 +236,32 @@ func (b *Batch) load(wamid string) (*entry, error) {
 		e = new(entry)
 	}
 	e.hash = b.s.hash(wamid)
-	if b.known.mayHold(e.hash) {
-		r, err := b.s.find(b.s.db, b.partition, e.hash, wamid, &e.m, &b.key, &e.idx)
-		if err != nil {
-			e.m.reset()
-			b.free = append(b.free, e)
-			return nil, err
-		}
+	eps, next, ok := b.known.candidates(e.hash, b.eps[:0])
+	var err error
+	if !ok {
+		eps, next, err = b.s.allEpochs(b.s.db, b.partition, b.eps[:0])
+	}
+	b.eps = eps
+	if err == nil && len(eps) > 0 {
+		var r lookup
+		r, err = b.s.find(b.s.db, b.partition, e.hash, wamid, &e.m, &b.key, eps, &e.idx, next)
 		e.seq, e.stored = r.seq, r.found
 		e.hist, e.histN = append(e.hist[:0], r.hist...), r.n
 	}
+	if err != nil {
+		e.m.reset()
+		*e = entry{m: e.m, hist: e.hist[:0], idx: e.idx[:0]}
+		b.free = append(b.free, e)
+		return nil, err
+	}
 	if !e.stored { // stored: known already
-		b.known.add(e.hash)
+		// The batch is the partition's only writer: the epoch add
+		// returns is next, whose entry for the hash find read, if any.
+		// Without a filter, next is the newest epoch in Pebble.
+		e.epoch = next
+		if ep, ok := b.known.add(e.hash); ok {
+			e.epoch = ep
+		}
 	}
 	key := wamid
 	if e.stored {
@@ -344,7 +366,7 @@ func (b *Batch) writeMessages() error {
 			return fmt.Errorf("state: commit partition %d: %w", b.partition, err)
 		}
 		if b.index == nil {
-			b.index = make(map[uint64][]byte)
+			b.index = make(map[indexSlot][]byte)
 		}
 	}
 	for _, e := range b.order {
@@ -354,13 +376,14 @@ func (b *Batch) writeMessages() error {
 		if !e.stored {
 			e.seq = seq
 			seq++
-			// Messages of one hash, stored or new in this batch, share
-			// an entry (see keys.go).
-			idx, ok := b.index[e.hash]
+			// Messages of one hash and epoch, stored or new in this
+			// batch, share an entry (see keys.go).
+			slot := indexSlot{e.epoch, e.hash}
+			idx, ok := b.index[slot]
 			if !ok {
 				idx = e.idx
 			}
-			b.index[e.hash] = binary.AppendUvarint(idx, e.seq)
+			b.index[slot] = binary.AppendUvarint(idx, e.seq)
 		}
 		b.key = appendRecordKey(b.key[:0], b.partition, e.seq)
 		b.val = appendRecord(b.val[:0], &e.m, e.hist, e.histN, b.s.opts.HistoryLimit)
@@ -368,8 +391,8 @@ func (b *Batch) writeMessages() error {
 			return fmt.Errorf("state: batch: %w", err)
 		}
 	}
-	for h, idx := range b.index {
-		b.key = appendIndexKey(b.key[:0], b.partition, h)
+	for slot, idx := range b.index {
+		b.key = appendIndexKey(b.key[:0], b.partition, slot.epoch, slot.hash)
 		if err := b.pb.Set(b.key, idx, nil); err != nil {
 			return fmt.Errorf("state: batch: %w", err)
 		}

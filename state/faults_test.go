@@ -322,8 +322,9 @@ func TestCorruptRecordFailsStore(t *testing.T) {
 		{"message", func(db *pebble.DB, in *crashInput) []byte {
 			return recordKeyOf(t, db, 0, in.wamids[0])
 		}, func(s *Store, in *crashInput) error { _, _, err := s.Get(0, in.wamids[0]); return err }},
-		{"index", func(_ *pebble.DB, in *crashInput) []byte {
-			return appendIndexKey(nil, 0, wamidHash(in.wamids[0]))
+		{"index", func(db *pebble.DB, in *crashInput) []byte {
+			key, _ := indexKeyOf(t, db, 0, in.wamids[0])
+			return key
 		}, func(s *Store, in *crashInput) error { _, _, err := s.Get(0, in.wamids[0]); return err }},
 		{"offset", func(*pebble.DB, *crashInput) []byte { return appendOffsetKey(nil, 0) },
 			func(s *Store, _ *crashInput) error { _, _, err := s.NextOffset(0); return err }},

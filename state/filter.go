@@ -3,33 +3,40 @@ package state
 import "math/bits"
 
 // keyFilter is a bloom filter of the messages of a partition, by their
-// wamidHash, for knownKeys: a message it has never seen is not in the
-// partition, and a batch skips its point lookup. A false positive only
-// costs that lookup.
+// wamidHash, for knownKeys, kept in epochs: the partition's new messages
+// join the newest epoch until it holds as many as it was sized for, and
+// then a new epoch begins. A message's index entry is keyed by the epoch
+// its hash joined (keys.go), so a lookup reads the entries of only the
+// epochs whose layer may hold it, newest first (candidates), and a
+// message no layer holds is not in the partition: a batch skips its
+// lookup. A false positive only costs the lookup of one epoch's entry.
 //
-// It grows as a scalable bloom filter does: once the newest layer holds as
-// many keys as it was sized for, a layer twice as large is added, so the
-// filter is never more than about twice the size its keys need (a growth
-// factor of four, tried first, held 31 MB for 10 million messages in 12
-// partitions instead of 15). A lookup checks every layer: five for a
-// partition of a million keys grown from the default 64 thousand. Each
-// full layer adds about 1% of false positives (3-4% at a million keys,
-// 6-7% at ten million), which only cost the lookup a false positive costs;
-// sizing later layers with more bits a key would hold the rate down for
-// about half as much memory again.
+// Epochs keep the index's compactions small: new entries fall in the
+// newest epoch's narrow range of keys, and the older epochs' tables are
+// never rewritten again (docs/PERFORMANCE.md, "Index entries by epoch").
+// The first epoch is sized by a hint (at most epochMinKeys), each later
+// one for epochMinKeys messages, or an eighth of all the epochs before it
+// once they are larger, so that the number of epochs grows only
+// logarithmically past about a million messages: 7 for a partition of
+// 833 thousand (10 million messages in 12 partitions), about 26 for 8
+// million. A new message's lookup checks every layer, one cache miss
+// each; a known one stops at the first layer that holds it, usually the
+// newest. Each full layer adds about 1% of false positives.
 //
 // Each layer is a blocked bloom filter: all of a key's probes fall in one
-// 64-byte block, so a lookup costs one cache miss per layer rather than
-// one per probe. At 10 bits a key it gives about 1% false positives per
-// full layer.
+// 64-byte block, so a check costs one cache miss rather than one per
+// probe. At 10 bits a key it gives about 1% false positives per full
+// layer. A layer is sized for its epoch: the filter is no larger than its
+// keys need (the growth by doubling it replaced could take twice that).
 type keyFilter struct {
-	layers []filterLayer
+	layers []filterLayer // layers[e] is epoch e's
+	min    int           // epochMinKeys, or less in tests
 }
 
 type filterLayer struct {
-	blocks []filterBlock
-	room   int // keys the layer can still take at about 1% false positives
-	keys   int // keys the layer was sized for
+	blocks []filterBlock // none for an epoch that holds nothing
+	room   int           // keys the layer can still take at about 1% false positives
+	keys   int           // keys the layer was sized for
 }
 
 // filterBlock is 512 bits: one cache line.
@@ -38,25 +45,53 @@ type filterBlock [8]uint64
 const (
 	filterBitsPerKey = 10
 	filterProbes     = 7       // each takes 9 bits of the probe hash
-	filterMinKeys    = 1 << 16 // without a size hint: 80 KiB
-	filterGrowth     = 2
+	epochFirstKeys   = 1 << 16 // the first epoch, without a size hint: 80 KiB
+	epochMinKeys     = 1 << 17 // every later one holds at least this many: 160 KiB
+	epochShare       = 8       // and at least this share of all the epochs before it
 )
 
-// newKeyFilter returns a filter sized for about keys messages (10 bits
-// each: 12.5 MB for 10 million), or filterMinKeys if keys is 0.
-func newKeyFilter(keys int) *keyFilter {
-	if keys <= 0 {
-		keys = filterMinKeys
+// newKeyFilter returns a filter whose first epoch is sized for about keys
+// messages, at least 1024 (or minKeys, if less); epochs after it hold at
+// least minKeys (epochMinKeys if 0).
+func newKeyFilter(keys, minKeys int) *keyFilter {
+	if minKeys <= 0 {
+		minKeys = epochMinKeys
 	}
-	f := &keyFilter{}
-	f.grow(max(keys, 1024))
+	f := &keyFilter{min: minKeys}
+	f.grow(max(keys, min(1024, minKeys)))
 	return f
 }
 
-// grow adds a layer for about keys more messages.
+// firstEpochKeys is the size of a partition's first epoch for a hint of
+// keys messages (0 for none): a small partition gets a small filter, and a
+// large one still gets epochs of epochMinKeys.
+func firstEpochKeys(keys, minKeys int) int {
+	if minKeys <= 0 {
+		minKeys = epochMinKeys
+	}
+	if keys <= 0 {
+		return min(epochFirstKeys, minKeys)
+	}
+	return min(keys, minKeys)
+}
+
+// grow begins an epoch sized for about keys messages (none: an empty
+// epoch, which holds nothing and takes nothing).
 func (f *keyFilter) grow(keys int) {
-	n := (keys*filterBitsPerKey + 511) / 512
-	f.layers = append(f.layers, filterLayer{blocks: make([]filterBlock, n), room: keys, keys: keys})
+	l := filterLayer{room: keys, keys: keys}
+	if keys > 0 {
+		l.blocks = make([]filterBlock, (keys*filterBitsPerKey+511)/512)
+	}
+	f.layers = append(f.layers, l)
+}
+
+// nextEpochKeys returns the size of the epoch after the current ones.
+func (f *keyFilter) nextEpochKeys() int {
+	total := 0
+	for i := range f.layers {
+		total += f.layers[i].keys
+	}
+	return max(f.min, total/epochShare)
 }
 
 // bytes returns the filter's size.
@@ -79,19 +114,20 @@ func probeHash(h uint64) uint64 {
 	return h ^ h>>31
 }
 
-// block returns the layer's block for wamidHash h.
+// block returns the layer's block for wamidHash h; the layer must have
+// blocks.
 func (l *filterLayer) block(h uint64) *filterBlock {
 	i, _ := bits.Mul64(h, uint64(len(l.blocks)))
 	return &l.blocks[i]
 }
 
-// add records a message by its wamidHash.
-func (f *keyFilter) add(h uint64) {
-	l := &f.layers[len(f.layers)-1]
-	if l.room == 0 {
-		f.grow(filterGrowth * l.keys)
-		l = &f.layers[len(f.layers)-1]
-	}
+// has reports whether the layer may hold h, whose probeHash is g.
+func (l *filterLayer) has(h, g uint64) bool {
+	return len(l.blocks) > 0 && l.block(h).has(g)
+}
+
+// set adds h to the layer, whatever its room.
+func (l *filterLayer) set(h uint64) {
 	l.room--
 	b, g := l.block(h), probeHash(h)
 	for range filterProbes {
@@ -100,16 +136,60 @@ func (f *keyFilter) add(h uint64) {
 	}
 }
 
+// epoch returns the epoch the next add joins.
+func (f *keyFilter) epoch() uint32 {
+	n := len(f.layers) - 1
+	if f.layers[n].room <= 0 {
+		n++
+	}
+	return uint32(n)
+}
+
+// add records a message by its wamidHash in the newest epoch, beginning a
+// new one if it is full, and returns the epoch.
+func (f *keyFilter) add(h uint64) uint32 {
+	if f.layers[len(f.layers)-1].room <= 0 {
+		f.grow(f.nextEpochKeys())
+	}
+	n := len(f.layers) - 1
+	f.layers[n].set(h)
+	return uint32(n)
+}
+
+// addHere records a message in the newest epoch even past its size, and
+// returns the epoch: a Loader writes all its messages' index entries in
+// one epoch (its partition's first).
+func (f *keyFilter) addHere(h uint64) uint32 {
+	n := len(f.layers) - 1
+	f.layers[n].set(h)
+	return uint32(n)
+}
+
+// seal ends the newest epoch: the next add begins another.
+func (f *keyFilter) seal() { f.layers[len(f.layers)-1].room = 0 }
+
 // mayContain reports whether the message with wamidHash h may have been
 // added; false means certainly not.
 func (f *keyFilter) mayContain(h uint64) bool {
 	g := probeHash(h)
-	for li := range f.layers {
-		if f.layers[li].block(h).has(g) {
+	for i := len(f.layers) - 1; i >= 0; i-- {
+		if f.layers[i].has(h, g) {
 			return true
 		}
 	}
 	return false
+}
+
+// candidates appends to dst the epochs that may hold the message with
+// wamidHash h, newest first.
+func (f *keyFilter) candidates(h uint64, dst []uint32) []uint32 {
+	g := probeHash(h)
+	for i := len(f.layers) - 1; i >= 0; i-- {
+		if f.layers[i].has(h, g) {
+			dst = append(dst, uint32(i))
+		}
+	}
+	return dst
 }
 
 // has reports whether every probe of g is set in the block.
@@ -121,4 +201,60 @@ func (b *filterBlock) has(g uint64) bool {
 		g >>= 9
 	}
 	return true
+}
+
+// filterBuilder rebuilds a partition's filter from its index keys, which
+// come in key order: epoch by epoch, in each by hash (learnKeys). Each
+// epoch's layer is sized for the hashes it holds; the newest, which goes
+// on taking new messages, for as many as the filter would give a new
+// epoch, if that is more.
+type filterBuilder struct {
+	f      *keyFilter
+	epoch  uint32
+	hashes []uint64 // the current epoch's
+}
+
+func newFilterBuilder(minKeys int) *filterBuilder {
+	if minKeys <= 0 {
+		minKeys = epochMinKeys
+	}
+	return &filterBuilder{f: &keyFilter{min: minKeys}}
+}
+
+// add adds an index entry's hash of epoch e, which is at least the last
+// one's.
+func (fb *filterBuilder) add(e uint32, h uint64) {
+	if e != fb.epoch {
+		fb.close(len(fb.hashes))
+		for uint32(len(fb.f.layers)) < e { // epochs whose every message was lost
+			fb.f.grow(0)
+		}
+		fb.epoch = e
+	}
+	fb.hashes = append(fb.hashes, h)
+}
+
+// close makes the current epoch's layer, sized for keys.
+func (fb *filterBuilder) close(keys int) {
+	fb.f.grow(keys)
+	l := &fb.f.layers[len(fb.f.layers)-1]
+	for _, h := range fb.hashes {
+		l.set(h)
+	}
+	fb.hashes = fb.hashes[:0]
+}
+
+// filter returns the filter; nil if no hash was added.
+func (fb *filterBuilder) filter() *keyFilter {
+	if len(fb.hashes) == 0 && len(fb.f.layers) == 0 {
+		return nil
+	}
+	n := len(fb.hashes)
+	if len(fb.f.layers) == 0 { // a Loader's epoch is sealed: it holds more
+		n = max(n, firstEpochKeys(0, fb.f.min))
+	} else {
+		n = max(n, fb.f.nextEpochKeys())
+	}
+	fb.close(n)
+	return fb.f
 }

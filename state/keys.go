@@ -11,9 +11,9 @@ import (
 // bytes, big-endian), so DropPartition is one range delete of
 // [partition, partition+1). A kind byte follows:
 //
-//	partition | 0x01                    next input offset (varint)
-//	partition | 0x03 | xxhash64(wamid)  index: the seqs of the messages with that hash (uvarints)
-//	partition | 0x04 | seq              message record (state and history; it holds the wamid)
+//	partition | 0x01                            next input offset (varint)
+//	partition | 0x03 | epoch | xxhash64(wamid)  index: the seqs of the messages with that hash (uvarints)
+//	partition | 0x04 | seq                      message record (state and history; it holds the wamid)
 //
 // A message's seq (8 bytes, big-endian) is its partition's count of
 // messages when it was first written: message records are in the order
@@ -25,14 +25,21 @@ import (
 // flush overlapped the whole key space, and at 10 million messages each
 // record was rewritten about twelve times (docs/PERFORMANCE.md).
 //
-// The index finds a wamid's seq. It is written once per message and its
-// entries are small (13-byte keys, one uvarint), so its random order costs
-// little to compact. Its key is the hash alone: wamids with one hash share
-// an entry holding all their seqs, and the records' wamids tell them apart
+// The index finds a wamid's seq. Its entries are written once per message
+// and are small (17-byte keys, one uvarint). Their hashes are in random
+// order, so an index keyed by the hash alone, as in format 2, was
+// rewritten about ten times by compactions at 10 million messages: half of
+// all they wrote. So the hash follows an epoch (4 bytes, big-endian): the
+// epoch of the partition's filter of known messages that the message
+// joined when it was first written (filter.go). New entries then fall in
+// the newest epoch's narrow range, as new records do, and a lookup reads
+// the entries of just the epochs whose filter layer may hold the wamid.
+// Within an epoch the key is the hash alone: wamids with one hash share an
+// entry holding all their seqs, and the records' wamids tell them apart
 // (ten million messages over 12 partitions hold such a pair about once in
-// four million stores). The hash comes first because wamids share a long
-// common prefix ("wamid.HBgL..."): index keys of different messages differ
-// within a few bytes, so comparisons stop early.
+// four million stores). The hash, not the wamid, keys the entry because
+// wamids share a long common prefix ("wamid.HBgL..."): index keys of
+// different messages differ within a few bytes, so comparisons stop early.
 //
 // The format version key sits outside every partition: its first byte, 0xff,
 // is above any non-negative int32's.
@@ -48,8 +55,9 @@ const (
 // version, formatVersion1 and up, is emptied at Open (see Store.upgrade).
 const (
 	formatKey      = "\xffwastatus.state.format"
-	formatVersion  = 2
+	formatVersion  = 3
 	formatVersion1 = 1 // message records keyed by wamid hash and wamid
+	formatVersion2 = 2 // index entries keyed by wamid hash alone
 )
 
 // checkPartition rejects a negative partition.
@@ -83,12 +91,16 @@ func appendOffsetKey(dst []byte, p int32) []byte {
 // wamidHash is the hash that keys a message's index entry.
 func wamidHash(wamid string) uint64 { return xxhash.Sum64String(wamid) }
 
-// appendIndexKey appends the key of the index entry of the messages with
-// wamidHash h.
-func appendIndexKey(dst []byte, p int32, h uint64) []byte {
+// appendIndexKey appends the key of the index entry of epoch e's messages
+// with wamidHash h.
+func appendIndexKey(dst []byte, p int32, e uint32, h uint64) []byte {
 	dst = append(appendPartition(dst, p), kindIndex)
+	dst = binary.BigEndian.AppendUint32(dst, e)
 	return binary.BigEndian.AppendUint64(dst, h)
 }
+
+// indexKeyLen is the length of an index key.
+const indexKeyLen = 17
 
 // appendRecordKey appends the key of the record of the message with seq.
 func appendRecordKey(dst []byte, p int32, seq uint64) []byte {
@@ -104,12 +116,13 @@ func recordSeq(key []byte, p int32) (uint64, bool) {
 	return binary.BigEndian.Uint64(key[5:]), true
 }
 
-// indexHash returns the hash of an index key of p, false if key is not one.
-func indexHash(key []byte, p int32) (uint64, bool) {
-	if len(key) != 13 || binary.BigEndian.Uint32(key) != uint32(p) || key[4] != kindIndex {
-		return 0, false
+// indexEntry returns the epoch and hash of an index key of p, false if key
+// is not one.
+func indexEntry(key []byte, p int32) (e uint32, h uint64, ok bool) {
+	if len(key) != indexKeyLen || binary.BigEndian.Uint32(key) != uint32(p) || key[4] != kindIndex {
+		return 0, 0, false
 	}
-	return binary.BigEndian.Uint64(key[5:]), true
+	return binary.BigEndian.Uint32(key[5:]), binary.BigEndian.Uint64(key[9:]), true
 }
 
 // appendIndexSeqs appends the seqs of an index entry's value (one or more

@@ -10,21 +10,25 @@ import (
 
 // knownKeys is what a store knows of the messages of one partition: a
 // bloom filter of the wamid hashes of every message the partition holds
-// (the keys of its index entries), or nil when the store cannot vouch for
-// that. A filter exists once the store has read the partition's index (at
-// the partition's first use since Open, learnKeys) or emptied it
+// (the keys of its index entries), in the epochs that key those entries
+// (filter.go), or nil when the store cannot vouch for that. A filter
+// exists once the store has read the partition's index (at the
+// partition's first use since Open, learnKeys) or emptied it
 // (DropPartition, NewLoadBatch, NewLoader), and has seen every message
 // written to it since: messages are only written by batches and Loaders,
 // and both add every message they write (a batch, every one it does not
-// find) to the filter before they can write it. A message the filter has
-// never seen is then not in Pebble either, and a batch skips the point
-// lookup of its index entry, which is most of the cost of folding the first
-// event of a message (a seek down the memtable's skiplist and, past it, a
-// bloom filter check per sstable). A false positive only costs that lookup.
+// find) to the filter before they can write it, and key its index entry by
+// the epoch the filter added it to. A message the filter has never seen is
+// then not in Pebble either, and a batch skips the point lookup of its
+// index entry, which is most of the cost of folding the first event of a
+// message (a seek down the memtable's skiplist and, past it, a bloom
+// filter check per sstable); a known message's lookup reads the entries of
+// the epochs whose layers may hold it, usually one. A false positive only
+// costs the lookup of one epoch's entry.
 //
 // Format 1 keyed records by hash and wamid, and learning a partition's
 // hashes meant reading every record: a processor restarted on its store
-// had no filter and looked every message up. The index is 13 bytes a
+// had no filter and looked every message up. The index is 17 bytes a
 // message.
 type knownKeys struct {
 	mu   sync.Mutex
@@ -32,30 +36,52 @@ type knownKeys struct {
 	sets int // calls of set: a filter learnt meanwhile is stale
 }
 
-// mayHold reports whether the partition may hold the message with
-// wamidHash h; false means certainly not.
-func (k *knownKeys) mayHold(h uint64) bool {
+// candidates appends to dst the epochs whose index entries may hold the
+// message with wamidHash h, newest first, and returns them with the epoch
+// a new message joins now (keyFilter.epoch). ok is false without a
+// filter: then every epoch may (Store.allEpochs).
+func (k *knownKeys) candidates(h uint64, dst []uint32) (eps []uint32, next uint32, ok bool) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	return k.f == nil || k.f.mayContain(h)
+	if k.f == nil {
+		return dst, 0, false
+	}
+	return k.f.candidates(h, dst), k.f.epoch(), true
 }
 
-// add records a message about to be written.
-func (k *knownKeys) add(h uint64) {
+// add records a message about to be written, and returns the epoch its
+// index entry is keyed by; false without a filter.
+func (k *knownKeys) add(h uint64) (uint32, bool) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if k.f != nil {
-		k.f.add(h)
+	if k.f == nil {
+		return 0, false
 	}
+	return k.f.add(h), true
 }
 
 // set replaces the filter: nil while the partition's contents are unknown,
-// an empty one sized for about keys messages once it holds none.
+// an empty one once it holds none.
 func (k *knownKeys) set(f *keyFilter) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.f = f
 	k.sets++
+}
+
+// emptyFilter returns a filter for a partition that holds nothing, its
+// first epoch sized for about keys messages (0: no hint).
+func (s *Store) emptyFilter(keys int) *keyFilter {
+	return newKeyFilter(firstEpochKeys(keys, s.epochKeys), s.epochKeys)
+}
+
+// knownIfAny returns the partition's knownKeys, nil if it has none yet: a
+// reader that is not the partition's writer must not make one without its
+// filter, which the writer's first use would then not read.
+func (s *Store) knownIfAny(partition int32) *knownKeys {
+	s.knownMu.Lock()
+	defer s.knownMu.Unlock()
+	return s.known[partition]
 }
 
 // knownKeys returns the partition's knownKeys, made at its first use: with
@@ -92,40 +118,41 @@ func (s *Store) knownKeys(partition int32, probe bool) *knownKeys {
 }
 
 // learnKeys returns a filter of every message the partition holds, read
-// from the keys of its index entries: 13 bytes a message, so about a
-// second for ten million. A partition with records but no index entry is
-// corrupt (ErrCorrupt). knownKeys fails the store on any error, as a
-// failed read of a record does.
+// from the keys of its index entries (17 bytes a message, so about a second
+// for ten million), in their epochs. A partition with records but no index
+// entry is corrupt (ErrCorrupt). knownKeys fails the store on any error, as
+// a failed read of a record does.
 func (s *Store) learnKeys(partition int32) (*keyFilter, error) {
 	lo, hi := kindBounds(partition, kindIndex)
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 	if err != nil {
 		return nil, err
 	}
-	f, n := newKeyFilter(0), 0
+	fb := newFilterBuilder(s.epochKeys)
 	var bad error
-	for valid := it.First(); valid && bad == nil; valid = it.Next() {
-		h, ok := indexHash(it.Key(), partition)
+	for valid := it.First(); valid; valid = it.Next() {
+		e, h, ok := indexEntry(it.Key(), partition)
 		if !ok {
 			bad = fmt.Errorf("%w: index key %x", ErrCorrupt, it.Key())
+			break
 		}
-		f.add(h)
-		n++
+		fb.add(e, h)
 	}
 	if err := errors.Join(bad, it.Error(), it.Close()); err != nil {
 		return nil, err
 	}
-	if n == 0 {
-		lo, hi := kindBounds(partition, kindRecord)
-		none, err := s.noKeys(lo, hi)
-		if err != nil {
-			return nil, err
-		}
-		if !none {
-			return nil, fmt.Errorf("%w: records but no index", ErrCorrupt)
-		}
+	if f := fb.filter(); f != nil {
+		return f, nil
 	}
-	return f, nil
+	lo, hi = kindBounds(partition, kindRecord)
+	none, err := s.noKeys(lo, hi)
+	if err != nil {
+		return nil, err
+	}
+	if !none {
+		return nil, fmt.Errorf("%w: records but no index", ErrCorrupt)
+	}
+	return s.emptyFilter(0), nil
 }
 
 // noKeys reports whether the store holds no key in [lo, hi).

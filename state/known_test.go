@@ -22,6 +22,7 @@ func TestKnownMessages(t *testing.T) {
 	r := rand.New(rand.NewPCG(seed, seed+3))
 	o := Options{HistoryLimit: 4, Policy: Policy(r.IntN(2))}
 	s, fs := openMem(t, o)
+	s.epochKeys = 64 // many epochs
 	ids := make([]string, 3000)
 	for i := range ids {
 		ids[i] = fmt.Sprintf("wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQz%06d", i)
@@ -100,6 +101,7 @@ func TestKnownMessages(t *testing.T) {
 	}
 	o.FS = fs
 	s, _ = openMem(t, o)
+	s.epochKeys = 64
 	if s.knownKeys(0, true).f == nil {
 		t.Fatal("no filter of known messages for a partition that held messages at Open: its index was not read")
 	}
@@ -109,4 +111,20 @@ func TestKnownMessages(t *testing.T) {
 	check("reopened")
 	run(20)
 	check("after the reopen")
+	if n := len(s.knownKeys(0, true).f.layers); n < 10 {
+		t.Fatalf("%d epochs: the test should make many", n)
+	}
+
+	// Without a filter (as if the index could not be read), a batch reads
+	// every epoch's entry, and writes new ones in the newest.
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, _ = openMem(t, o)
+	if s.knownKeys(0, false).f != nil {
+		t.Fatal("a filter without reading the index")
+	}
+	check("reopened without a filter")
+	run(20)
+	check("after batches without a filter")
 }

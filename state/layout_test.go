@@ -20,17 +20,19 @@ import (
 // TestCollidingWAMIDs folds the same random traffic into two stores and checks that
 // they hold the same states and histories: a store whose wamids collide
 // (its hash gives every wamid one of two values, so index entries hold
-// many seqs) against one with the real hash. Some messages are first
+// many seqs, and its epochs are of 8 messages, so a hash has entries in
+// many epochs) against one with the real hash. Some messages are first
 // restored by a Loader, batches see the same message several times and
 // meet new messages of one hash together, and the colliding store is
-// reopened between batches, so that it finds its next seq in Pebble.
+// reopened between batches, so that it finds its next seq in Pebble and
+// rebuilds its epochs from the index.
 func TestCollidingWAMIDs(t *testing.T) {
 	seed := testSeed(t)
 	r := rand.New(rand.NewPCG(seed, seed+1))
 	collide := func(w string) uint64 { return uint64(len(w)) % 2 }
 
 	got, fs := openMem(t, Options{HistoryLimit: 8})
-	got.hash = collide
+	got.hash, got.epochKeys = collide, 8
 	want, _ := openMem(t, Options{HistoryLimit: 8})
 
 	const restored, messages = 40, 120
@@ -39,7 +41,7 @@ func TestCollidingWAMIDs(t *testing.T) {
 		ids[i] = fmt.Sprintf("wamid.%0*d", 1+i%3, i) // lengths of both parities
 	}
 	for _, s := range []*Store{got, want} {
-		l, err := s.NewLoader(0, 0, 0)
+		l, err := s.NewLoader(0, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -70,7 +72,7 @@ func TestCollidingWAMIDs(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { _ = s.Close() })
-			s.hash = collide
+			s.hash, s.epochKeys = collide, 8
 			got = s
 		}
 		seen := min(messages, restored+4*(batch+1)) // new messages every batch
@@ -115,6 +117,9 @@ func TestCollidingWAMIDs(t *testing.T) {
 	if stored <= restored {
 		t.Fatalf("only %d messages stored: the traffic added none", stored)
 	}
+	if n := len(got.knownKeys(0, true).f.layers); n < 5 {
+		t.Fatalf("%d epochs: the test should make many", n)
+	}
 }
 
 // TestNewMessagesAfterLoad checks that a partition's new messages after a
@@ -125,6 +130,14 @@ func TestNewMessagesAfterLoad(t *testing.T) {
 	loadStates(t, s, 3, 100, "wamid.loaded.", "delivered")
 	for i := range 50 {
 		commit(t, s, 3, int64(i), ev("sent", T, wamid(fmt.Sprintf("wamid.new.%d", i))))
+	}
+	// The Loader's epoch is sealed: new index entries do not fall among
+	// the loaded ones, whose tables are in the bottom level.
+	for i := range 50 {
+		key, _ := indexKeyOf(t, s.db, 3, fmt.Sprintf("wamid.new.%d", i))
+		if e, _, _ := indexEntry(key, 3); e == 0 {
+			t.Fatalf("a new message after a Loader's is in its epoch, 0")
+		}
 	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
@@ -152,23 +165,38 @@ func TestNewMessagesAfterLoad(t *testing.T) {
 	check("wamid.later.", 50, Read)
 }
 
-// TestStoreUpgradesFormat1 opens a store written in format 1 (records keyed
-// by the wamid's hash): it is emptied, so that its partitions restore, and
+// TestStoreUpgrades opens a store written in an earlier format: format 1
+// (records keyed by the wamid's hash) and format 2 (index entries keyed by
+// the hash alone, whose 13-byte keys this format's index reader would take
+// for corruption). It is emptied, so that its partitions restore, and
 // marked with this format.
-func TestStoreUpgradesFormat1(t *testing.T) {
+func TestStoreUpgrades(t *testing.T) {
+	format1 := append(appendPartition(nil, 0), 0x02)
+	format1 = binary.BigEndian.AppendUint64(format1, wamidHash(testWAMID))
+	format1 = append(format1, testWAMID...)
+	format2 := append(appendPartition(nil, 0), kindIndex)
+	format2 = binary.BigEndian.AppendUint64(format2, wamidHash(testWAMID))
+	for _, tc := range []struct {
+		version uint64
+		key     []byte
+	}{{formatVersion1, format1}, {formatVersion2, format2}} {
+		t.Run(fmt.Sprint("format ", tc.version), func(t *testing.T) {
+			testStoreUpgrade(t, tc.version, tc.key)
+		})
+	}
+}
+
+func testStoreUpgrade(t *testing.T, version uint64, oldKey []byte) {
 	db, fs := closedStore(t)
-	oldKey := append(appendPartition(nil, 0), 0x02)
-	oldKey = binary.BigEndian.AppendUint64(oldKey, wamidHash(testWAMID))
-	oldKey = append(oldKey, testWAMID...)
-	err := db.Set(oldKey, []byte("a format 1 record"), pebble.Sync)
-	err = errors.Join(err, db.Set([]byte(formatKey), binary.AppendUvarint(nil, formatVersion1), pebble.Sync), db.Close())
+	err := db.Set(oldKey, []byte("an old format's entry"), pebble.Sync)
+	err = errors.Join(err, db.Set([]byte(formatKey), binary.AppendUvarint(nil, version), pebble.Sync), db.Close())
 	if err != nil {
 		t.Fatal(err)
 	}
 
 	s, err := Open("db", Options{FS: fs})
 	if err != nil {
-		t.Fatalf("Open of a format 1 store: %v", err)
+		t.Fatalf("Open of a format %d store: %v", version, err)
 	}
 	defer s.Close()
 	if _, ok := mustGet(t, s, 0, testWAMID); ok {
@@ -197,10 +225,13 @@ func TestStoreUpgradesFormat1(t *testing.T) {
 }
 
 // TestTablesSplitAtKinds checks that every sstable holds keys of one
-// partition and one kind (or the format key alone): a table of recent
-// records must not reach into the next partition's index (splitKinds).
+// partition and one kind (or the format key alone), and index entries of
+// one epoch: a table of recent records must not reach into the next
+// partition's index, nor one of new index entries into older epochs
+// (splitKinds).
 func TestTablesSplitAtKinds(t *testing.T) {
 	s, _ := openMem(t, Options{})
+	s.epochKeys = 64
 	for p := range int32(3) {
 		evs := make([]schemas.StatusEvent, 200)
 		for i := range evs {
@@ -215,7 +246,7 @@ func TestTablesSplitAtKinds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tables := 0
+	tables, indexTables := 0, 0
 	for _, level := range levels {
 		for _, tb := range level {
 			tables++
@@ -226,12 +257,18 @@ func TestTablesSplitAtKinds(t *testing.T) {
 			if len(lo) < 5 || len(hi) < 5 || !bytes.Equal(lo[:5], hi[:5]) {
 				t.Errorf("table %s holds [%x, %x]: more than one partition's keys of one kind", tb.FileNum, lo, hi)
 			}
+			if lo[4] == kindIndex {
+				indexTables++
+				if !bytes.Equal(lo[:9], hi[:9]) {
+					t.Errorf("table %s holds [%x, %x]: index entries of more than one epoch", tb.FileNum, lo, hi)
+				}
+			}
 		}
 	}
-	// Three partitions' offsets, index entries and records, and the
-	// format key.
-	if tables < 10 {
-		t.Errorf("%d tables, want at least 10", tables)
+	// Three partitions' offsets, index entries in epochs of 64 messages,
+	// and records, and the format key.
+	if tables < 10 || indexTables < 6 {
+		t.Errorf("%d tables, %d of index entries; want at least 10 and 6", tables, indexTables)
 	}
 }
 

@@ -2,10 +2,12 @@ package state
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"testing"
 )
 
@@ -27,6 +29,7 @@ func TestLoadBatchMatchesBatch(t *testing.T) {
 	}
 	o.FS = fs
 	s, _ = openMem(t, o)
+	s.epochKeys = 1000 // many epochs
 
 	ids := make([]string, 12_000)
 	for i := range ids {
@@ -82,8 +85,8 @@ func TestLoadBatchMatchesBatch(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if got := len(load.known.f.layers); got < 2 {
-		t.Fatalf("the filter has %d layers; the test should make it grow", got)
+	if got := len(load.known.f.layers); got < 5 {
+		t.Fatalf("the filter has %d epochs; the test should make many", got)
 	}
 	for _, id := range ids {
 		m1, ok1 := mustGet(t, s, 1, id)
@@ -123,31 +126,133 @@ func TestNewLoadBatchNotEmpty(t *testing.T) {
 	b.Close()
 }
 
-// TestKeyFilter checks the filter never forgets a key and, grown far past
-// its size hint, still rejects almost every key it never saw, without
-// taking much more memory than its keys need.
+// TestKeyFilter checks the filter's epochs: a key is never forgotten and
+// is always a candidate of the epoch it joined, epochs begin when the
+// newest is full and are sized as filter.go says, and the filter still
+// rejects almost every key it never saw, in no more memory than its keys
+// need. A filter rebuilt from the keys' epochs and hashes, as learnKeys
+// rebuilds it from a partition's index, answers the same and takes new
+// keys in its newest epoch until that is full.
 func TestKeyFilter(t *testing.T) {
-	f := newKeyFilter(0)
-	const n = 1 << 20 // a layer boundary: the newest layer is almost empty
+	f := newKeyFilter(firstEpochKeys(0, 0), 0)
+	const n = 1 << 20
+	epochs := make([]uint32, n)
 	for i := range n {
-		f.add(wamidHash(fmt.Sprint("in", i)))
-	}
-	for i := range n {
-		if !f.mayContain(wamidHash(fmt.Sprint("in", i))) {
-			t.Fatalf("key %d added but not contained", i)
+		h := wamidHash(fmt.Sprint("in", i))
+		if next := f.epoch(); i > 0 && next != epochs[i-1] && next != epochs[i-1]+1 {
+			t.Fatalf("key %d: next epoch %d after %d", i, next, epochs[i-1])
+		}
+		next := f.epoch()
+		if epochs[i] = f.add(h); epochs[i] != next {
+			t.Fatalf("key %d joined epoch %d, want %d (epoch)", i, epochs[i], next)
 		}
 	}
-	fp := 0
-	for i := range n {
-		if f.mayContain(wamidHash(fmt.Sprint("out", i))) {
-			fp++
+	total := 0
+	for e, l := range f.layers {
+		want := epochFirstKeys
+		if e > 0 {
+			want = max(epochMinKeys, total/epochShare)
+		}
+		if l.keys != want {
+			t.Fatalf("epoch %d sized for %d keys, want %d", e, l.keys, want)
+		}
+		total += l.keys
+	}
+	if len(f.layers) < 8 {
+		t.Fatalf("%d epochs for %d keys: the test should make many", len(f.layers), n)
+	}
+	check := func(name string, f *keyFilter) {
+		t.Helper()
+		var cands []uint32
+		extra := 0
+		for i := range n {
+			h := wamidHash(fmt.Sprint("in", i))
+			cands = f.candidates(h, cands[:0])
+			if !f.mayContain(h) || !slices.Contains(cands, epochs[i]) {
+				t.Fatalf("%s: key %d added to epoch %d, candidates %v", name, i, epochs[i], cands)
+			}
+			if !slices.IsSortedFunc(cands, func(a, b uint32) int { return cmp.Compare(b, a) }) {
+				t.Fatalf("%s: candidates %v, want newest first", name, cands)
+			}
+			extra += len(cands) - 1
+		}
+		fp := 0
+		for i := range n {
+			if f.mayContain(wamidHash(fmt.Sprint("out", i))) {
+				fp++
+			}
+		}
+		layers := float64(len(f.layers))
+		if rate := float64(fp) / n; rate > 0.015*layers {
+			t.Fatalf("%s: false positive rate %.4f over %.0f epochs, want at most 1.5%% an epoch", name, rate, layers)
+		}
+		if rate := float64(extra) / n; rate > 0.015*layers {
+			t.Fatalf("%s: %.4f wrong candidates a key over %.0f epochs, want at most 1.5%% an epoch", name, rate, layers)
+		}
+		if perKey := float64(f.bytes()*8) / n; perKey > filterBitsPerKey*1.2 {
+			t.Fatalf("%s: %.1f bits per key over %.0f epochs, want at most %.0f", name, perKey, layers, filterBitsPerKey*1.2)
 		}
 	}
-	if rate := float64(fp) / n; rate > 0.05 {
-		t.Fatalf("false positive rate %.4f over %d layers, want at most 0.05", rate, len(f.layers))
+	check("grown", f)
+
+	fb := newFilterBuilder(0)
+	for i := range n { // in key order: epoch, then hash
+		if i > 0 && epochs[i] < epochs[i-1] {
+			t.Fatal("epochs out of order")
+		}
+		fb.add(epochs[i], wamidHash(fmt.Sprint("in", i)))
 	}
-	if perKey := float64(f.bytes()*8) / n; perKey > 2*filterBitsPerKey+1 {
-		t.Fatalf("%.1f bits per key over %d layers, want at most %d", perKey, len(f.layers), 2*filterBitsPerKey+1)
+	g := fb.filter()
+	check("rebuilt", g)
+	last := len(g.layers) - 1
+	if g.layers[last].room != f.layers[last].room {
+		t.Fatalf("rebuilt newest epoch has room for %d keys, want %d", g.layers[last].room, f.layers[last].room)
+	}
+	if e := g.add(wamidHash("new")); e != uint32(last) {
+		t.Fatalf("a new key after the rebuild joined epoch %d, want the newest, %d", e, last)
+	}
+}
+
+// TestFilterBuilderGaps rebuilds a filter whose index lost every message
+// of some epochs (aborted before their first commit): the epochs keep
+// their numbers, the lost ones hold nothing, and a first epoch alone,
+// which may be a Loader's, larger than its size, is not grown into.
+func TestFilterBuilderGaps(t *testing.T) {
+	fb := newFilterBuilder(64)
+	for i := range 10 {
+		fb.add(2, uint64(i)<<40)
+	}
+	for i := range 80 {
+		fb.add(5, uint64(i)<<50)
+	}
+	f := fb.filter()
+	if len(f.layers) != 6 {
+		t.Fatalf("%d epochs, want 6", len(f.layers))
+	}
+	for _, e := range []int{0, 1, 3, 4} {
+		if l := f.layers[e]; len(l.blocks) != 0 {
+			t.Fatalf("lost epoch %d has %d blocks", e, len(l.blocks))
+		}
+	}
+	if c := f.candidates(uint64(3)<<40, nil); !slices.Contains(c, 2) {
+		t.Fatalf("candidates %v, want epoch 2", c)
+	}
+	if c := f.candidates(uint64(3)<<50, nil); !slices.Contains(c, 5) {
+		t.Fatalf("candidates %v, want epoch 5", c)
+	}
+	if f.layers[5].room != 0 || f.epoch() != 6 {
+		t.Fatalf("newest epoch: room %d, next epoch %d; want 0 and 6 (80 keys, more than a new epoch's 64)", f.layers[5].room, f.epoch())
+	}
+
+	fb = newFilterBuilder(64)
+	for i := range 5000 {
+		fb.add(0, uint64(i)<<32)
+	}
+	if f := fb.filter(); f.epoch() != 1 {
+		t.Fatalf("a first epoch of 5000 keys (a Loader's) takes more: next epoch %d, want 1", f.epoch())
+	}
+	if f := newFilterBuilder(0).filter(); f != nil {
+		t.Fatalf("a filter of no keys: %v, want nil", f)
 	}
 }
 
@@ -155,7 +260,7 @@ func TestKeyFilter(t *testing.T) {
 // saw (the case it exists for) in a partition of 10 million messages over
 // 12 partitions, the largest state.
 func BenchmarkKeyFilter(b *testing.B) {
-	f := newKeyFilter(0)
+	f := newKeyFilter(firstEpochKeys(0, 0), 0)
 	const n = 10_000_000 / 12
 	for i := range n {
 		f.add(wamidHash(fmt.Sprint("in", i)))
@@ -166,11 +271,12 @@ func BenchmarkKeyFilter(b *testing.B) {
 	}
 	b.ResetTimer()
 	fp := 0
+	var cands []uint32
 	for i := range b.N {
-		if f.mayContain(hs[i&(len(hs)-1)]) {
-			fp++
-		}
+		cands = f.candidates(hs[i&(len(hs)-1)], cands[:0])
+		fp += len(cands)
 	}
 	b.ReportMetric(float64(fp)/float64(b.N), "fp")
+	b.ReportMetric(float64(len(f.layers)), "epochs")
 	b.ReportMetric(float64(f.bytes()*8)/n, "bits/key")
 }

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"math/bits"
 	"path/filepath"
 	"slices"
@@ -105,14 +106,14 @@ const (
 	loadMergeRuns = 64
 )
 
-// NewLoader returns a Loader for a partition that holds no key. It sizes
-// the partition's filter of known messages for about keys messages, as
-// NewLoadBatch does; the partition's later batches then skip the lookups of
+// NewLoader returns a Loader for a partition that holds no key. At Finish
+// it gives the partition a filter of known messages sized for the messages
+// it loaded; the partition's later batches then skip the lookups of
 // messages it has not seen. The Loader sorts runs of about runBytes of
 // records in memory (0 means Options.LoadRunBytes): callers that run many
 // Loaders at once give each a share. It returns ErrNotEmpty if the
 // partition holds any key, and ErrInvalidPartition for a negative one.
-func (s *Store) NewLoader(partition int32, keys, runBytes int) (*Loader, error) {
+func (s *Store) NewLoader(partition int32, runBytes int) (*Loader, error) {
 	if err := s.check(partition); err != nil {
 		return nil, err
 	}
@@ -132,7 +133,7 @@ func (s *Store) NewLoader(partition int32, keys, runBytes int) (*Loader, error) 
 		return nil, fmt.Errorf("state: loader: %w", err)
 	}
 	known := s.knownKeys(partition, false)
-	known.set(newKeyFilter(keys))
+	known.set(s.emptyFilter(0))      // until Finish: nothing to find
 	s.seqCounter(partition).forget() // until Finish
 	if runBytes <= 0 {
 		runBytes = s.opts.LoadRunBytes
@@ -161,7 +162,6 @@ func (l *Loader) Add(m *Message) error {
 	l.chunks[c] = append(l.chunks[c], l.rec...)
 	l.used += len(l.rec)
 	l.ents = append(l.ents, loadEntry{hash: h, chunk: uint32(c), off: uint32(off), klen: uint32(klen), vlen: uint32(len(l.rec) - klen), seq: uint32(len(l.ents))})
-	l.known.add(h)
 	l.loaded++
 	if l.used >= l.runBytes {
 		return l.spill()
@@ -212,12 +212,13 @@ func (l *Loader) finish(ctx context.Context) error {
 	var (
 		tables []string
 		seqs   uint64
+		f      *keyFilter
 	)
 	if len(l.runs) == 0 {
 		l.sort()
 		src := &memRun{l: l}
 		var err error
-		if tables, seqs, err = l.writeTables(ctx, src); err != nil {
+		if tables, seqs, f, err = l.writeTables(ctx, src); err != nil {
 			return err
 		}
 	} else {
@@ -233,7 +234,7 @@ func (l *Loader) finish(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		tables, seqs, err = l.writeTables(ctx, m)
+		tables, seqs, f, err = l.writeTables(ctx, m)
 		if cerr := m.close(); err == nil && cerr != nil {
 			err = fmt.Errorf("state: loader: close runs: %w", cerr)
 		}
@@ -242,6 +243,7 @@ func (l *Loader) finish(ctx context.Context) error {
 		}
 	}
 	if len(tables) > 0 {
+		l.known.set(f) // before the messages are in Pebble (see knownKeys)
 		err := l.s.write(func() error { return l.s.db.Ingest(ctx, tables) })
 		if err != nil {
 			return fmt.Errorf("state: load partition %d: ingest: %w", l.partition, err)
@@ -459,25 +461,36 @@ type loadSource interface {
 }
 
 // writeTables writes src's records, one a message, into sstables of about
-// loadTableBytes each, and returns their paths and the number of messages.
-// Messages get seqs in src's order, the order of their hashes, and the
-// records and index entries come out in key order together. The tables do
-// not overlap, as Ingest needs.
-func (l *Loader) writeTables(ctx context.Context, src loadSource) ([]string, uint64, error) {
+// loadTableBytes each, and returns their paths, the number of messages and
+// the partition's filter of them. Messages get seqs in src's order, the
+// order of their hashes, and the records and index entries come out in key
+// order together. The tables do not overlap, as Ingest needs. Every index
+// entry is of the filter's first epoch, sized for every message added (a
+// message added more than once takes room it does not use) and sealed, so
+// that the partition's new messages begin another epoch rather than fall
+// among the loaded ones in the bottom level.
+func (l *Loader) writeTables(ctx context.Context, src loadSource) ([]string, uint64, *keyFilter, error) {
 	var (
-		paths    []string
-		records  = tableSink{l: l, paths: &paths}
-		index    = tableSink{l: l, paths: &paths}
-		seq      uint64
-		hash     uint64
-		seqs     []byte // the index entry of hash
-		key      []byte
-		abort    = func(err error) ([]string, uint64, error) { records.abort(); index.abort(); return nil, 0, l.fail(err) }
+		paths   []string
+		records = tableSink{l: l, paths: &paths}
+		index   = tableSink{l: l, paths: &paths}
+		f       = newKeyFilter(int(min(l.loaded, math.MaxInt32)), l.s.epochKeys)
+		epoch   = f.epoch()
+		seq     uint64
+		hash    uint64
+		seqs    []byte // the index entry of hash
+		key     []byte
+		abort   = func(err error) ([]string, uint64, *keyFilter, error) {
+			records.abort()
+			index.abort()
+			return nil, 0, nil, l.fail(err)
+		}
 		addIndex = func() error {
 			if len(seqs) == 0 {
 				return nil
 			}
-			key = appendIndexKey(key[:0], l.partition, hash)
+			f.addHere(hash)
+			key = appendIndexKey(key[:0], l.partition, epoch, hash)
 			return index.set(key, seqs)
 		}
 	)
@@ -510,7 +523,8 @@ func (l *Loader) writeTables(ctx context.Context, src loadSource) ([]string, uin
 	if err := errors.Join(addIndex(), records.close(), index.close()); err != nil {
 		return abort(err)
 	}
-	return paths, seq, nil
+	f.seal()
+	return paths, seq, f, nil
 }
 
 // tableSink writes keys in order into sstables of about loadTableBytes.

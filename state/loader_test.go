@@ -41,7 +41,7 @@ func TestLoaderMatchesRestore(t *testing.T) {
 			for i := range ids {
 				ids[i] = fmt.Sprintf("wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQz%06d", i)
 			}
-			l, err := s.NewLoader(1, 10, 0)
+			l, err := s.NewLoader(1, 0)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -142,14 +142,14 @@ func TestLoaderKnowsWhatItLoaded(t *testing.T) {
 func TestLoaderRefusesAndDiscards(t *testing.T) {
 	s, fs := openMem(t, Options{LoadRunBytes: 1 << 10})
 	commit(t, s, 3, 0, ev("sent", T, wamid("wamid.x")))
-	if _, err := s.NewLoader(3, 0, 0); !errors.Is(err, ErrNotEmpty) {
+	if _, err := s.NewLoader(3, 0); !errors.Is(err, ErrNotEmpty) {
 		t.Fatalf("NewLoader of a partition with state: %v, want ErrNotEmpty", err)
 	}
-	if _, err := s.NewLoader(-1, 0, 0); !errors.Is(err, ErrInvalidPartition) {
+	if _, err := s.NewLoader(-1, 0); !errors.Is(err, ErrInvalidPartition) {
 		t.Fatalf("NewLoader(-1): %v, want ErrInvalidPartition", err)
 	}
 
-	l, err := s.NewLoader(4, 0, 0)
+	l, err := s.NewLoader(4, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,7 +171,7 @@ func TestLoaderRefusesAndDiscards(t *testing.T) {
 	}
 
 	// A process that died mid-load: its spill files stay until Open.
-	l, err = s.NewLoader(5, 0, 0)
+	l, err = s.NewLoader(5, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -240,7 +240,7 @@ func TestLoaderFullDisk(t *testing.T) {
 				}
 				return l.Finish(t.Context())
 			}
-			l, err := s.NewLoader(0, 0, 0)
+			l, err := s.NewLoader(0, 0)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -255,7 +255,7 @@ func TestLoaderFullDisk(t *testing.T) {
 			if _, ok := mustGet(t, s, 0, "wamid.1"); ok {
 				t.Fatal("a failed load is visible")
 			}
-			if l, err = s.NewLoader(0, 0, 0); err != nil {
+			if l, err = s.NewLoader(0, 0); err != nil {
 				t.Fatalf("NewLoader after a failed load: %v", err)
 			}
 			if err := add(l); err != nil {
@@ -277,7 +277,7 @@ func TestLoadersAtOnce(t *testing.T) {
 	errs := make([]error, parts)
 	for p := range int32(parts) {
 		wg.Go(func() {
-			l, err := s.NewLoader(p, 0, 0)
+			l, err := s.NewLoader(p, 0)
 			if err != nil {
 				errs[p] = err
 				return
@@ -322,7 +322,7 @@ func TestLoaderCrash(t *testing.T) {
 	defer func() { _ = s.Close() }()
 	load := func(p int32, finish bool, next int64) {
 		t.Helper()
-		l, err := s.NewLoader(p, 0, 0)
+		l, err := s.NewLoader(p, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -353,7 +353,7 @@ func TestLoaderCrash(t *testing.T) {
 
 	load(0, true, 7)  // complete
 	load(1, true, -1) // states ingested, offset not written yet
-	l, err := s.NewLoader(2, 0, 0)
+	l, err := s.NewLoader(2, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -402,7 +402,7 @@ func TestOpenInUseKeepsLoaderFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	l, err := s.NewLoader(0, 0, 0)
+	l, err := s.NewLoader(0, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -428,7 +428,7 @@ func TestOpenInUseKeepsLoaderFiles(t *testing.T) {
 // the empty partition p of s with a Loader.
 func loadStates(t testing.TB, s *Store, p int32, n int, prefix, status string) {
 	t.Helper()
-	l, err := s.NewLoader(p, 0, 0)
+	l, err := s.NewLoader(p, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -152,6 +153,9 @@ type Store struct {
 
 	// hash is wamidHash; tests make wamids collide.
 	hash func(wamid string) uint64
+	// epochKeys is the least size of the filters' epochs (epochMinKeys if
+	// 0); tests make it small.
+	epochKeys int
 
 	knownMu sync.Mutex
 	known   map[int32]*knownKeys  // by partition, made at first use
@@ -347,12 +351,62 @@ func (s *Store) Get(partition int32, wamid string) (Message, bool, error) {
 // (Get, History): on a snapshot, so that a DropPartition and a new load
 // between the index read and the record read, which would make the index
 // name a record that is gone or another message's, cannot pass for
-// corruption.
+// corruption. The epochs to read come from the partition's filter, read
+// after the snapshot was taken, so that it holds every message the
+// snapshot does (or the partition was emptied meanwhile, and the message
+// is not found), or from the snapshot's index when there is no filter.
 func (s *Store) findCommitted(partition int32, wamid string, m *Message) (lookup, error) {
 	snap := s.db.NewSnapshot()
 	defer snap.Close()
+	h := s.hash(wamid)
+	var (
+		buf [8]uint32
+		eps []uint32
+		ok  bool
+	)
+	if k := s.knownIfAny(partition); k != nil {
+		eps, _, ok = k.candidates(h, buf[:0])
+	}
+	if !ok {
+		var err error
+		if eps, _, err = s.allEpochs(snap, partition, buf[:0]); err != nil {
+			return lookup{}, err
+		}
+	}
 	var key []byte
-	return s.find(snap, partition, s.hash(wamid), wamid, m, &key, nil)
+	return s.find(snap, partition, h, wamid, m, &key, eps, nil, 0)
+}
+
+// allEpochs appends to dst every epoch of the partition's index entries in
+// r, newest first, for a lookup without a filter, and returns them with
+// the newest (0 if there is none). Epochs between the first and the last
+// that hold no entry cost a lookup each.
+func (s *Store) allEpochs(r pebble.Reader, partition int32, dst []uint32) ([]uint32, uint32, error) {
+	lo, hi := kindBounds(partition, kindIndex)
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return dst, 0, fmt.Errorf("state: index of partition %d: %w", partition, err)
+	}
+	var (
+		newest uint32
+		found  bool
+		bad    error
+	)
+	if it.Last() {
+		if newest, _, found = indexEntry(it.Key(), partition); !found {
+			bad = fmt.Errorf("%w: index key %x", ErrCorrupt, it.Key())
+		}
+	}
+	if err := errors.Join(bad, it.Error(), it.Close()); err != nil {
+		s.fail(fmt.Errorf("state: index of partition %d: %w", partition, err))
+		return dst, 0, s.Err()
+	}
+	if found {
+		for e := int64(newest); e >= 0; e-- {
+			dst = append(dst, uint32(e))
+		}
+	}
+	return dst, newest, nil
 }
 
 // lookup is what find found of a message.
@@ -364,55 +418,58 @@ type lookup struct {
 }
 
 // find reads the committed record of wamid (whose wamidHash is h) into the
-// reset m from r: through the partition's index entry for h, then the
-// record of each seq it holds until one is wamid's. r is the database
-// itself only for the partition's writer (a Batch), under which nothing
-// changes the partition; other readers pass a snapshot (findCommitted).
-// key is scratch. If idx is not nil, it is set to the index entry's value
-// as read (empty if there is none): what a new message of that hash adds
+// reset m from r: through the partition's index entries for h in epochs
+// eps, in that order, then the record of each seq an entry holds until
+// one is wamid's. r is the database itself only for the partition's writer
+// (a Batch), under which nothing changes the partition; other readers pass
+// a snapshot (findCommitted). key is scratch. If idx is not nil, it is set
+// to the value of epoch idxEpoch's entry as read (empty if there is none,
+// or if it was not read): what a new message of that hash and epoch adds
 // its seq to.
-func (s *Store) find(r pebble.Reader, partition int32, h uint64, wamid string, m *Message, key, idx *[]byte) (lookup, error) {
-	*key = appendIndexKey((*key)[:0], partition, h)
+func (s *Store) find(r pebble.Reader, partition int32, h uint64, wamid string, m *Message, key *[]byte, eps []uint32, idx *[]byte, idxEpoch uint32) (lookup, error) {
 	if idx != nil {
 		*idx = (*idx)[:0]
 	}
-	val, closer, err := r.Get(*key)
-	if errors.Is(err, pebble.ErrNotFound) {
-		return lookup{}, nil
-	}
-	if err != nil {
-		s.fail(fmt.Errorf("state: get %s: index: %w", wamid, err)) // an I/O error or corruption
-		return lookup{}, s.Err()
-	}
-	var one [2]uint64
-	seqs, err := appendIndexSeqs(one[:0], val)
-	if idx != nil {
-		*idx = append(*idx, val...)
-	}
-	closer.Close()
-	if err != nil {
-		s.fail(fmt.Errorf("state: get %s: %w", wamid, err))
-		return lookup{}, s.Err()
-	}
-	for _, seq := range seqs {
-		*key = appendRecordKey((*key)[:0], partition, seq)
-		hist, n, ok, err := getRecord(r, *key, wamid, m)
-		if err == nil && !ok {
-			err = fmt.Errorf("%w: index of %q holds seq %d, which has no record", ErrCorrupt, wamid, seq)
+	for _, e := range eps {
+		*key = appendIndexKey((*key)[:0], partition, e, h)
+		val, closer, err := r.Get(*key)
+		if errors.Is(err, pebble.ErrNotFound) {
+			continue
 		}
+		if err != nil {
+			s.fail(fmt.Errorf("state: get %s: index: %w", wamid, err)) // an I/O error or corruption
+			return lookup{}, s.Err()
+		}
+		var one [2]uint64
+		seqs, err := appendIndexSeqs(one[:0], val)
+		if idx != nil && e == idxEpoch {
+			*idx = append(*idx, val...)
+		}
+		closer.Close()
 		if err != nil {
 			s.fail(fmt.Errorf("state: get %s: %w", wamid, err))
 			return lookup{}, s.Err()
 		}
-		if m.wamid == wamid {
-			return lookup{found: true, seq: seq, hist: hist, n: n}, nil
+		for _, seq := range seqs {
+			*key = appendRecordKey((*key)[:0], partition, seq)
+			hist, n, ok, err := getRecord(r, *key, wamid, m)
+			if err == nil && !ok {
+				err = fmt.Errorf("%w: index of %q holds seq %d, which has no record", ErrCorrupt, wamid, seq)
+			}
+			if err != nil {
+				s.fail(fmt.Errorf("state: get %s: %w", wamid, err))
+				return lookup{}, s.Err()
+			}
+			if m.wamid == wamid {
+				return lookup{found: true, seq: seq, hist: hist, n: n}, nil
+			}
+			if s.hash(m.wamid) != h {
+				err := fmt.Errorf("%w: index of %q holds seq %d, the record of %q", ErrCorrupt, wamid, seq, m.wamid)
+				s.fail(fmt.Errorf("state: get %s: %w", wamid, err))
+				return lookup{}, s.Err()
+			}
+			m.reset() // another message whose wamid has the same hash
 		}
-		if s.hash(m.wamid) != h {
-			err := fmt.Errorf("%w: index of %q holds seq %d, the record of %q", ErrCorrupt, wamid, seq, m.wamid)
-			s.fail(fmt.Errorf("state: get %s: %w", wamid, err))
-			return lookup{}, s.Err()
-		}
-		m.reset() // another message whose wamid has the same hash
 	}
 	return lookup{}, nil
 }
@@ -501,7 +558,7 @@ func (s *Store) DropPartition(partition int32) error {
 			return fmt.Errorf("state: drop partition %d: %w", partition, err)
 		}
 	}
-	known.set(newKeyFilter(0))
+	known.set(s.emptyFilter(0))
 	seqs.set(0)
 	return nil
 }
@@ -774,15 +831,23 @@ func (s *Store) closeFailed() error {
 
 // splitKinds is Pebble's span policy function: it changes no policy, but
 // makes every sstable Pebble writes (by flushes and compactions) end where
-// a partition's keys of one kind end. A table then holds one partition's
-// index entries, whose hashes are spread over all its range, or one
-// partition's records, which are in arrival order, never both: a new
-// table of recent records overlaps only the last table of its partition's
-// records one level down, not every table that a range from one
-// partition's records through the next partition's index would cover.
+// a partition's keys of one kind end, and its index entries of one epoch.
+// A table then holds one partition's index entries of one epoch, whose
+// hashes are spread over all its range, or one partition's records, which
+// are in arrival order, never both: a new table of recent records overlaps
+// only the last table of its partition's records one level down, and a
+// new table of index entries only the tables of the newest epoch, not
+// every table that a range from one partition's records through the next
+// partition's index, or through older epochs, would cover.
 func splitKinds(start []byte) (pebble.SpanPolicy, []byte, error) {
 	if len(start) < 5 || start[0]&0x80 != 0 {
 		return pebble.SpanPolicy{}, nil, nil
+	}
+	if start[4] == kindIndex && len(start) >= 9 {
+		if e := binary.BigEndian.Uint32(start[5:9]); e != math.MaxUint32 {
+			end := binary.BigEndian.AppendUint32(append([]byte(nil), start[:5]...), e+1)
+			return pebble.SpanPolicy{}, end, nil
+		}
 	}
 	end := append([]byte(nil), start[:5]...)
 	end[4]++
