@@ -49,7 +49,6 @@ type Batch struct {
 	val []byte // scratch value
 
 	index map[indexSlot][]byte // Commit's index entries of new messages, reused
-	eps   []uint32             // scratch epochs
 }
 
 // indexSlot names an index entry of the batch's partition.
@@ -116,11 +115,13 @@ func (s *Store) newBatch(partition int32, opts ...pebble.BatchOption) *Batch {
 
 // NewLoadBatch returns an empty Batch for filling a partition that holds
 // nothing yet (just dropped, or never written): a restore or a rebuild. It
-// is the partition's only writer until closed. It sizes the partition's
-// filter of known messages (see knownKeys; about 10 bits each) for keys
-// messages, so that loading a message the partition has not seen skips the
-// Pebble lookup: there is nothing to find. Otherwise it is a Batch like any
-// other, and so are the partition's later batches, which keep skipping the
+// is the partition's only writer until closed. It gives the partition an
+// empty filter of known messages (see knownKeys; about 10 bits each), so
+// that loading a message the partition has not seen skips the Pebble
+// lookup: there is nothing to find. keys, the most messages the load may
+// write, sizes the filter's first epoch, at most epochMinKeys: a small
+// partition gets a small filter. Otherwise it is a Batch like any other,
+// and so are the partition's later batches, which keep skipping the
 // lookups of new messages.
 //
 // It returns ErrNotEmpty if the partition holds any key, and the errors of
@@ -236,32 +237,36 @@ func (b *Batch) load(wamid string) (*entry, error) {
 		e = new(entry)
 	}
 	e.hash = b.s.hash(wamid)
-	eps, next, ok := b.known.candidates(e.hash, b.eps[:0])
+	sc, next, ok := b.known.scan(e.hash)
 	var err error
 	if !ok {
-		eps, next, err = b.s.allEpochs(b.s.db, b.partition, b.eps[:0])
+		var some bool
+		if next, some, err = b.s.newestEpoch(b.s.db, b.partition); err == nil {
+			sc = everyEpoch(next, some)
+		}
 	}
-	b.eps = eps
-	if err == nil && len(eps) > 0 {
+	if err == nil {
 		var r lookup
-		r, err = b.s.find(b.s.db, b.partition, e.hash, wamid, &e.m, &b.key, eps, &e.idx, next)
+		r, err = b.s.find(b.s.db, b.partition, e.hash, wamid, &e.m, &b.key, &sc, &e.idx, next)
 		e.seq, e.stored = r.seq, r.found
 		e.hist, e.histN = append(e.hist[:0], r.hist...), r.n
+	}
+	if err == nil && !e.stored {
+		// Without a filter, a new message joins the newest epoch in
+		// Pebble. With one, add returns next, whose entry for the hash
+		// find read, if any, unless the filter was replaced under the
+		// batch, which the partition's only writer must not allow: that
+		// entry would then be written over.
+		e.epoch = next
+		if ep, ok := b.known.add(e.hash); ok && ep != next {
+			err = fmt.Errorf("state: partition %d: its filter of known messages changed under its batch (epoch %d, want %d)", b.partition, ep, next)
+		}
 	}
 	if err != nil {
 		e.m.reset()
 		*e = entry{m: e.m, hist: e.hist[:0], idx: e.idx[:0]}
 		b.free = append(b.free, e)
 		return nil, err
-	}
-	if !e.stored { // stored: known already
-		// The batch is the partition's only writer: the epoch add
-		// returns is next, whose entry for the hash find read, if any.
-		// Without a filter, next is the newest epoch in Pebble.
-		e.epoch = next
-		if ep, ok := b.known.add(e.hash); ok {
-			e.epoch = ep
-		}
 	}
 	key := wamid
 	if e.stored {

@@ -114,8 +114,11 @@
 // never apart. Records are keyed by the message's seq, the partition's
 // count of messages when it was first written (at its first arrival, or in
 // a Loader's hash order), so that the statuses of recent messages rewrite a
-// narrow range of recent keys and compactions leave the rest alone; an index keyed by an 8-byte hash of the wamid (wamids share
-// a long common prefix) finds a message's seq (keys.go). A format version
+// narrow range of recent keys and compactions leave the rest alone. An
+// index keyed by an epoch and an 8-byte hash of the wamid (wamids share a
+// long common prefix) finds a message's seq; the epoch is that of the
+// partition's filter of known messages (below) that the message joined,
+// so new entries too fall in a narrow range (keys.go). A format version
 // key guards the layout; a store of an earlier format is emptied at Open,
 // and its partitions restore from the current topic. Point lookups use bloom filters, 16 KiB blocks (so that index
 // blocks stay small enough to stay cached) and a block cache sized by
@@ -148,15 +151,17 @@
 // # Known messages
 //
 // The store keeps, per partition, a bloom filter of every message the
-// partition holds (known.go, filter.go; 10 bits a message in layers that
-// double, so 12.5 to 25 MB for 10 million: 14.7 MB in 12 partitions)
-// whenever it can vouch for it: it reads the partition's index at the
-// partition's first use since Open (13-byte keys: about a second for ten
-// million messages), or finds it empty after emptying it (DropPartition,
-// NewLoadBatch, NewLoader), and sees every write since; messages are only
-// written by batches and Loaders, which add every message they write and
-// do not find before they can write it. A batch skips the Pebble lookup
-// of a message the filter has never seen, since there is nothing to find.
+// partition holds (known.go, filter.go; 10 bits a message, in a layer per
+// epoch of 131,072 messages or more, so about 13 MB for 10 million in 12
+// partitions) whenever it can vouch for it: it reads the partition's index
+// at the partition's first use since Open (17-byte keys: about a second
+// for ten million messages), or finds it empty after emptying it
+// (DropPartition, NewLoadBatch, NewLoader), and sees every write since;
+// messages are only written by batches and Loaders, which add every
+// message they write and do not find before they can write it, and key its
+// index entry by the epoch it joined. A batch skips the Pebble lookup of a
+// message the filter has never seen, since there is nothing to find, and
+// looks a known one up in the epochs whose layer may hold it.
 // That lookup (a seek down the memtable's skiplist, then a bloom filter
 // check per sstable, for its index entry) is the dearest part of folding
 // a message's first event: a fifth of a restore's CPU (BenchmarkLoad, 1M
@@ -178,7 +183,7 @@
 //	store.go     Options, Store (Open, Get, History, NextOffset, DropPartition, Scan, Stats)
 //	batch.go     Batch: the per-partition write path and its cache; load batches
 //	loader.go    Loader: fills an empty partition by sorting and ingesting sstables
-//	filter.go    the scalable bloom filter of a partition's known messages
+//	filter.go    the bloom filter of a partition's known messages, in epochs
 //	known.go     knownKeys: which partitions' messages the store knows
 //	seq.go       seqCounter: the seqs of a partition's new messages
 //	disk.go      diskGuard: the free-space check that stops the store before

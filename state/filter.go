@@ -7,9 +7,9 @@ import "math/bits"
 // join the newest epoch until it holds as many as it was sized for, and
 // then a new epoch begins. A message's index entry is keyed by the epoch
 // its hash joined (keys.go), so a lookup reads the entries of only the
-// epochs whose layer may hold it, newest first (candidates), and a
-// message no layer holds is not in the partition: a batch skips its
-// lookup. A false positive only costs the lookup of one epoch's entry.
+// epochs whose layer may hold it, newest first (epochScan), and a message
+// no layer holds is not in the partition: a batch skips its lookup. A
+// false positive only costs the lookup of one epoch's entry.
 //
 // Epochs keep the index's compactions small: new entries fall in the
 // newest epoch's narrow range of keys, and the older epochs' tables are
@@ -20,7 +20,7 @@ import "math/bits"
 // logarithmically past about a million messages: 7 for a partition of
 // 833 thousand (10 million messages in 12 partitions), about 26 for 8
 // million. A new message's lookup checks every layer, one cache miss
-// each; a known one stops at the first layer that holds it, usually the
+// each; a known one stops at the epoch whose entry holds it, usually the
 // newest. Each full layer adds about 1% of false positives.
 //
 // Each layer is a blocked bloom filter: all of a key's probes fall in one
@@ -48,6 +48,10 @@ const (
 	epochFirstKeys   = 1 << 16 // the first epoch, without a size hint: 80 KiB
 	epochMinKeys     = 1 << 17 // every later one holds at least this many: 160 KiB
 	epochShare       = 8       // and at least this share of all the epochs before it
+	// maxEpoch bounds the epochs: 8 million messages in a partition take
+	// about 26, a billion about 67, so an index key of a larger epoch is
+	// corrupt, and the filter never makes one.
+	maxEpoch = 1 << 16
 )
 
 // newKeyFilter returns a filter whose first epoch is sized for about keys
@@ -139,16 +143,17 @@ func (l *filterLayer) set(h uint64) {
 // epoch returns the epoch the next add joins.
 func (f *keyFilter) epoch() uint32 {
 	n := len(f.layers) - 1
-	if f.layers[n].room <= 0 {
+	if f.layers[n].room <= 0 && n < maxEpoch {
 		n++
 	}
 	return uint32(n)
 }
 
 // add records a message by its wamidHash in the newest epoch, beginning a
-// new one if it is full, and returns the epoch.
+// new one if it is full (unless maxEpoch is reached: then the newest takes
+// more), and returns the epoch.
 func (f *keyFilter) add(h uint64) uint32 {
-	if f.layers[len(f.layers)-1].room <= 0 {
+	if f.layers[len(f.layers)-1].room <= 0 && len(f.layers) <= maxEpoch {
 		f.grow(f.nextEpochKeys())
 	}
 	n := len(f.layers) - 1
@@ -168,30 +173,6 @@ func (f *keyFilter) addHere(h uint64) uint32 {
 // seal ends the newest epoch: the next add begins another.
 func (f *keyFilter) seal() { f.layers[len(f.layers)-1].room = 0 }
 
-// mayContain reports whether the message with wamidHash h may have been
-// added; false means certainly not.
-func (f *keyFilter) mayContain(h uint64) bool {
-	g := probeHash(h)
-	for i := len(f.layers) - 1; i >= 0; i-- {
-		if f.layers[i].has(h, g) {
-			return true
-		}
-	}
-	return false
-}
-
-// candidates appends to dst the epochs that may hold the message with
-// wamidHash h, newest first.
-func (f *keyFilter) candidates(h uint64, dst []uint32) []uint32 {
-	g := probeHash(h)
-	for i := len(f.layers) - 1; i >= 0; i-- {
-		if f.layers[i].has(h, g) {
-			dst = append(dst, uint32(i))
-		}
-	}
-	return dst
-}
-
 // has reports whether every probe of g is set in the block.
 func (b *filterBlock) has(g uint64) bool {
 	for range filterProbes {
@@ -207,7 +188,9 @@ func (b *filterBlock) has(g uint64) bool {
 // come in key order: epoch by epoch, in each by hash (learnKeys). Each
 // epoch's layer is sized for the hashes it holds; the newest, which goes
 // on taking new messages, for as many as the filter would give a new
-// epoch, if that is more.
+// epoch, if that is more, unless it is the first: that may be a Loader's,
+// sealed, whose tables are in the bottom level, so the partition's next
+// message begins another.
 type filterBuilder struct {
 	f      *keyFilter
 	epoch  uint32
@@ -222,8 +205,11 @@ func newFilterBuilder(minKeys int) *filterBuilder {
 }
 
 // add adds an index entry's hash of epoch e, which is at least the last
-// one's.
-func (fb *filterBuilder) add(e uint32, h uint64) {
+// one's; false if e is above maxEpoch.
+func (fb *filterBuilder) add(e uint32, h uint64) bool {
+	if e > maxEpoch {
+		return false
+	}
 	if e != fb.epoch {
 		fb.close(len(fb.hashes))
 		for uint32(len(fb.f.layers)) < e { // epochs whose every message was lost
@@ -232,6 +218,7 @@ func (fb *filterBuilder) add(e uint32, h uint64) {
 		fb.epoch = e
 	}
 	fb.hashes = append(fb.hashes, h)
+	return true
 }
 
 // close makes the current epoch's layer, sized for keys.
@@ -250,9 +237,7 @@ func (fb *filterBuilder) filter() *keyFilter {
 		return nil
 	}
 	n := len(fb.hashes)
-	if len(fb.f.layers) == 0 { // a Loader's epoch is sealed: it holds more
-		n = max(n, firstEpochKeys(0, fb.f.min))
-	} else {
+	if len(fb.f.layers) > 0 {
 		n = max(n, fb.f.nextEpochKeys())
 	}
 	fb.close(n)

@@ -150,6 +150,38 @@ func indexKeyOf(t testing.TB, db *pebble.DB, p int32, wamid string) (key, val []
 	return nil, nil
 }
 
+// checkIndexInFilter checks that every index entry of partition p is in
+// an epoch the partition's filter would read for its hash: otherwise a
+// lookup would miss a stored message, and a batch would write it again as
+// new.
+func checkIndexInFilter(t testing.TB, s *Store, p int32) {
+	t.Helper()
+	k := s.knownIfAny(p)
+	if k == nil || k.f == nil {
+		t.Fatalf("partition %d has no filter", p)
+	}
+	lo, hi := kindBounds(p, kindIndex)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer it.Close()
+	n := 0
+	for valid := it.First(); valid; valid = it.Next() {
+		e, h, ok := indexEntry(it.Key(), p)
+		if !ok {
+			t.Fatalf("index key %x", it.Key())
+		}
+		if c := candidates(k.f, h, nil); !slices.Contains(c, e) {
+			t.Fatalf("index entry %x of epoch %d: the filter reads epochs %v for its hash", it.Key(), e, c)
+		}
+		n++
+	}
+	if n == 0 {
+		t.Fatalf("partition %d has no index entry", p)
+	}
+}
+
 // recordKeyOf returns the key of wamid's record in partition p of db,
 // through its index entry.
 func recordKeyOf(t testing.TB, db *pebble.DB, p int32, wamid string) []byte {

@@ -36,17 +36,61 @@ type knownKeys struct {
 	sets int // calls of set: a filter learnt meanwhile is stale
 }
 
-// candidates appends to dst the epochs whose index entries may hold the
-// message with wamidHash h, newest first, and returns them with the epoch
-// a new message joins now (keyFilter.epoch). ok is false without a
-// filter: then every epoch may (Store.allEpochs).
-func (k *knownKeys) candidates(h uint64, dst []uint32) (eps []uint32, next uint32, ok bool) {
+// epochScan yields, newest first, the epochs whose index entries may hold
+// the message with wamidHash h: those whose layer of the partition's
+// filter may hold it or, without a filter, every epoch from the newest in
+// Pebble down (everyEpoch). It checks a layer only when asked for the next
+// epoch, so the lookup of a recent message, found in the newest epoch,
+// checks one layer; a new message's checks them all, one cache miss each.
+type epochScan struct {
+	k  *knownKeys
+	f  *keyFilter // the filter scanned; nil: every epoch
+	h  uint64
+	g  uint64 // probeHash(h)
+	at int    // the next layer or epoch to consider, counting down
+}
+
+// scan begins an epochScan of h, and returns it with the epoch a new
+// message joins now (keyFilter.epoch); false without a filter.
+func (k *knownKeys) scan(h uint64) (epochScan, uint32, bool) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if k.f == nil {
-		return dst, 0, false
+		return epochScan{}, 0, false
 	}
-	return k.f.candidates(h, dst), k.f.epoch(), true
+	return epochScan{k: k, f: k.f, h: h, g: probeHash(h), at: len(k.f.layers) - 1}, k.f.epoch(), true
+}
+
+// everyEpoch returns a scan of every epoch from newest down to 0; of none
+// if the partition has no index entry (!some).
+func everyEpoch(newest uint32, some bool) epochScan {
+	if !some {
+		return epochScan{at: -1}
+	}
+	return epochScan{at: int(newest)}
+}
+
+// next returns the next epoch to read, false when there is none. A filter
+// replaced since the scan began (the partition was emptied: only readers
+// other than its writer see that) is scanned still: it holds what the
+// reader's snapshot does.
+func (sc *epochScan) next() (uint32, bool) {
+	if sc.f == nil {
+		if sc.at < 0 {
+			return 0, false
+		}
+		sc.at--
+		return uint32(sc.at + 1), true
+	}
+	sc.k.mu.Lock()
+	defer sc.k.mu.Unlock()
+	for ; sc.at >= 0; sc.at-- {
+		if sc.f.layers[sc.at].has(sc.h, sc.g) {
+			sc.at--
+			return uint32(sc.at + 1), true
+		}
+	}
+	return 0, false
 }
 
 // add records a message about to be written, and returns the epoch its
@@ -132,11 +176,10 @@ func (s *Store) learnKeys(partition int32) (*keyFilter, error) {
 	var bad error
 	for valid := it.First(); valid; valid = it.Next() {
 		e, h, ok := indexEntry(it.Key(), partition)
-		if !ok {
+		if !ok || !fb.add(e, h) {
 			bad = fmt.Errorf("%w: index key %x", ErrCorrupt, it.Key())
 			break
 		}
-		fb.add(e, h)
 	}
 	if err := errors.Join(bad, it.Error(), it.Close()); err != nil {
 		return nil, err

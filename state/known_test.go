@@ -87,6 +87,7 @@ func TestKnownMessages(t *testing.T) {
 	}
 	run(20)
 	check("fresh store")
+	checkIndexInFilter(t, s, 0)
 
 	if err := s.DropPartition(0); err != nil {
 		t.Fatal(err)
@@ -109,8 +110,10 @@ func TestKnownMessages(t *testing.T) {
 		t.Fatal("no filter of known messages for an empty partition after a reopen")
 	}
 	check("reopened")
+	checkIndexInFilter(t, s, 0)
 	run(20)
 	check("after the reopen")
+	checkIndexInFilter(t, s, 0)
 	if n := len(s.knownKeys(0, true).f.layers); n < 10 {
 		t.Fatalf("%d epochs: the test should make many", n)
 	}
@@ -127,4 +130,19 @@ func TestKnownMessages(t *testing.T) {
 	check("reopened without a filter")
 	run(20)
 	check("after batches without a filter")
+
+	// And their entries are found by the filter read at the next Open.
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, _ = openMem(t, o)
+	s.epochKeys = 64
+	if s.knownKeys(0, true).f == nil {
+		t.Fatal("no filter of known messages after the reopen")
+	}
+	checkIndexInFilter(t, s, 0)
+	check("reopened after batches without a filter")
+	run(20)
+	check("after batches with the filter again")
+	checkIndexInFilter(t, s, 0)
 }

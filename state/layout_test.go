@@ -120,6 +120,7 @@ func TestCollidingWAMIDs(t *testing.T) {
 	if n := len(got.knownKeys(0, true).f.layers); n < 5 {
 		t.Fatalf("%d epochs: the test should make many", n)
 	}
+	checkIndexInFilter(t, got, 0)
 }
 
 // TestNewMessagesAfterLoad checks that a partition's new messages after a
@@ -128,6 +129,7 @@ func TestCollidingWAMIDs(t *testing.T) {
 func TestNewMessagesAfterLoad(t *testing.T) {
 	s, fs := openMem(t, Options{})
 	loadStates(t, s, 3, 100, "wamid.loaded.", "delivered")
+	loadStates(t, s, 4, 100, "wamid.loaded.", "delivered") // nothing new before the reopen
 	for i := range 50 {
 		commit(t, s, 3, int64(i), ev("sent", T, wamid(fmt.Sprintf("wamid.new.%d", i))))
 	}
@@ -163,6 +165,19 @@ func TestNewMessagesAfterLoad(t *testing.T) {
 	check("wamid.loaded.", 100, Delivered)
 	check("wamid.new.", 50, Sent)
 	check("wamid.later.", 50, Read)
+	for i := range 50 {
+		key, _ := indexKeyOf(t, s.db, 3, fmt.Sprintf("wamid.later.%d", i))
+		if e, _, _ := indexEntry(key, 3); e == 0 {
+			t.Fatalf("a new message after a reopen is in the Loader's epoch, 0")
+		}
+	}
+	checkIndexInFilter(t, s, 3)
+	commit(t, s, 4, 0, ev("sent", T, wamid("wamid.after.reopen")))
+	key, _ := indexKeyOf(t, s.db, 4, "wamid.after.reopen")
+	if e, _, _ := indexEntry(key, 4); e == 0 {
+		t.Fatalf("a new message after a reopen is in the epoch of the Loader's alone, 0")
+	}
+	checkIndexInFilter(t, s, 4)
 }
 
 // TestStoreUpgrades opens a store written in an earlier format: format 1

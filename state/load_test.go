@@ -167,8 +167,8 @@ func TestKeyFilter(t *testing.T) {
 		extra := 0
 		for i := range n {
 			h := wamidHash(fmt.Sprint("in", i))
-			cands = f.candidates(h, cands[:0])
-			if !f.mayContain(h) || !slices.Contains(cands, epochs[i]) {
+			cands = candidates(f, h, cands[:0])
+			if !slices.Contains(cands, epochs[i]) {
 				t.Fatalf("%s: key %d added to epoch %d, candidates %v", name, i, epochs[i], cands)
 			}
 			if !slices.IsSortedFunc(cands, func(a, b uint32) int { return cmp.Compare(b, a) }) {
@@ -178,7 +178,7 @@ func TestKeyFilter(t *testing.T) {
 		}
 		fp := 0
 		for i := range n {
-			if f.mayContain(wamidHash(fmt.Sprint("out", i))) {
+			if cands = candidates(f, wamidHash(fmt.Sprint("out", i)), cands[:0]); len(cands) > 0 {
 				fp++
 			}
 		}
@@ -215,8 +215,9 @@ func TestKeyFilter(t *testing.T) {
 
 // TestFilterBuilderGaps rebuilds a filter whose index lost every message
 // of some epochs (aborted before their first commit): the epochs keep
-// their numbers, the lost ones hold nothing, and a first epoch alone,
-// which may be a Loader's, larger than its size, is not grown into.
+// their numbers, and the lost ones hold nothing. A first epoch alone,
+// which may be a Loader's, is not grown into, and an epoch past maxEpoch
+// is corruption.
 func TestFilterBuilderGaps(t *testing.T) {
 	fb := newFilterBuilder(64)
 	for i := range 10 {
@@ -234,10 +235,10 @@ func TestFilterBuilderGaps(t *testing.T) {
 			t.Fatalf("lost epoch %d has %d blocks", e, len(l.blocks))
 		}
 	}
-	if c := f.candidates(uint64(3)<<40, nil); !slices.Contains(c, 2) {
+	if c := candidates(f, uint64(3)<<40, nil); !slices.Contains(c, 2) {
 		t.Fatalf("candidates %v, want epoch 2", c)
 	}
-	if c := f.candidates(uint64(3)<<50, nil); !slices.Contains(c, 5) {
+	if c := candidates(f, uint64(3)<<50, nil); !slices.Contains(c, 5) {
 		t.Fatalf("candidates %v, want epoch 5", c)
 	}
 	if f.layers[5].room != 0 || f.epoch() != 6 {
@@ -251,9 +252,28 @@ func TestFilterBuilderGaps(t *testing.T) {
 	if f := fb.filter(); f.epoch() != 1 {
 		t.Fatalf("a first epoch of 5000 keys (a Loader's) takes more: next epoch %d, want 1", f.epoch())
 	}
+	fb = newFilterBuilder(0)
+	for i := range 10 {
+		fb.add(0, uint64(i)<<32)
+	}
+	if f := fb.filter(); f.epoch() != 1 {
+		t.Fatalf("a first epoch of 10 keys alone (a small Loader's) takes more: next epoch %d, want 1", f.epoch())
+	}
+	if newFilterBuilder(0).add(maxEpoch+1, 1) {
+		t.Fatal("an index key past maxEpoch taken for sound")
+	}
 	if f := newFilterBuilder(0).filter(); f != nil {
 		t.Fatalf("a filter of no keys: %v, want nil", f)
 	}
+}
+
+// candidates appends to dst the epochs an epochScan of f yields for h.
+func candidates(f *keyFilter, h uint64, dst []uint32) []uint32 {
+	sc, _, _ := (&knownKeys{f: f}).scan(h)
+	for e, ok := sc.next(); ok; e, ok = sc.next() {
+		dst = append(dst, e)
+	}
+	return dst
 }
 
 // BenchmarkKeyFilter measures the lookup of a message the filter never
@@ -273,7 +293,7 @@ func BenchmarkKeyFilter(b *testing.B) {
 	fp := 0
 	var cands []uint32
 	for i := range b.N {
-		cands = f.candidates(hs[i&(len(hs)-1)], cands[:0])
+		cands = candidates(f, hs[i&(len(hs)-1)], cands[:0])
 		fp += len(cands)
 	}
 	b.ReportMetric(float64(fp)/float64(b.N), "fp")

@@ -360,32 +360,31 @@ func (s *Store) findCommitted(partition int32, wamid string, m *Message) (lookup
 	defer snap.Close()
 	h := s.hash(wamid)
 	var (
-		buf [8]uint32
-		eps []uint32
-		ok  bool
+		sc epochScan
+		ok bool
 	)
 	if k := s.knownIfAny(partition); k != nil {
-		eps, _, ok = k.candidates(h, buf[:0])
+		sc, _, ok = k.scan(h)
 	}
 	if !ok {
-		var err error
-		if eps, _, err = s.allEpochs(snap, partition, buf[:0]); err != nil {
+		newest, some, err := s.newestEpoch(snap, partition)
+		if err != nil {
 			return lookup{}, err
 		}
+		sc = everyEpoch(newest, some)
 	}
 	var key []byte
-	return s.find(snap, partition, h, wamid, m, &key, eps, nil, 0)
+	return s.find(snap, partition, h, wamid, m, &key, &sc, nil, 0)
 }
 
-// allEpochs appends to dst every epoch of the partition's index entries in
-// r, newest first, for a lookup without a filter, and returns them with
-// the newest (0 if there is none). Epochs between the first and the last
-// that hold no entry cost a lookup each.
-func (s *Store) allEpochs(r pebble.Reader, partition int32, dst []uint32) ([]uint32, uint32, error) {
+// newestEpoch returns the newest epoch of the partition's index entries in
+// r, false if it has none: a lookup without a filter reads every epoch
+// down from it (everyEpoch), and a new message joins it.
+func (s *Store) newestEpoch(r pebble.Reader, partition int32) (uint32, bool, error) {
 	lo, hi := kindBounds(partition, kindIndex)
 	it, err := r.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 	if err != nil {
-		return dst, 0, fmt.Errorf("state: index of partition %d: %w", partition, err)
+		return 0, false, fmt.Errorf("state: index of partition %d: %w", partition, err)
 	}
 	var (
 		newest uint32
@@ -393,20 +392,16 @@ func (s *Store) allEpochs(r pebble.Reader, partition int32, dst []uint32) ([]uin
 		bad    error
 	)
 	if it.Last() {
-		if newest, _, found = indexEntry(it.Key(), partition); !found {
+		newest, _, found = indexEntry(it.Key(), partition)
+		if !found || newest > maxEpoch {
 			bad = fmt.Errorf("%w: index key %x", ErrCorrupt, it.Key())
 		}
 	}
 	if err := errors.Join(bad, it.Error(), it.Close()); err != nil {
 		s.fail(fmt.Errorf("state: index of partition %d: %w", partition, err))
-		return dst, 0, s.Err()
+		return 0, false, s.Err()
 	}
-	if found {
-		for e := int64(newest); e >= 0; e-- {
-			dst = append(dst, uint32(e))
-		}
-	}
-	return dst, newest, nil
+	return newest, found, nil
 }
 
 // lookup is what find found of a message.
@@ -418,19 +413,19 @@ type lookup struct {
 }
 
 // find reads the committed record of wamid (whose wamidHash is h) into the
-// reset m from r: through the partition's index entries for h in epochs
-// eps, in that order, then the record of each seq an entry holds until
-// one is wamid's. r is the database itself only for the partition's writer
+// reset m from r: through the partition's index entries for h in the
+// epochs sc yields, until one holds wamid's seq (reading the record of
+// each seq an entry holds). r is the database itself only for the partition's writer
 // (a Batch), under which nothing changes the partition; other readers pass
 // a snapshot (findCommitted). key is scratch. If idx is not nil, it is set
 // to the value of epoch idxEpoch's entry as read (empty if there is none,
 // or if it was not read): what a new message of that hash and epoch adds
 // its seq to.
-func (s *Store) find(r pebble.Reader, partition int32, h uint64, wamid string, m *Message, key *[]byte, eps []uint32, idx *[]byte, idxEpoch uint32) (lookup, error) {
+func (s *Store) find(r pebble.Reader, partition int32, h uint64, wamid string, m *Message, key *[]byte, sc *epochScan, idx *[]byte, idxEpoch uint32) (lookup, error) {
 	if idx != nil {
 		*idx = (*idx)[:0]
 	}
-	for _, e := range eps {
+	for e, ok := sc.next(); ok; e, ok = sc.next() {
 		*key = appendIndexKey((*key)[:0], partition, e, h)
 		val, closer, err := r.Get(*key)
 		if errors.Is(err, pebble.ErrNotFound) {
