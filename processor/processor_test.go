@@ -267,6 +267,33 @@ func TestPoisonGoesToDeadLetters(t *testing.T) {
 	})
 }
 
+// TestFailedAfterDelivered checks the count of failed statuses for
+// messages that had reached the phone (delivered, read or played), the
+// multi-device case the reference article warns of: a failed alone, or a
+// failed again, is not one.
+func TestFailedAfterDelivered(t *testing.T) {
+	f := newFixture(t, 1)
+	r := f.start(t.TempDir())
+	defer r.stop(t)
+
+	f.produce(
+		f.event("wamid.A", "delivered", 10),
+		f.event("wamid.A", "failed", 11), // counts
+		f.event("wamid.B", "failed", 12),
+		f.event("wamid.C", "read", 13),
+		f.event("wamid.C", "failed", 14), // counts: read without a delivered
+		f.event("wamid.C", "failed", 14), // a duplicate changes nothing
+		f.event("wamid.D", "sent", 15),
+		f.event("wamid.D", "failed", 16),
+	)
+	kafkatest.Eventually(t, 30*time.Second, func() error {
+		if st := r.p.Stats(); st.Events != 8 || st.FailedAfter != 2 {
+			return fmt.Errorf("stats %+v: want 8 events, 2 failed after delivered", st)
+		}
+		return nil
+	})
+}
+
 // TestOutputOnInputPartition checks the changelog property: every state is
 // written to the current topic's partition with the number of the events
 // partition its input came from.

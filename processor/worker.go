@@ -391,12 +391,8 @@ func (w *worker) foldOne(pd *pending, r *kgo.Record) (string, error) {
 		// value), not the record's: stop rather than fold wrong state.
 		return "", fmt.Errorf("%w: %w", ErrStore, err)
 	}
-	if ev.Status == "failed" && outcome.Changed() {
-		// Multi-device users: a failed for a message that reached the
-		// phone. Rare enough that a View here costs nothing.
-		if v := m.View(p.store.Policy()); v.DeliveredAt != 0 || v.ReadAt != 0 || v.PlayedAt != 0 {
-			pd.count.failedAfter++
-		}
+	if ev.Status == "failed" && outcome.Changed() && (m.Seen(state.Delivered) || m.Seen(state.Read) || m.Seen(state.Played)) {
+		pd.count.failedAfter++ // multi-device users: a failed for a message that reached the phone
 	}
 	switch outcome {
 	case state.Advanced:

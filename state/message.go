@@ -150,6 +150,12 @@ type Message struct {
 // WAMID returns the message's id, "" for the zero Message.
 func (m *Message) WAMID() string { return m.wamid }
 
+// Seen reports whether any participant of the message has reported status
+// st; false for a status that is not foldable.
+func (m *Message) Seen(st Status) bool {
+	return st.valid() && m.seen&st.bit() != 0
+}
+
 // Status returns the message's status under p: of the statuses seen for any
 // participant, the one of highest rank under p; StatusUnknown for the zero
 // Message.

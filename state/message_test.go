@@ -617,3 +617,30 @@ func TestViewAllocations(t *testing.T) {
 		t.Errorf("ViewInto over a view of the same message allocates %.0f times", n)
 	}
 }
+
+// TestSeen checks Seen against the statuses folded, a skipped step
+// included.
+func TestSeen(t *testing.T) {
+	var m Message
+	if m.Seen(Sent) {
+		t.Fatal("the zero Message has seen sent")
+	}
+	for _, e := range []schemas.StatusEvent{ev("read", T), ev("failed", T+1)} {
+		if _, err := m.Apply(&e, FailedWins); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for st, want := range map[Status]bool{Sent: false, Delivered: false, Read: true, Played: false, Failed: true, StatusUnknown: false, Failed + 1: false} {
+		if got := m.Seen(st); got != want {
+			t.Errorf("Seen(%v) = %v, want %v", st, got, want)
+		}
+	}
+	view := m.View(FailedWins)
+	v, err := FromView(&view)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !v.Seen(Read) || v.Seen(Delivered) {
+		t.Error("Seen differs after FromView")
+	}
+}
