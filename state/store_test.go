@@ -675,3 +675,55 @@ func TestBatchRetention(t *testing.T) {
 		t.Errorf("wamid.large.4999: found %v, status %v, want sent", ok, m.Status(FailedWins))
 	}
 }
+
+// TestBatchPresize checks that a commit larger than a batch keeps between
+// commits gets a Pebble batch sized for it at once, by the last commit's
+// bytes a record, and a small one does not.
+func TestBatchPresize(t *testing.T) {
+	s, _ := openMem(t, Options{})
+	b := s.NewBatch(0)
+	defer b.Close()
+	apply := func(prefix string, n int) {
+		t.Helper()
+		for i := range n {
+			e := ev("sent", T, wamid(fmt.Sprintf("%s%d", prefix, i)))
+			if _, _, err := b.Apply(&e, int64(i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	apply("wamid.first.", 3000)
+	if err := b.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	perRecord := b.recordBytes
+	if perRecord < 64 {
+		t.Fatalf("after 3000 records: %d bytes a record", perRecord)
+	}
+
+	apply("wamid.second.", 5000) // more than retainBatchBytes
+	if n := b.presize(); n != 5000 {
+		t.Fatalf("presize counted %d records, want 5000", n)
+	}
+	b.presize() // again: the batch is sized already
+	if c, want := cap(b.pb.Repr()), 5000*perRecord; want <= retainBatchBytes || c < want || c > 2*want {
+		t.Fatalf("presized to %d bytes, want about %d", c, want)
+	}
+	if err := b.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"wamid.first.0", "wamid.second.4999"} {
+		if _, ok := mustGet(t, s, 0, id); !ok {
+			t.Fatalf("%s not stored", id)
+		}
+	}
+
+	apply("wamid.third.", 10)
+	b.presize()
+	if c := cap(b.pb.Repr()); c > retainBatchBytes {
+		t.Fatalf("a commit of 10 records presized to %d bytes", c)
+	}
+	if err := b.Commit(); err != nil {
+		t.Fatal(err)
+	}
+}
