@@ -243,14 +243,7 @@ func (b *Batch) load(wamid string) (*entry, error) {
 		e = new(entry)
 	}
 	e.hash = b.s.hash(wamid)
-	sc, next, ok := b.known.scan(e.hash)
-	var err error
-	if !ok {
-		var some bool
-		if next, some, err = b.s.newestEpoch(b.s.db, b.partition); err == nil {
-			sc = everyEpoch(next, some)
-		}
-	}
+	sc, next, err := b.s.epochs(b.s.db, b.partition, b.known, e.hash)
 	if err == nil {
 		var r lookup
 		r, err = b.s.find(b.s.db, b.partition, e.hash, wamid, &e.m, &b.key, &sc, &e.idx, next)
@@ -333,8 +326,8 @@ func (b *Batch) CommitNoSyncWait() error {
 	if err := b.SyncWait(); err != nil {
 		return err
 	}
-	records := b.presize()
-	if err := b.writeMessages(); err != nil {
+	records, err := b.writeMessages()
+	if err != nil {
 		b.err = err
 		return err
 	}
@@ -365,45 +358,43 @@ func (b *Batch) CommitNoSyncWait() error {
 	return nil
 }
 
-// presize gives the commit an empty Pebble batch of about the size its
-// records will take, by the last commit's bytes a record, when that is more
-// than the batch keeps between commits: Pebble grows a batch from 1 KiB by
-// doubling, so a commit of 400 KiB allocated about twice that and copied
-// itself ten times (the largest source of garbage in the store, a sixth of
-// the bytes the processor allocated). It returns the commit's records.
-func (b *Batch) presize() int {
-	records := 0
-	for _, e := range b.order {
-		if e.dirty {
-			records++
-		}
-	}
+// presize gives the commit of records an empty Pebble batch of about the
+// size they will take, by the last commit's bytes a record, when that is
+// more than the batch keeps between commits: Pebble grows a batch from 1
+// KiB by doubling, so a commit of 400 KiB allocated about twice that and
+// copied itself ten times (the largest source of garbage in the store, a
+// sixth of the bytes the processor allocated).
+func (b *Batch) presize(records int) {
 	need := records * b.recordBytes
 	need += need / 8
 	if need > b.retain && need < maxPresizeBytes && b.pb.Empty() && cap(b.pb.Repr()) < need {
 		b.pb.Close()
 		b.pb = b.s.db.NewBatchWithSize(need, b.pbOpts...)
 	}
-	return records
 }
 
 // maxPresizeBytes bounds presize: a larger batch grows as Pebble grows it.
 const maxPresizeBytes = 256 << 20
 
 // writeMessages adds the records of the changed messages to the Pebble
-// batch, and the index entries of the new ones, with new seqs.
-func (b *Batch) writeMessages() error {
-	added := 0
+// batch (presized for them), and the index entries of the new ones, with
+// new seqs, and returns the number of records.
+func (b *Batch) writeMessages() (int, error) {
+	records, added := 0, 0
 	for _, e := range b.order {
-		if e.dirty && !e.stored {
-			added++
+		if e.dirty {
+			records++
+			if !e.stored {
+				added++
+			}
 		}
 	}
+	b.presize(records)
 	var seq uint64
 	if added > 0 {
 		var err error
 		if seq, err = b.seqs.take(b.s, b.partition, added); err != nil {
-			return fmt.Errorf("state: commit partition %d: %w", b.partition, err)
+			return 0, fmt.Errorf("state: commit partition %d: %w", b.partition, err)
 		}
 		if b.index == nil {
 			b.index = make(map[indexSlot][]byte)
@@ -428,17 +419,17 @@ func (b *Batch) writeMessages() error {
 		b.key = appendRecordKey(b.key[:0], b.partition, e.seq)
 		b.val = appendRecord(b.val[:0], &e.m, e.hist, e.histN, b.s.opts.HistoryLimit)
 		if err := b.pb.Set(b.key, b.val, nil); err != nil {
-			return fmt.Errorf("state: batch: %w", err)
+			return 0, fmt.Errorf("state: batch: %w", err)
 		}
 	}
 	for slot, idx := range b.index {
 		b.key = appendIndexKey(b.key[:0], b.partition, slot.epoch, slot.hash)
 		if err := b.pb.Set(b.key, idx, nil); err != nil {
-			return fmt.Errorf("state: batch: %w", err)
+			return 0, fmt.Errorf("state: batch: %w", err)
 		}
 	}
 	clear(b.index)
-	return nil
+	return records, nil
 }
 
 // SyncWait waits for the log sync of the last CommitNoSyncWait, if it was

@@ -39,7 +39,7 @@ type knownKeys struct {
 // epochScan yields, newest first, the epochs whose index entries may hold
 // the message with wamidHash h: those whose layer of the partition's
 // filter may hold it or, without a filter, every epoch from the newest in
-// Pebble down (everyEpoch). It checks a layer only when asked for the next
+// Pebble down (Store.epochs). It checks a layer only when asked for the next
 // epoch, so the lookup of a recent message, found in the newest epoch,
 // checks one layer; a new message's checks them all, one cache miss each.
 type epochScan struct {
@@ -59,15 +59,6 @@ func (k *knownKeys) scan(h uint64) (epochScan, uint32, bool) {
 		return epochScan{}, 0, false
 	}
 	return epochScan{k: k, f: k.f, h: h, g: probeHash(h), at: len(k.f.layers) - 1}, k.f.epoch(), true
-}
-
-// everyEpoch returns a scan of every epoch from newest down to 0; of none
-// if the partition has no index entry (!some).
-func everyEpoch(newest uint32, some bool) epochScan {
-	if !some {
-		return epochScan{at: -1}
-	}
-	return epochScan{at: int(newest)}
 }
 
 // next returns the next epoch to read, false when there is none. A filter

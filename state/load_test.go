@@ -139,10 +139,10 @@ func TestKeyFilter(t *testing.T) {
 	epochs := make([]uint32, n)
 	for i := range n {
 		h := wamidHash(fmt.Sprint("in", i))
-		if next := f.epoch(); i > 0 && next != epochs[i-1] && next != epochs[i-1]+1 {
+		next := f.epoch()
+		if i > 0 && next != epochs[i-1] && next != epochs[i-1]+1 {
 			t.Fatalf("key %d: next epoch %d after %d", i, next, epochs[i-1])
 		}
-		next := f.epoch()
 		if epochs[i] = f.add(h); epochs[i] != next {
 			t.Fatalf("key %d joined epoch %d, want %d (epoch)", i, epochs[i], next)
 		}

@@ -359,32 +359,29 @@ func (s *Store) findCommitted(partition int32, wamid string, m *Message) (lookup
 	snap := s.db.NewSnapshot()
 	defer snap.Close()
 	h := s.hash(wamid)
-	var (
-		sc epochScan
-		ok bool
-	)
-	if k := s.knownIfAny(partition); k != nil {
-		sc, _, ok = k.scan(h)
-	}
-	if !ok {
-		newest, some, err := s.newestEpoch(snap, partition)
-		if err != nil {
-			return lookup{}, err
-		}
-		sc = everyEpoch(newest, some)
+	sc, _, err := s.epochs(snap, partition, s.knownIfAny(partition), h)
+	if err != nil {
+		return lookup{}, err
 	}
 	var key []byte
 	return s.find(snap, partition, h, wamid, m, &key, &sc, nil, 0)
 }
 
-// newestEpoch returns the newest epoch of the partition's index entries in
-// r, false if it has none: a lookup without a filter reads every epoch
-// down from it (everyEpoch), and a new message joins it.
-func (s *Store) newestEpoch(r pebble.Reader, partition int32) (uint32, bool, error) {
+// epochs returns the scan of the epochs whose index entries in r may hold
+// the message with wamidHash h, and the epoch a new message joins now: from
+// k's filter or, when there is none (k nil, or without a filter), every
+// epoch from the newest of r's index entries down, which a new message
+// then joins (0 if there is none).
+func (s *Store) epochs(r pebble.Reader, partition int32, k *knownKeys, h uint64) (epochScan, uint32, error) {
+	if k != nil {
+		if sc, next, ok := k.scan(h); ok {
+			return sc, next, nil
+		}
+	}
 	lo, hi := kindBounds(partition, kindIndex)
 	it, err := r.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 	if err != nil {
-		return 0, false, fmt.Errorf("state: index of partition %d: %w", partition, err)
+		return epochScan{}, 0, fmt.Errorf("state: index of partition %d: %w", partition, err)
 	}
 	var (
 		newest uint32
@@ -399,9 +396,12 @@ func (s *Store) newestEpoch(r pebble.Reader, partition int32) (uint32, bool, err
 	}
 	if err := errors.Join(bad, it.Error(), it.Close()); err != nil {
 		s.fail(fmt.Errorf("state: index of partition %d: %w", partition, err))
-		return 0, false, s.Err()
+		return epochScan{}, 0, s.Err()
 	}
-	return newest, found, nil
+	if !found {
+		return epochScan{at: -1}, 0, nil
+	}
+	return epochScan{at: int(newest)}, newest, nil
 }
 
 // lookup is what find found of a message.
@@ -415,9 +415,9 @@ type lookup struct {
 // find reads the committed record of wamid (whose wamidHash is h) into the
 // reset m from r: through the partition's index entries for h in the
 // epochs sc yields, until one holds wamid's seq (reading the record of
-// each seq an entry holds). r is the database itself only for the partition's writer
-// (a Batch), under which nothing changes the partition; other readers pass
-// a snapshot (findCommitted). key is scratch. If idx is not nil, it is set
+// each seq an entry holds). r is the database itself only for the
+// partition's writer (a Batch), under which nothing changes the partition;
+// other readers pass a snapshot (findCommitted). key is scratch. If idx is not nil, it is set
 // to the value of epoch idxEpoch's entry as read (empty if there is none,
 // or if it was not read): what a new message of that hash and epoch adds
 // its seq to.
