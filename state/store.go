@@ -55,6 +55,24 @@ const blockSize = 16 << 10
 // sizes, 6.2 GB with 2 MiB at every level; 9.5 GB with format 1's keys.
 const targetFileSize = 2 << 20
 
+// levelMultiplier is how much larger each level's target size is than the
+// one above it: 4 rather than Pebble's 10. Records and the newest epoch's
+// index entries are rewritten only near each partition's tail (keys.go),
+// and a table that a compaction can move down a level, rather than merge
+// into it, is one that the tail has left behind. With 10, the level above
+// the bottom held a tenth of the store, about one table for each
+// partition's records and one for its index: any table moved down was its
+// partition's tail, and the next flush's writes to that tail then
+// overlapped it in the bottom level, so nine tenths of what reached the
+// bottom level was merged into it, not moved. With 4 that level holds
+// more than its tails and, at 10 million messages, another level is added
+// above it. Measured with BenchmarkFoldStream at 10M messages, flushes and
+// compactions wrote 101.4 bytes per event with 10, 93.0 with 6, 89.5 with 4
+// and 88.0 with 3, for 3% more on disk (obsolete versions held in the
+// larger upper levels); at 1M messages, where the store is too small for
+// another level, 64.1 with either.
+const levelMultiplier = 4
+
 // Options configures a Store. The zero value is valid: every zero field gets
 // its default.
 type Options struct {
@@ -207,6 +225,7 @@ func Open(dir string, o Options) (*Store, error) {
 		FormatMajorVersion:          pebble.FormatNewest,
 	}
 	po.Experimental.SpanPolicyFunc = splitKinds // tables end at each partition's kinds
+	po.Experimental.LevelMultiplier = levelMultiplier
 	for i := range po.Levels {
 		po.Levels[i].FilterPolicy = bloom.FilterPolicy(bloomBitsPerKey)
 		po.Levels[i].BlockSize = blockSize
