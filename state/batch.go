@@ -62,9 +62,16 @@ type indexSlot struct {
 	hash  uint64
 }
 
-// entry is one message cached in a Batch.
+// entry is one message cached in a Batch: its Message, kept when the
+// entry is reused (Message.reset keeps its allocations), and the rest,
+// which reuse empties in one assignment without copying the Message.
 type entry struct {
-	m       Message
+	m Message
+	entryState
+}
+
+// entryState is what an entry knows of its message beyond its state.
+type entryState struct {
 	hash    uint64 // the store's hash of the wamid (wamidHash)
 	seq     uint64 // the record's seq, if stored
 	stored  bool   // the message has a record in Pebble
@@ -263,7 +270,7 @@ func (b *Batch) load(wamid string) (*entry, error) {
 	}
 	if err != nil {
 		e.m.reset()
-		*e = entry{m: e.m, hist: e.hist[:0], idx: e.idx[:0]}
+		e.entryState = entryState{hist: e.hist[:0], idx: e.idx[:0]}
 		b.free = append(b.free, e)
 		return nil, err
 	}
@@ -497,7 +504,7 @@ func (b *Batch) reset() {
 		if cap(hist) > retainHistoryBytes {
 			hist = nil
 		}
-		*e = entry{m: e.m, hist: hist, idx: e.idx[:0]}
+		e.entryState = entryState{hist: hist, idx: e.idx[:0]}
 		b.free = append(b.free, e)
 	}
 	// The map and slices keep the size of the largest batch since they
