@@ -1,8 +1,10 @@
 package state
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"reflect"
 	"slices"
 	"testing"
@@ -723,5 +725,84 @@ func TestBatchPresize(t *testing.T) {
 	}
 	if err := b.Commit(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestCommitInKeyOrder checks that a commit adds its keys to the Pebble
+// batch in key order (index entries, then records), whatever order its
+// messages were touched in: stored and new ones interleaved, new ones
+// sharing an epoch with stored ones, and what it wrote reads back.
+func TestCommitInKeyOrder(t *testing.T) {
+	s, _ := openMem(t, Options{})
+	s.epochKeys = 16 // several epochs
+	b := s.NewBatch(3)
+	defer b.Close()
+	apply := func(id string, st string, off int64) {
+		t.Helper()
+		e := ev(st, T+off, wamid(id))
+		if _, _, err := b.Apply(&e, off); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := rand.New(rand.NewPCG(testSeed(t), 7))
+	var stored []string
+	for i := range 40 {
+		id := fmt.Sprintf("wamid.stored.%d", i)
+		apply(id, "sent", int64(i))
+		stored = append(stored, id)
+	}
+	if err := b.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	// Touch stored messages in random order, new ones between them.
+	for i, k := range r.Perm(len(stored)) {
+		apply(stored[k], "delivered", int64(100+2*i))
+		apply(fmt.Sprintf("wamid.new.%d", i), "sent", int64(101+2*i))
+	}
+	n, err := b.writeMessages()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 2*len(stored) {
+		t.Fatalf("wrote %d records, want %d", n, 2*len(stored))
+	}
+	var keys [][]byte
+	it := b.pb.Reader()
+	for {
+		kind, k, _, ok, err := it.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok {
+			break
+		}
+		if kind != pebble.InternalKeyKindSet {
+			t.Fatalf("key %x: kind %v", k, kind)
+		}
+		keys = append(keys, slices.Clone(k))
+	}
+	if want := 2*len(stored) + len(stored); len(keys) < want-5 || len(keys) > want {
+		t.Fatalf("%d keys in the batch, want about %d (the records and the new messages' index entries)", len(keys), want)
+	}
+	for i := 1; i < len(keys); i++ {
+		if bytes.Compare(keys[i-1], keys[i]) >= 0 {
+			t.Fatalf("key %d (%x) after key %d (%x)", i, keys[i], i-1, keys[i-1])
+		}
+	}
+	b.Reset()
+	for i := range len(stored) {
+		apply(stored[i], "delivered", int64(100+2*i))
+		apply(fmt.Sprintf("wamid.new.%d", i), "sent", int64(101+2*i))
+	}
+	if err := b.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	checkIndexInFilter(t, s, 3)
+	for i := range len(stored) {
+		for _, id := range []string{stored[i], fmt.Sprintf("wamid.new.%d", i)} {
+			if _, ok := mustGet(t, s, 3, id); !ok {
+				t.Fatalf("%s not stored", id)
+			}
+		}
 	}
 }
