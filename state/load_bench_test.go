@@ -265,7 +265,9 @@ func peakRSS(b *testing.B) int64 {
 // layout costs as the store grows: the bytes Pebble's flushes and
 // compactions wrote per event, the store's size on disk, and the
 // process's CPU time per event (user and system: Pebble compacts on its
-// own goroutines), compared between 1M and 10M messages.
+// own goroutines), compared between 1M and 10M messages; and the share of
+// what reached the bottom level that Pebble moved there without rewriting
+// it.
 //
 //	WASTATUS_BENCH_MESSAGES=10000000 go test -run '^$' -bench FoldStream -benchtime 1x -timeout 30m ./state/
 func BenchmarkFoldStream(b *testing.B) {
@@ -285,6 +287,11 @@ func BenchmarkFoldStream(b *testing.B) {
 			written += l.TableBytesFlushed + l.TableBytesCompacted
 		}
 		b.ReportMetric(float64(written)/float64(events), "written-B/event")
+		// Of the bytes that reached the bottom level from above, the
+		// share moved there whole rather than merged (levelMultiplier).
+		if l := m.Levels[len(m.Levels)-1]; l.TableBytesIn+l.TableBytesMoved > 0 {
+			b.ReportMetric(100*float64(l.TableBytesMoved)/float64(l.TableBytesIn+l.TableBytesMoved), "bottom-moved-%")
+		}
 		b.ReportMetric(float64(m.DiskSpaceUsage())/(1<<20), "disk-MiB")
 		b.ReportMetric(float64(cpu.Nanoseconds())/float64(events), "cpu-ns/event")
 		if err := s.Close(); err != nil {

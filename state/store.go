@@ -63,9 +63,10 @@ const targetFileSize = 2 << 20
 // the bottom held a tenth of the store, about one table for each
 // partition's records and one for its index: any table moved down was its
 // partition's tail, and the next flush's writes to that tail then
-// overlapped it in the bottom level, so nine tenths of what reached the
-// bottom level was merged into it, not moved. With 4 that level holds
-// more than its tails and, at 10 million messages, another level is added
+// overlapped it in the bottom level: of what reached the bottom level, 88%
+// was merged into it and 12% moved. With 4 that level holds more than the
+// tails and, at 10 million messages, another level is added above it: 31%
+// of what reached the bottom level was moved, 25% of what reached the one
 // above it. Measured with BenchmarkFoldStream at 10M messages, flushes and
 // compactions wrote 101.4 bytes per event with 10, 93.0 with 6, 89.5 with 4
 // and 88.0 with 3, for 3% more on disk (obsolete versions held in the
