@@ -2,6 +2,7 @@ package processor
 
 import (
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -69,4 +70,42 @@ func TestFetchLimits(t *testing.T) {
 			check(t, name, opts, 16<<20, 4<<20)
 		}
 	})
+}
+
+// TestMetadataMinAge checks that the processor's transactional client may
+// refresh its metadata soon after the last refresh (see MetadataMinAge), so
+// that a produce retried after CONCURRENT_TRANSACTIONS does not wait for
+// franz-go's 5 s, and that the caller's ClientOpts still win.
+func TestMetadataMinAge(t *testing.T) {
+	c := kafkatest.New(t)
+	store, err := state.Open("", state.Options{FS: vfs.NewMem()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	codec, err := schemas.NewCodec(schemas.IDs{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		extra []kgo.Opt
+		want  time.Duration
+	}{
+		{nil, MetadataMinAge},
+		{[]kgo.Opt{kgo.MetadataMinAge(2 * time.Second)}, 2 * time.Second},
+	} {
+		p, err := New(Config{Brokers: c.Brokers, ClientOpts: tc.extra}, store, codec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cl, err := kgo.NewClient(p.clientOpts("txn")...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := cl.OptValue(kgo.MetadataMinAge)
+		cl.Close()
+		if got != tc.want {
+			t.Errorf("with %d client opts: MetadataMinAge = %v, want %v", len(tc.extra), got, tc.want)
+		}
+	}
 }

@@ -293,6 +293,7 @@ func (p *Processor) clientOpts(txnID string) []kgo.Opt {
 		// Fetched records are most of the heap: see FetchMaxBytes.
 		kgo.FetchMaxBytes(FetchMaxBytes),
 		kgo.FetchMaxPartitionBytes(FetchMaxPartitionBytes),
+		kgo.MetadataMinAge(MetadataMinAge),
 	}
 	if len(p.cfg.Hooks) > 0 {
 		opts = append(opts, kgo.WithHooks(p.cfg.Hooks...))
