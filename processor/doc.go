@@ -177,6 +177,13 @@
 //     previous one, so the end-to-end latency is about two transaction
 //     times; Config.TxnMaxWait stays 0, since waiting only adds to it.
 //
+// A broker with transactions of version 2 (Kafka 4.0 and up) may answer a
+// transaction's first produce with CONCURRENT_TRANSACTIONS while it writes
+// the markers of the one before, and franz-go retries the batch after a
+// metadata refresh. Its default minimum between refreshes, 5 s, stalled a
+// processor that met this soon after its start for seconds; the
+// transactional client allows one every MetadataMinAge (250 ms).
+//
 // # Where the memory goes
 //
 // A processor's memory is Pebble's (cache and memtables, bounded by
