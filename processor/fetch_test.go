@@ -12,11 +12,11 @@ import (
 	"github.com/wastatus/wastatus/state"
 )
 
-// TestFetchLimits checks that every consuming client the processor makes
-// bounds what it fetches (franz-go's defaults let one client buffer tens of
-// MiB of records: see FetchMaxBytes), and that the caller's ClientOpts still
-// win.
-func TestFetchLimits(t *testing.T) {
+// unstartedProcessors returns a function that makes Processors, never
+// run, on one kfake cluster and in-memory store, with the given
+// ClientOpts: for checking the options of the clients they would make.
+func unstartedProcessors(t *testing.T) func(extra ...kgo.Opt) *Processor {
+	t.Helper()
 	c := kafkatest.New(t)
 	store, err := state.Open("", state.Options{FS: vfs.NewMem()})
 	if err != nil {
@@ -27,12 +27,25 @@ func TestFetchLimits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clients := func(t *testing.T, extra ...kgo.Opt) map[string][]kgo.Opt {
+	return func(extra ...kgo.Opt) *Processor {
 		t.Helper()
 		p, err := New(Config{Brokers: c.Brokers, ClientOpts: extra}, store, codec)
 		if err != nil {
 			t.Fatal(err)
 		}
+		return p
+	}
+}
+
+// TestFetchLimits checks that every consuming client the processor makes
+// bounds what it fetches (franz-go's defaults let one client buffer tens of
+// MiB of records: see FetchMaxBytes), and that the caller's ClientOpts still
+// win.
+func TestFetchLimits(t *testing.T) {
+	newProcessor := unstartedProcessors(t)
+	clients := func(t *testing.T, extra ...kgo.Opt) map[string][]kgo.Opt {
+		t.Helper()
+		p := newProcessor(extra...)
 		r := ranger{cfg: p.cfg}
 		return map[string][]kgo.Opt{
 			"group": p.clientOpts("txn"),
@@ -77,16 +90,7 @@ func TestFetchLimits(t *testing.T) {
 // that a produce retried after CONCURRENT_TRANSACTIONS does not wait for
 // franz-go's 5 s, and that the caller's ClientOpts still win.
 func TestMetadataMinAge(t *testing.T) {
-	c := kafkatest.New(t)
-	store, err := state.Open("", state.Options{FS: vfs.NewMem()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	codec, err := schemas.NewCodec(schemas.IDs{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	newProcessor := unstartedProcessors(t)
 	for _, tc := range []struct {
 		extra []kgo.Opt
 		want  time.Duration
@@ -94,11 +98,7 @@ func TestMetadataMinAge(t *testing.T) {
 		{nil, MetadataMinAge},
 		{[]kgo.Opt{kgo.MetadataMinAge(2 * time.Second)}, 2 * time.Second},
 	} {
-		p, err := New(Config{Brokers: c.Brokers, ClientOpts: tc.extra}, store, codec)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cl, err := kgo.NewClient(p.clientOpts("txn")...)
+		cl, err := kgo.NewClient(newProcessor(tc.extra...).clientOpts("txn")...)
 		if err != nil {
 			t.Fatal(err)
 		}
