@@ -104,6 +104,12 @@ func (p *Processor) Run(ctx context.Context) error {
 		return err
 	}
 	runCtx, fail := context.WithCancelCause(ctx)
+	// The view and the topic check use the store and the client: Run
+	// returns only once they have stopped (after fail cancels them), so
+	// that the caller may close the store. A store closed under the view
+	// panicked in Pebble (a reader it still held).
+	var background sync.WaitGroup
+	defer background.Wait()
 	defer fail(nil)
 	p.mu.Lock()
 	p.fail = fail
@@ -117,13 +123,13 @@ func (p *Processor) Run(ctx context.Context) error {
 		p.stopAllWorkers()
 		sess.CloseAllowingRebalance()
 	}()
-	go p.watchTopic(runCtx, sess.Client())
+	background.Go(func() { p.watchTopic(runCtx, sess.Client()) })
 	if p.cfg.ServeAll {
-		go func() {
+		background.Go(func() {
 			if err := p.runView(runCtx, p.partitions); err != nil {
 				fail(err)
 			}
-		}()
+		})
 	}
 	p.log.Info("processor started", "group", p.cfg.Group, "transactional_id", txnID, "protocol", p.cfg.GroupProtocol)
 

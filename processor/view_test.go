@@ -1,14 +1,19 @@
 package processor_test
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/wastatus/wastatus/internal/kafkatest"
+	"github.com/wastatus/wastatus/processor"
 	"github.com/wastatus/wastatus/state"
 )
 
@@ -86,5 +91,63 @@ func TestViewLoadsExistingStates(t *testing.T) {
 	kafkatest.Eventually(t, 60*time.Second, func() error { return serves(c, func(int) string { return "read" }) })
 	if n := logs.count("view partition loaded"); n != 4 {
 		t.Fatalf("the restart loaded the view again: %d bulk loads in all, want 4", n)
+	}
+}
+
+// TestRunStopsItsGoroutines checks that Run returns only once the view and
+// the topic check it started have stopped: they use the store, and a caller
+// closes the store once Run returns (a store closed under the view's
+// loader panicked in Pebble). The instance is stopped at once, while its
+// view may still be loading the current topic.
+func TestRunStopsItsGoroutines(t *testing.T) {
+	f := newFixture(t, 4)
+	f.cfg.ServeAll = true
+	running := func(fn string) bool {
+		buf := make([]byte, 1<<20)
+		return strings.Contains(string(buf[:runtime.Stack(buf, true)]), fn)
+	}
+	const view, check = "processor.(*Processor).runView", "processor.(*Processor).watchTopic"
+	for round := range 3 {
+		if round == 1 { // the topics exist now
+			var recs []*kgo.Record
+			for i := range 400 {
+				recs = append(recs, f.event(fmt.Sprintf("wamid.G%03d", i), "sent", 100))
+			}
+			f.produce(recs...)
+		}
+		store, err := state.Open(t.TempDir(), state.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := processor.New(f.cfg, store, f.codec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		go func() { done <- p.Run(ctx) }()
+		// Round 0 stops as soon as the view runs; the others once ready,
+		// the last after the first two emitted states for its view to load.
+		kafkatest.Eventually(t, 60*time.Second, func() error {
+			if !running(view) {
+				return errors.New("no view yet")
+			}
+			if ok, why := p.Ready(); round > 0 && !ok {
+				return errors.New(why)
+			}
+			return nil
+		})
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("round %d: Run: %v", round, err)
+		}
+		for _, fn := range []string{view, check} {
+			if running(fn) {
+				t.Errorf("round %d: %s still runs after Run returned", round, fn)
+			}
+		}
+		if err := store.Close(); err != nil {
+			t.Fatalf("round %d: store: %v", round, err)
+		}
 	}
 }
