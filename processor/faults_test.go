@@ -313,13 +313,8 @@ func corruptionSeen(t *testing.T, f *fixture, fd *folded, dir string, o state.Op
 		return err // a clear error at open: the process does not start
 	}
 	defer store.Close()
-	p, err := processor.New(f.cfg, store, f.codec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx) }()
+	r := f.launch(f.cfg, store)
+	p, cancel, done := r.p, r.cancel, r.done
 	defer func() {
 		cancel()
 		<-done

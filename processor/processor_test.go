@@ -76,13 +76,8 @@ func (f *fixture) start(dir string) *running {
 // ready; the caller closes the store.
 func (f *fixture) startOn(cfg processor.Config, store *state.Store) *running {
 	f.t.Helper()
-	p, err := processor.New(cfg, store, f.codec)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(f.t.Context())
-	r := &running{p: p, store: store, cancel: cancel, done: make(chan error, 1)}
-	go func() { r.done <- p.Run(ctx) }()
+	r := f.launch(cfg, store)
+	p := r.p
 	kafkatest.Eventually(f.t, 60*time.Second, func() error {
 		select {
 		case err := <-r.done:
@@ -94,6 +89,20 @@ func (f *fixture) startOn(cfg processor.Config, store *state.Store) *running {
 		}
 		return nil
 	})
+	return r
+}
+
+// launch starts a processor on store, with cfg, without waiting for it;
+// its Run's result comes on done.
+func (f *fixture) launch(cfg processor.Config, store *state.Store) *running {
+	f.t.Helper()
+	p, err := processor.New(cfg, store, f.codec)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(f.t.Context())
+	r := &running{p: p, store: store, cancel: cancel, done: make(chan error, 1)}
+	go func() { r.done <- p.Run(ctx) }()
 	return r
 }
 

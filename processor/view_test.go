@@ -1,7 +1,6 @@
 package processor_test
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,7 +12,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/wastatus/wastatus/internal/kafkatest"
-	"github.com/wastatus/wastatus/processor"
 	"github.com/wastatus/wastatus/state"
 )
 
@@ -119,13 +117,8 @@ func TestRunStopsItsGoroutines(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		p, err := processor.New(f.cfg, store, f.codec)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(t.Context())
-		done := make(chan error, 1)
-		go func() { done <- p.Run(ctx) }()
+		r := f.launch(f.cfg, store)
+		p := r.p
 		// Round 0 stops as soon as the view runs; the others once ready,
 		// the last after the first two emitted states for its view to load.
 		kafkatest.Eventually(t, 60*time.Second, func() error {
@@ -137,8 +130,8 @@ func TestRunStopsItsGoroutines(t *testing.T) {
 			}
 			return nil
 		})
-		cancel()
-		if err := <-done; err != nil {
+		r.cancel()
+		if err := <-r.done; err != nil {
 			t.Errorf("round %d: Run: %v", round, err)
 		}
 		for _, fn := range []string{view, check} {
