@@ -120,7 +120,8 @@ func TestRunStopsItsGoroutines(t *testing.T) {
 		r := f.launch(f.cfg, store)
 		p := r.p
 		// Round 0 stops as soon as the view runs; the others once ready,
-		// the last after the first two emitted states for its view to load.
+		// the last on a fresh store after round 1 emitted states, which its
+		// view loads.
 		kafkatest.Eventually(t, 60*time.Second, func() error {
 			if !running(view) {
 				return errors.New("no view yet")
