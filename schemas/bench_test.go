@@ -100,6 +100,31 @@ func BenchmarkDecodeStatusEvent(b *testing.B) {
 	})
 }
 
+// BenchmarkDecodeStatusEventRegions decodes the sample event as three
+// regions' edges wrote it, interleaved, as a processor's partition reads
+// them: the interner must keep all three regions.
+func BenchmarkDecodeStatusEventRegions(b *testing.B) {
+	c := newOracle(b)
+	ev := benchEvent(b)
+	var bufs [][]byte
+	for _, region := range []string{"eu-west-1", "us-east-1", "ap-south-1"} {
+		ev.Region = region
+		buf, err := c.AppendStatusEvent(nil, &ev)
+		if err != nil {
+			b.Fatal(err)
+		}
+		bufs = append(bufs, buf)
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if _, err := c.DecodeStatusEventNoRaw(context.Background(), bufs[i%len(bufs)]); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
+
 func BenchmarkEncodeMessageStatus(b *testing.B) {
 	c := newOracle(b)
 	m := benchMessageStatus()

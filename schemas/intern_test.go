@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"sync"
 	"testing"
+	"unsafe"
 )
 
 // TestDecodeStatusEventNoRaw decodes random and sample events both ways:
@@ -98,5 +99,37 @@ func TestInternerConcurrent(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Fatal(err)
+	}
+}
+
+// TestInternerKeepsSeveralValues interleaves a field's values, as events
+// from several regions do: each value decoded again is the string handed
+// out the first time, for as many values as the interner keeps; another
+// field keeps its own.
+func TestInternerKeepsSeveralValues(t *testing.T) {
+	in := new(interner)
+	vals := make([]string, internWays)
+	for i := range vals {
+		vals[i] = fmt.Sprintf("region-%d", i)
+	}
+	first := make(map[string]string)
+	for round := range 3 {
+		for _, v := range vals {
+			got := in.str(internRegion, []byte(v))
+			if got != v {
+				t.Fatalf("str(%q) = %q", v, got)
+			}
+			if round == 0 {
+				first[v] = got
+			} else if unsafe.StringData(got) != unsafe.StringData(first[v]) {
+				t.Fatalf("round %d: %q decoded again is a new string, not the one kept", round, v)
+			}
+		}
+	}
+	if got := in.str(internWABAID, []byte("waba")); got != "waba" {
+		t.Fatalf("another field: %q", got)
+	}
+	if got := in.str(internRegion, []byte(vals[0])); unsafe.StringData(got) != unsafe.StringData(first[vals[0]]) {
+		t.Fatal("another field's value took a region's slot")
 	}
 }
