@@ -41,6 +41,12 @@ type benchReport struct {
 	Phases               []struct {
 		Name    string  `json:"name"`
 		Seconds float64 `json:"seconds"`
+		Machine *struct {
+			CPUs       int     `json:"cpus"`
+			BusyCores  float64 `json:"busy_cores"`
+			IdleCores  float64 `json:"idle_cores"`
+			StealCores float64 `json:"steal_cores"`
+		} `json:"machine"`
 	} `json:"phases"`
 }
 
@@ -107,6 +113,20 @@ func TestBenchModes(t *testing.T) {
 				t.Errorf("peak rss %d", r.PeakRSSBytes)
 			case r.Broker != "kfake (in-process)" || r.GOMAXPROCS <= 0 || len(r.Phases) == 0:
 				t.Errorf("run description: broker %q, GOMAXPROCS %d, phases %v", r.Broker, r.GOMAXPROCS, r.Phases)
+			}
+			// Where the kernel counts CPU time, each phase says what the
+			// machine's CPUs did: shares of them, adding up to all.
+			if _, err := os.Stat("/proc/stat"); err == nil {
+				for _, p := range r.Phases {
+					m := p.Machine
+					if m == nil {
+						t.Errorf("phase %s: no machine CPU", p.Name)
+						continue
+					}
+					if sum := m.BusyCores + m.IdleCores + m.StealCores; m.CPUs <= 0 || m.BusyCores <= 0 || math.Abs(sum-float64(m.CPUs)) > 0.05 {
+						t.Errorf("phase %s: machine %+v: busy, idle and steal add up to %.2f of %d CPUs", p.Name, *m, sum, m.CPUs)
+					}
+				}
 			}
 			if png, err := readHead(plot, 8); err != nil || !bytes.Equal(png, []byte("\x89PNG\r\n\x1a\n")) {
 				t.Errorf("--plot wrote no PNG: %q, %v", png, err)

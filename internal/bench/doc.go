@@ -47,6 +47,14 @@
 //     key is the POST's sequence number. Latency runs from the POST's
 //     scheduled time, so a system that falls behind is not let off.
 //
+// Each phase also reports what the whole machine's CPUs did meanwhile
+// (MachineCPU, from /proc/stat, where there is one): busy, idle and stolen
+// cores. A phase with idle cores left was not CPU-bound. The exactly-once
+// passthrough is usually in that state: it waits on the broker's
+// transaction round trips. The processor is usually CPU-bound. So their
+// rates vary independently from run to run, and the ratio is read over
+// several runs.
+//
 // # Files
 //
 //	config.go      Config, defaults, Validate
@@ -61,6 +69,7 @@
 //	stats.go       the recorder: counts over time, latency percentiles
 //	profile.go     CPU and heap profiles of a child over /debug/pprof
 //	report.go      Report, JSON and the table
+//	machine.go     the machine's CPU time in each phase
 //	plot.go        the PNG of throughput and latency over time
 //	progress.go    a bar on a terminal, log lines otherwise
 //

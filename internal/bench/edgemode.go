@@ -24,7 +24,7 @@ func (b *Bench) runEdge(ctx context.Context) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	r.phase("edge baseline", base.seconds, "net/http + franz-go produce with the edge's producer options, no parsing"+base.failures())
+	r.phase("edge baseline", base.seconds, "net/http + franz-go produce with the edge's producer options, no parsing"+base.failures(), base.machine)
 	sut, err := b.postTo(ctx, "edge", n, func(addr string) []string {
 		args := []string{"ingest", "--brokers", joinComma(b.brokers), "--events-topic", events, "--dlq-topic", dlq,
 			"--http-addr", addr, "--region", "bench", "--log-level", "warn"}
@@ -37,7 +37,7 @@ func (b *Bench) runEdge(ctx context.Context) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	r.phase("edge", sut.seconds, "wastatus ingest"+sut.failures())
+	r.phase("edge", sut.seconds, "wastatus ingest"+sut.failures(), sut.machine)
 
 	r.Events, r.Messages = int64(n), b.messages(n)
 	r.EventsPerSec, r.BaselineEventsPerSec = sut.rate, base.rate
@@ -80,7 +80,7 @@ func (b *Bench) postTo(ctx context.Context, name string, n int, args func(addr s
 		prof = b.startProfiler(ctx, c, addr)
 	}
 	ps := newPoster("http://"+addr+"/webhook", b.cfg.Concurrency)
-	d := &drained{child: c, rec: newRecorder(time.Now())}
+	d, ticks := &drained{child: c, rec: newRecorder(time.Now())}, readCPUTicks()
 	b.closedLoop(ctx, ps, n, b.cfg.Concurrency, d.rec, b.newProgress(name, "posts", int64(n)))
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -93,6 +93,7 @@ func (b *Bench) postTo(ctx context.Context, name string, n int, args func(addr s
 		b.cfg.Logger.Warn("posts failed", "system", name, "failed", d.errors, "of", n, "first", d.firstErr)
 	}
 	d.rate, d.seconds = d.rec.rate()
+	d.machine = machineSince(ticks, readCPUTicks())
 	if prof != nil {
 		if err := prof.finish(ctx); err != nil {
 			return nil, err

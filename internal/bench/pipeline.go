@@ -37,7 +37,7 @@ func (b *Bench) runPipeline(ctx context.Context) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	r.phase("pipeline baseline", base.seconds, "edge passthrough + exactly-once passthrough")
+	r.phase("pipeline baseline", base.seconds, "edge passthrough + exactly-once passthrough", base.machine)
 
 	events, current, dlq := b.topic("pipe.events"), b.topic("pipe.current"), b.topic("pipe.dlq")
 	if err := b.createProductTopics(ctx, events, current, dlq); err != nil {
@@ -63,7 +63,7 @@ func (b *Bench) runPipeline(ctx context.Context) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	r.phase("pipeline", sut.seconds, "wastatus ingest + wastatus process")
+	r.phase("pipeline", sut.seconds, "wastatus ingest + wastatus process", sut.machine)
 
 	r.Events, r.Messages = int64(n), b.messages(n)
 	r.EventsPerSec, r.BaselineEventsPerSec = sut.rate, base.rate
@@ -111,7 +111,7 @@ func (b *Bench) pipe(ctx context.Context, name string, n int, out string, m matc
 		return nil, fmt.Errorf("%w: %w", ErrSystem, err)
 	}
 
-	start := time.Now()
+	start, ticks := time.Now(), readCPUTicks()
 	d := &drained{child: proc, rec: newRecorder(start)}
 	vctx, stopVis := context.WithCancel(ctx)
 	defer stopVis()
@@ -141,6 +141,7 @@ func (b *Bench) pipe(ctx context.Context, name string, n int, out string, m matc
 	d.done = ps.done.Load()
 	d.errors = ps.errors.Load() + int64(m.pending())
 	d.rate, d.seconds = d.rec.rate()
+	d.machine = machineSince(ticks, readCPUTicks())
 	if err := ed.stop(); err != nil {
 		return nil, err
 	}

@@ -28,14 +28,14 @@ func (b *Bench) runProcessor(ctx context.Context) (*Report, error) {
 	if err := b.createTopics(ctx, out); err != nil {
 		return nil, err
 	}
-	began := time.Now()
+	began, ticks := time.Now(), readCPUTicks()
 	n, msgs, err := b.preload(ctx, events)
 	if err != nil {
 		return nil, err
 	}
 	r.Events, r.Messages = n, msgs
 	secs := time.Since(began).Seconds()
-	r.phase("preload", secs, fmt.Sprintf("%d events produced straight to %s (idempotent producer), %.0f events/s", n, events, float64(n)/secs))
+	r.phase("preload", secs, fmt.Sprintf("%d events produced straight to %s (idempotent producer), %.0f events/s", n, events, float64(n)/secs), machineSince(ticks, readCPUTicks()))
 	ends, err := b.adm.ListEndOffsets(ctx, events)
 	if err != nil {
 		return nil, fmt.Errorf("bench: end offsets: %w", err)
@@ -54,7 +54,7 @@ func (b *Bench) runProcessor(ctx context.Context) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	r.phase("baseline", base.seconds, fmt.Sprintf("passthrough drained the topic; started in %.3fs", base.startup))
+	r.phase("baseline", base.seconds, fmt.Sprintf("passthrough drained the topic; started in %.3fs", base.startup), base.machine)
 
 	procGroup := b.topic("processor")
 	dir, err := b.childDir("processor")
@@ -80,7 +80,7 @@ func (b *Bench) runProcessor(ctx context.Context) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	r.phase("processor", sut.seconds, fmt.Sprintf("wastatus process drained the topic; started in %.3fs", sut.startup))
+	r.phase("processor", sut.seconds, fmt.Sprintf("wastatus process drained the topic; started in %.3fs", sut.startup), sut.machine)
 
 	r.EventsPerSec, r.BaselineEventsPerSec = sut.rate, base.rate
 	r.EventsProcessed, r.BaselineEvents = sut.done, base.done
@@ -204,6 +204,7 @@ type drained struct {
 	done     int64
 	errors   int64
 	firstErr string
+	machine  *MachineCPU // from the systems' start to the end of the load
 }
 
 // drain starts spec's child and watches its group's committed offsets
@@ -216,7 +217,7 @@ func (b *Bench) drain(ctx context.Context, spec drainSpec) (*drained, error) {
 	if err != nil {
 		return nil, err
 	}
-	start := time.Now()
+	start, ticks := time.Now(), readCPUTicks()
 	d := &drained{child: c, rec: newRecorder(start)}
 	stopped := false
 	defer func() {
@@ -265,6 +266,7 @@ func (b *Bench) drain(ctx context.Context, spec drainSpec) (*drained, error) {
 		}
 	}
 	d.rate, d.seconds = d.rec.rate()
+	d.machine = machineSince(ticks, readCPUTicks())
 	if prof != nil {
 		if err := prof.finish(ctx); err != nil {
 			return nil, err

@@ -61,9 +61,10 @@ type Report struct {
 
 // Phase is one step of a run and how long it took.
 type Phase struct {
-	Name    string  `json:"name"`
-	Seconds float64 `json:"seconds"`
-	Detail  string  `json:"detail,omitempty"`
+	Name    string      `json:"name"`
+	Seconds float64     `json:"seconds"`
+	Detail  string      `json:"detail,omitempty"`
+	Machine *MachineCPU `json:"machine,omitempty"` // nil where /proc/stat is missing
 }
 
 // Target is one of issue 7's targets and whether this run met it. Figures
@@ -75,8 +76,8 @@ type Target struct {
 	Met  bool    `json:"met"`
 }
 
-func (r *Report) phase(name string, seconds float64, detail string) {
-	r.Phases = append(r.Phases, Phase{Name: name, Seconds: round(seconds, 3), Detail: detail})
+func (r *Report) phase(name string, seconds float64, detail string, machine *MachineCPU) {
+	r.Phases = append(r.Phases, Phase{Name: name, Seconds: round(seconds, 3), Detail: detail, Machine: machine})
 }
 
 // finish derives the ratio and rounds for printing.
@@ -150,7 +151,11 @@ func (r *Report) table(w io.Writer) {
 		fmt.Fprintf(w, "errors\t%d\n", r.Errors)
 	}
 	for _, p := range r.Phases {
-		fmt.Fprintf(w, "phase %s\t%.3fs\t%s\n", p.Name, p.Seconds, p.Detail)
+		detail := p.Detail
+		if p.Machine != nil {
+			detail += "; " + p.Machine.String()
+		}
+		fmt.Fprintf(w, "phase %s\t%.3fs\t%s\n", p.Name, p.Seconds, detail)
 	}
 	for _, t := range r.Targets {
 		met := "not met"
