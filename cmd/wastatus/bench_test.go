@@ -48,6 +48,17 @@ type benchReport struct {
 			StealCores float64 `json:"steal_cores"`
 		} `json:"machine"`
 	} `json:"phases"`
+	Rounds []struct {
+		Round                int     `json:"round"`
+		EventsPerSec         float64 `json:"events_per_sec"`
+		BaselineEventsPerSec float64 `json:"baseline_events_per_sec"`
+		Ratio                float64 `json:"ratio"`
+		PeakRSSBytes         int64   `json:"peak_rss_bytes"`
+	} `json:"rounds"`
+	Targets []struct {
+		Name string  `json:"name"`
+		Got  float64 `json:"got"`
+	} `json:"targets"`
 }
 
 // TestBenchModes runs a short bench of each mode on the embedded broker,
@@ -59,13 +70,15 @@ func TestBenchModes(t *testing.T) {
 	}
 	bin := proctest.Build(t, "github.com/wastatus/wastatus/cmd/wastatus")
 	for _, tc := range []struct {
-		mode string
-		args []string
-		want int64 // events the report must count
+		mode   string
+		args   []string
+		want   int64 // events the report must count
+		rounds int   // --rounds given
 	}{
-		{"processor", []string{"--events", "3000", "--messages", "800", "--partitions", "3"}, 3000},
-		{"edge", []string{"--events", "1500", "--partitions", "3", "--concurrency", "8"}, 1500},
-		{"pipeline", []string{"--rate", "500", "--duration", "2s", "--partitions", "3"}, 1000},
+		{"processor", []string{"--events", "3000", "--messages", "800", "--partitions", "3"}, 3000, 0},
+		{"processor", []string{"--events", "3000", "--messages", "800", "--partitions", "3", "--rounds", "3"}, 3000, 3},
+		{"edge", []string{"--events", "1500", "--partitions", "3", "--concurrency", "8"}, 1500, 0},
+		{"pipeline", []string{"--rate", "500", "--duration", "2s", "--partitions", "3"}, 1000, 0},
 	} {
 		t.Run(tc.mode, func(t *testing.T) {
 			plot := filepath.Join(t.TempDir(), "bench.png")
@@ -128,10 +141,51 @@ func TestBenchModes(t *testing.T) {
 					}
 				}
 			}
+			if tc.rounds > 0 {
+				checkRounds(t, &r, tc.rounds)
+			}
 			if png, err := readHead(plot, 8); err != nil || !bytes.Equal(png, []byte("\x89PNG\r\n\x1a\n")) {
 				t.Errorf("--plot wrote no PNG: %q, %v", png, err)
 			}
 		})
+	}
+}
+
+// checkRounds checks a report of --rounds n: every round listed with a
+// baseline and a processor phase of its own, the headline figures those of
+// the round with the median ratio, and the peak RSS target the largest of
+// any round's.
+func checkRounds(t *testing.T, r *benchReport, n int) {
+	t.Helper()
+	if len(r.Rounds) != n {
+		t.Fatalf("%d rounds listed, want %d", len(r.Rounds), n)
+	}
+	var phases []string
+	for _, p := range r.Phases {
+		phases = append(phases, p.Name)
+	}
+	ratios := make([]float64, 0, n)
+	var peak int64
+	for i, rd := range r.Rounds {
+		if rd.Round != i+1 || rd.EventsPerSec <= 0 || rd.BaselineEventsPerSec <= 0 || math.Abs(rd.Ratio-rd.EventsPerSec/rd.BaselineEventsPerSec) > 0.01 {
+			t.Errorf("round %d: %+v", i+1, rd)
+		}
+		for _, name := range []string{fmt.Sprintf("baseline %d", i+1), fmt.Sprintf("processor %d", i+1)} {
+			if !slices.Contains(phases, name) {
+				t.Errorf("no phase %q in %v", name, phases)
+			}
+		}
+		ratios = append(ratios, rd.Ratio)
+		peak = max(peak, rd.PeakRSSBytes)
+	}
+	slices.Sort(ratios)
+	if median := ratios[(n-1)/2]; *r.Ratio != median {
+		t.Errorf("ratio %v, want the median round's %v (rounds %v)", *r.Ratio, median, ratios)
+	}
+	for _, tg := range r.Targets {
+		if tg.Name == "processor peak RSS MiB" && math.Abs(tg.Got-float64(peak)/(1<<20)) > 0.1 {
+			t.Errorf("peak RSS target got %v MiB, want the largest round's %.1f", tg.Got, float64(peak)/(1<<20))
+		}
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -202,7 +203,7 @@ func (b *Bench) topic(name string) string { return "bench." + b.runID + "." + na
 
 // createTopics creates fresh topics with the run's partition count.
 func (b *Bench) createTopics(ctx context.Context, names ...string) error {
-	b.made = append(b.made, names...)
+	b.remember(names...)
 	res, err := b.adm.CreateTopics(ctx, b.cfg.Partitions, -1, nil, names...)
 	if err != nil {
 		return fmt.Errorf("bench: create topics: %w", err)
@@ -219,7 +220,7 @@ func (b *Bench) createTopics(ctx context.Context, names ...string) error {
 // as the processor would (compacted current topic, retention), before any
 // child starts, so the bench's consumers of them start at once.
 func (b *Bench) createProductTopics(ctx context.Context, events, current, dlq string) error {
-	b.made = append(b.made, events, current, dlq)
+	b.remember(events, current, dlq)
 	_, err := processor.EnsureTopics(ctx, b.adm, processor.Config{
 		EventsTopic: events, CurrentTopic: current, DLQTopic: dlq, Partitions: b.cfg.Partitions,
 	}, true)
@@ -227,6 +228,15 @@ func (b *Bench) createProductTopics(ctx context.Context, events, current, dlq st
 		return fmt.Errorf("bench: %w", err)
 	}
 	return nil
+}
+
+// remember notes topics the run created, for Close, each once.
+func (b *Bench) remember(names ...string) {
+	for _, n := range names {
+		if !slices.Contains(b.made, n) {
+			b.made = append(b.made, n)
+		}
+	}
 }
 
 // childDir is a fresh directory for one child.

@@ -42,6 +42,13 @@ type Config struct {
 	TxnMaxRecords int           // default 10,000
 	TxnMaxWait    time.Duration // default 0: one poll per transaction
 
+	// Rounds is how many times processor mode drains the preloaded topic
+	// with the baseline and then the processor, in turn; default 1. The
+	// report's figures are the round with the median ratio's, and it
+	// lists every round: the two rates vary independently on a shared
+	// machine, so one round's ratio can mislead.
+	Rounds int
+
 	// Edge and pipeline modes.
 	Concurrency int           // edge mode: POSTs in flight; default 64
 	Rate        int           // pipeline mode: events per second; default 10,000
@@ -99,6 +106,9 @@ func (c *Config) fillDefaults() {
 	if c.TxnMaxRecords == 0 {
 		c.TxnMaxRecords = 10_000
 	}
+	if c.Rounds == 0 {
+		c.Rounds = 1
+	}
 	if c.Concurrency == 0 {
 		c.Concurrency = 64
 	}
@@ -125,6 +135,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%w: events and messages must be positive", ErrConfig)
 	case c.Partitions < 0:
 		return fmt.Errorf("%w: partitions must be positive", ErrConfig)
+	case c.Rounds < 0:
+		return fmt.Errorf("%w: rounds must be positive", ErrConfig)
 	case c.TxnMaxRecords < 0 || c.TxnMaxWait < 0:
 		return fmt.Errorf("%w: transaction sizing must be positive", ErrConfig)
 	case c.Rate < 0 || c.Duration < 0 || c.Concurrency < 0:

@@ -53,7 +53,10 @@
 // passthrough is usually in that state: it waits on the broker's
 // transaction round trips. The processor is usually CPU-bound. So their
 // rates vary independently from run to run, and the ratio is read over
-// several runs.
+// several runs, or over several rounds of one (Config.Rounds: the
+// preloaded topic drained by the baseline and then the processor, in turn,
+// each round on fresh groups, output topics and store; the report's figures
+// are the round with the median ratio's, and it lists every round).
 //
 // # Files
 //

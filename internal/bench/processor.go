@@ -1,8 +1,10 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -17,15 +19,14 @@ import (
 const latencyProcessor = "per-record commit latency: output record's produce timestamp (set by the system under test's client inside the transaction) to its visibility to a read_committed consumer, sampled on partition 0 of the output topic"
 
 // runProcessor preloads the events topic, then drains it with the
-// baseline and with the processor, each a child process on a fresh group.
+// baseline and with the processor, each a child process on a fresh group;
+// with Config.Rounds, that many times in turn, each round on fresh groups,
+// output topics and store.
 func (b *Bench) runProcessor(ctx context.Context) (*Report, error) {
 	r := b.newReport(ModeProcessor)
 	r.Latency = latencyProcessor
-	events, current, dlq, out := b.topic("events"), b.topic("current"), b.topic("dlq"), b.topic("passthrough")
-	if err := b.createProductTopics(ctx, events, current, dlq); err != nil {
-		return nil, err
-	}
-	if err := b.createTopics(ctx, out); err != nil {
+	events := b.topic("events")
+	if err := b.createRoundTopics(ctx, events, 0); err != nil {
 		return nil, err
 	}
 	began, ticks := time.Now(), readCPUTicks()
@@ -44,43 +45,30 @@ func (b *Bench) runProcessor(ctx context.Context) (*Report, error) {
 		return nil, fmt.Errorf("bench: end offsets: %w", err)
 	}
 
-	txn := []string{"--txn-max-records", strconv.Itoa(b.cfg.TxnMaxRecords), "--txn-max-wait", b.cfg.TxnMaxWait.String()}
-	baseGroup := b.topic("baseline")
-	base, err := b.drain(ctx, drainSpec{
-		name:  "baseline",
-		args:  append([]string{"bench", "passthrough", "--brokers", joinComma(b.brokers), "--in", events, "--out", out, "--group", baseGroup}, txn...),
-		group: baseGroup, events: events, out: out, ends: ends,
-	})
-	if err != nil {
-		return nil, err
+	rounds := make([]processorRound, 0, b.cfg.Rounds)
+	for i := range b.cfg.Rounds {
+		rd, err := b.processorRound(ctx, r, i, events, ends)
+		if err != nil {
+			return nil, err
+		}
+		rounds = append(rounds, rd)
 	}
-	r.phase("baseline", base.seconds, fmt.Sprintf("passthrough drained the topic; started in %.3fs", base.startup), base.machine)
-
-	procGroup := b.topic("processor")
-	dir, err := b.childDir("processor")
-	if err != nil {
-		return nil, err
+	// The headline is one whole round, the one with the median ratio (the
+	// lower middle one of an even count), so that its figures belong
+	// together; the rounds list them all.
+	byRatio := slices.Clone(rounds)
+	slices.SortStableFunc(byRatio, func(a, b processorRound) int { return cmp.Compare(a.ratio(), b.ratio()) })
+	mid := byRatio[(len(byRatio)-1)/2]
+	base, sut := mid.base, mid.sut
+	if len(rounds) > 1 {
+		for i, rd := range rounds {
+			r.Rounds = append(r.Rounds, Round{
+				Round: i + 1, EventsPerSec: round(rd.sut.rate, 0), BaselineEventsPerSec: round(rd.base.rate, 0),
+				Ratio: round(rd.ratio(), 3), CPUSeconds: round(rd.sut.child.cpu.Seconds(), 3),
+				BaselineCPUSeconds: round(rd.base.child.cpu.Seconds(), 3), PeakRSSBytes: rd.sut.child.peakRSS,
+			})
+		}
 	}
-	httpAddr, err := freeAddr()
-	if err != nil {
-		return nil, err
-	}
-	args := append([]string{"process", "--brokers", joinComma(b.brokers),
-		"--events-topic", events, "--current-topic", current, "--dlq-topic", dlq,
-		"--partitions", strconv.Itoa(int(b.cfg.Partitions)), "--group", procGroup,
-		"--data-dir", dir, "--http-addr", httpAddr, "--serve-all=false", "--log-level", "warn",
-	}, txn...)
-	if b.profiling() {
-		args = append(args, "--pprof")
-	}
-	sut, err := b.drain(ctx, drainSpec{
-		name: "processor", args: args, group: procGroup, events: events, out: current, ends: ends,
-		profileAddr: httpAddr,
-	})
-	if err != nil {
-		return nil, err
-	}
-	r.phase("processor", sut.seconds, fmt.Sprintf("wastatus process drained the topic; started in %.3fs", sut.startup), sut.machine)
 
 	r.EventsPerSec, r.BaselineEventsPerSec = sut.rate, base.rate
 	r.EventsProcessed, r.BaselineEvents = sut.done, base.done
@@ -92,15 +80,102 @@ func (b *Bench) runProcessor(ctx context.Context) (*Report, error) {
 	r.BaselineP50Ms, r.BaselineP99Ms = bp[0], bp[1]
 	r.LatencySamples = sut.rec.latencyCount()
 	r.sut, r.base = sut.rec, base.rec
-	if r.EventsProcessed != r.Events {
-		r.Errors += abs(r.Events - r.EventsProcessed)
+	peak := int64(0)
+	for _, rd := range rounds {
+		if rd.sut.done != r.Events {
+			r.Errors += abs(r.Events - rd.sut.done)
+		}
+		peak = max(peak, rd.sut.child.peakRSS)
 	}
 	r.finish()
 	r.Targets = append(r.Targets,
 		Target{Name: "processor/baseline events per second", Want: ">= 0.6", Got: r.Ratio, Met: r.Ratio >= 0.6},
-		Target{Name: "processor peak RSS MiB", Want: "<= 256", Got: round(float64(r.PeakRSSBytes)/(1<<20), 1), Met: r.PeakRSSBytes <= 256<<20},
+		Target{Name: "processor peak RSS MiB", Want: "<= 256", Got: round(float64(peak)/(1<<20), 1), Met: peak <= 256<<20},
 	)
 	return r, nil
+}
+
+// roundName returns round i's suffix for topic, group and directory names
+// and its label for phases: none with one round.
+func (b *Bench) roundName(i int) (suffix, label string) {
+	if b.cfg.Rounds <= 1 {
+		return "", ""
+	}
+	return fmt.Sprintf(".%d", i+1), fmt.Sprintf(" %d", i+1)
+}
+
+// createRoundTopics creates round i's current, dead-letter and baseline
+// output topics, and the events topic if it is not there yet.
+func (b *Bench) createRoundTopics(ctx context.Context, events string, i int) error {
+	suffix, _ := b.roundName(i)
+	if err := b.createProductTopics(ctx, events, b.topic("current"+suffix), b.topic("dlq"+suffix)); err != nil {
+		return err
+	}
+	return b.createTopics(ctx, b.topic("passthrough"+suffix))
+}
+
+// processorRound is one baseline drain and one processor drain.
+type processorRound struct{ base, sut *drained }
+
+func (rd processorRound) ratio() float64 {
+	if rd.base.rate <= 0 {
+		return 0
+	}
+	return rd.sut.rate / rd.base.rate
+}
+
+// processorRound drains the events topic (up to ends) with the baseline,
+// then with the processor, on groups, output topics and a store of round
+// i's own, and adds their phases to r.
+func (b *Bench) processorRound(ctx context.Context, r *Report, i int, events string, ends kadm.ListedOffsets) (processorRound, error) {
+	suffix, label := b.roundName(i)
+	current, dlq, out := b.topic("current"+suffix), b.topic("dlq"+suffix), b.topic("passthrough"+suffix)
+	if i > 0 {
+		if err := b.createRoundTopics(ctx, events, i); err != nil {
+			return processorRound{}, err
+		}
+	}
+	txn := []string{"--txn-max-records", strconv.Itoa(b.cfg.TxnMaxRecords), "--txn-max-wait", b.cfg.TxnMaxWait.String()}
+	baseGroup := b.topic("baseline" + suffix)
+	base, err := b.drain(ctx, drainSpec{
+		name:  "baseline" + suffix,
+		args:  append([]string{"bench", "passthrough", "--brokers", joinComma(b.brokers), "--in", events, "--out", out, "--group", baseGroup}, txn...),
+		group: baseGroup, events: events, out: out, ends: ends,
+	})
+	if err != nil {
+		return processorRound{}, err
+	}
+	r.phase("baseline"+label, base.seconds, fmt.Sprintf("passthrough drained the topic; started in %.3fs", base.startup), base.machine)
+
+	procGroup := b.topic("processor" + suffix)
+	dir, err := b.childDir("processor" + suffix)
+	if err != nil {
+		return processorRound{}, err
+	}
+	httpAddr, err := freeAddr()
+	if err != nil {
+		return processorRound{}, err
+	}
+	args := append([]string{"process", "--brokers", joinComma(b.brokers),
+		"--events-topic", events, "--current-topic", current, "--dlq-topic", dlq,
+		"--partitions", strconv.Itoa(int(b.cfg.Partitions)), "--group", procGroup,
+		"--data-dir", dir, "--http-addr", httpAddr, "--serve-all=false", "--log-level", "warn",
+	}, txn...)
+	// Profiles are of the first round's processor.
+	profileAddr := ""
+	if b.profiling() && i == 0 {
+		args = append(args, "--pprof")
+		profileAddr = httpAddr
+	}
+	sut, err := b.drain(ctx, drainSpec{
+		name: "processor" + suffix, args: args, group: procGroup, events: events, out: current, ends: ends,
+		profileAddr: profileAddr,
+	})
+	if err != nil {
+		return processorRound{}, err
+	}
+	r.phase("processor"+label, sut.seconds, fmt.Sprintf("wastatus process drained the topic; started in %.3fs", sut.startup), sut.machine)
+	return processorRound{base: base, sut: sut}, nil
 }
 
 func abs(v int64) int64 {

@@ -50,6 +50,9 @@ type Report struct {
 	TxnMaxWaitMs  float64 `json:"txn_max_wait_ms"`
 	Started       string  `json:"started"`
 	Phases        []Phase `json:"phases"`
+	// Processor mode with Config.Rounds > 1: every round; the figures
+	// above are the round with the median ratio's.
+	Rounds []Round `json:"rounds,omitempty"`
 
 	Targets []Target `json:"targets"`
 
@@ -65,6 +68,18 @@ type Phase struct {
 	Seconds float64     `json:"seconds"`
 	Detail  string      `json:"detail,omitempty"`
 	Machine *MachineCPU `json:"machine,omitempty"` // nil where /proc/stat is missing
+}
+
+// Round is one baseline drain and one processor drain of a run with
+// several (Config.Rounds).
+type Round struct {
+	Round                int     `json:"round"`
+	EventsPerSec         float64 `json:"events_per_sec"`
+	BaselineEventsPerSec float64 `json:"baseline_events_per_sec"`
+	Ratio                float64 `json:"ratio"`
+	CPUSeconds           float64 `json:"cpu_seconds"`
+	BaselineCPUSeconds   float64 `json:"baseline_cpu_seconds"`
+	PeakRSSBytes         int64   `json:"peak_rss_bytes"`
 }
 
 // Target is one of issue 7's targets and whether this run met it. Figures
@@ -149,6 +164,9 @@ func (r *Report) table(w io.Writer) {
 	fmt.Fprintf(w, "latency\t%s (%d samples)\n", r.Latency, r.LatencySamples)
 	if r.Errors > 0 {
 		fmt.Fprintf(w, "errors\t%d\n", r.Errors)
+	}
+	for _, rd := range r.Rounds {
+		fmt.Fprintf(w, "round %d\t%.0f\t%.0f\t%.3f (CPU s %.2f, %.2f; peak RSS MiB %.1f)\n", rd.Round, rd.EventsPerSec, rd.BaselineEventsPerSec, rd.Ratio, rd.CPUSeconds, rd.BaselineCPUSeconds, float64(rd.PeakRSSBytes)/(1<<20))
 	}
 	for _, p := range r.Phases {
 		detail := p.Detail
