@@ -27,12 +27,14 @@ const internWays = 8
 // repeat: a business's phone number id, display number and WABA id, the
 // region, the recipient type, a conversation's origin type, the pricing
 // model, type and category. Decoding them afresh was an allocation each,
-// most of a decoded event's. Each field keeps the last internWays values
-// it saw, safe for concurrent use without a lock: a value among them costs
-// a few comparisons, any other the allocation it would have cost anyway,
-// and takes a slot. Keeping one value a field was not enough: events from
-// three regions, interleaved, missed two times in three. Unique values
-// (wamids, recipient ids) are not interned.
+// most of a decoded event's. Each field keeps internWays values, safe for
+// concurrent use without a lock: the first ones it sees, and once all
+// slots are taken, a value not among them replaces the one in the slot
+// its hash picks, so that values seen again and again come to stay. A
+// kept value costs a few comparisons, any other the allocation it would
+// have cost anyway. One value a field was not enough: events from three
+// regions, interleaved at random as a partition reads them, missed it two
+// times in three. Unique values (wamids, recipient ids) are not interned.
 type interner struct {
 	vals [internFields][internWays]atomic.Pointer[string]
 }
@@ -47,7 +49,7 @@ func (in *interner) str(field internField, b []byte) string {
 	slot := -1
 	for i := range ways {
 		p := ways[i].Load()
-		if p == nil { // slots fill in order: the rest are empty too
+		if p == nil { // slots fill in order and never empty: the rest are empty too
 			slot = i
 			break
 		}
@@ -57,9 +59,20 @@ func (in *interner) str(field internField, b []byte) string {
 	}
 	s := string(b)
 	if slot < 0 {
-		// All taken: replace the one the value's bytes pick.
-		slot = int((uint(len(b))*31 + uint(b[0]) + uint(b[len(b)-1])) % internWays)
+		slot = int(fnv1a(b) % internWays)
 	}
 	ways[slot].Store(&s)
 	return s
+}
+
+// fnv1a is the 32-bit FNV-1a hash of b: every byte counts, so that values
+// differing in one character (us-east-1, us-west-1) pick different slots
+// more often than not.
+func fnv1a(b []byte) uint32 {
+	h := uint32(2166136261)
+	for _, c := range b {
+		h ^= uint32(c)
+		h *= 16777619
+	}
+	return h
 }

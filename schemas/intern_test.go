@@ -126,10 +126,25 @@ func TestInternerKeepsSeveralValues(t *testing.T) {
 			}
 		}
 	}
+	// A ninth value takes one slot, the one its hash picks; the other
+	// seven values stay.
+	newest := in.str(internRegion, []byte("region-new"))
+	if newest != "region-new" {
+		t.Fatalf("str(region-new) = %q", newest)
+	}
+	kept := make(map[string]bool)
+	for i := range in.vals[internRegion] {
+		if p := in.vals[internRegion][i].Load(); p != nil {
+			kept[*p] = true
+		}
+	}
+	if !kept["region-new"] || len(kept) != internWays {
+		t.Fatalf("after a ninth value the slots hold %v", kept)
+	}
 	if got := in.str(internWABAID, []byte("waba")); got != "waba" {
 		t.Fatalf("another field: %q", got)
 	}
-	if got := in.str(internRegion, []byte(vals[0])); unsafe.StringData(got) != unsafe.StringData(first[vals[0]]) {
+	if got := in.str(internRegion, []byte("region-new")); unsafe.StringData(got) != unsafe.StringData(newest) {
 		t.Fatal("another field's value took a region's slot")
 	}
 }
