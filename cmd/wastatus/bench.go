@@ -110,7 +110,7 @@ bar on a terminal). See docs/PERFORMANCE.md.`,
 	fs.Uint64Var(&seed, "seed", 1, "workload seed")
 	fs.IntVar(&cfg.TxnMaxRecords, "txn-max-records", 10_000, "most input records in one transaction (processor and baseline)")
 	fs.DurationVar(&cfg.TxnMaxWait, "txn-max-wait", 0, "keep filling a transaction this long (processor and baseline)")
-	fs.IntVar(&cfg.Rounds, "rounds", 1, "processor mode: drain the preloaded topic this many times with the baseline and then wastatus, in turn; the figures are the round with the median ratio's, and every round is listed (profiles are of the first)")
+	fs.IntVar(&cfg.Rounds, "rounds", 1, "processor mode: drain the preloaded topic this many times with the baseline and then wastatus, in turn; the figures are the round with the median ratio's, and every round is listed (profiles are of the first, which runs a little slower for it)")
 	fs.IntVar(&cfg.Rate, "rate", 10_000, "pipeline mode: events posted per second")
 	fs.DurationVar(&cfg.Duration, "duration", 30*time.Second, "pipeline mode: how long to post")
 	fs.IntVar(&cfg.Concurrency, "concurrency", 64, "edge mode: POSTs in flight")

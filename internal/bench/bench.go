@@ -112,16 +112,8 @@ const dropTimeout = 30 * time.Second
 // gigabytes of them behind. The topics are the ones the run created, not a
 // listing: a client answers a listing from metadata it may have cached.
 func (b *Bench) dropRun(ctx context.Context) error {
-	if len(b.made) > 0 {
-		resp, err := b.adm.DeleteTopics(ctx, b.made...)
-		if err != nil {
-			return fmt.Errorf("bench: delete the run's topics: %w", err)
-		}
-		for _, r := range resp.Sorted() {
-			if r.Err != nil && !errors.Is(r.Err, kerr.UnknownTopicOrPartition) {
-				return fmt.Errorf("bench: delete topic %s: %w", r.Topic, r.Err)
-			}
-		}
+	if err := b.deleteTopics(ctx, b.made...); err != nil {
+		return err
 	}
 	prefix := b.topic("")
 	groups, err := b.adm.ListGroups(ctx)
@@ -226,6 +218,23 @@ func (b *Bench) createProductTopics(ctx context.Context, events, current, dlq st
 	}, true)
 	if err != nil {
 		return fmt.Errorf("bench: %w", err)
+	}
+	return nil
+}
+
+// deleteTopics deletes topics the run made; one already gone is no error.
+func (b *Bench) deleteTopics(ctx context.Context, topics ...string) error {
+	if len(topics) == 0 {
+		return nil
+	}
+	resp, err := b.adm.DeleteTopics(ctx, topics...)
+	if err != nil {
+		return fmt.Errorf("bench: delete topics: %w", err)
+	}
+	for _, r := range resp.Sorted() {
+		if r.Err != nil && !errors.Is(r.Err, kerr.UnknownTopicOrPartition) {
+			return fmt.Errorf("bench: delete topic %s: %w", r.Topic, r.Err)
+		}
 	}
 	return nil
 }

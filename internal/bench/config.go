@@ -137,6 +137,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%w: partitions must be positive", ErrConfig)
 	case c.Rounds < 0:
 		return fmt.Errorf("%w: rounds must be positive", ErrConfig)
+	case c.Rounds > 1 && (c.Mode == ModeEdge || c.Mode == ModePipeline):
+		return fmt.Errorf("%w: rounds are of processor mode (and of all's processor run), not %s", ErrConfig, c.Mode)
 	case c.TxnMaxRecords < 0 || c.TxnMaxWait < 0:
 		return fmt.Errorf("%w: transaction sizing must be positive", ErrConfig)
 	case c.Rate < 0 || c.Duration < 0 || c.Concurrency < 0:

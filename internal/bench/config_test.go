@@ -20,4 +20,11 @@ func TestConfigRounds(t *testing.T) {
 	if err := c.Validate(); !errors.Is(err, ErrConfig) {
 		t.Errorf("rounds -1: %v, want ErrConfig", err)
 	}
+	c.Rounds = 3
+	for mode, ok := range map[string]bool{ModeProcessor: true, ModeAll: true, ModeEdge: false, ModePipeline: false} {
+		c.Mode = mode
+		if err := c.Validate(); (err == nil) != ok {
+			t.Errorf("3 rounds in mode %s: %v", mode, err)
+		}
+	}
 }

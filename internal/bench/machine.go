@@ -57,14 +57,17 @@ func readCPUTicks() cpuTicks {
 
 // parseProcStat reads the aggregate "cpu" line of /proc/stat (user nice
 // system idle iowait irq softirq steal ...) and counts the per-CPU lines.
-// Guest time is already in user and nice, so it is not added again.
+// Guest time is already in user and nice, so it is not added again. The
+// cpu lines come first; it stops at the first other line, and so never
+// reads the "intr" line, longer than a Scanner's 64 KiB on hosts with
+// many CPUs and interrupts.
 func parseProcStat(r io.Reader) (cpuTicks, error) {
 	var t cpuTicks
 	sc := bufio.NewScanner(r)
 	for sc.Scan() {
 		fields := strings.Fields(sc.Text())
 		if len(fields) == 0 || !strings.HasPrefix(fields[0], "cpu") {
-			continue
+			break
 		}
 		if fields[0] != "cpu" {
 			t.cpus++

@@ -56,9 +56,24 @@ func TestParseProcStatRejects(t *testing.T) {
 		"short cpu line":   "cpu 1 2 3 4\ncpu0 1 2 3 4\n",
 		"not a number":     "cpu 1 2 x 4 5 6 7 8\ncpu0 1 2 3 4 5 6 7 8\n",
 		"no per-cpu lines": "cpu 1 2 3 4 5 6 7 8\n",
+		"cpu lines late":   "intr 1 2\ncpu 1 2 3 4 5 6 7 8\ncpu0 1 2 3 4 5 6 7 8\n",
 	} {
 		if _, err := parseProcStat(strings.NewReader(in)); err == nil {
 			t.Errorf("%s: no error", name)
 		}
+	}
+}
+
+// TestParseProcStatLongLines: the lines after the cpu lines are not read,
+// however long (the intr line of a host with many CPUs and interrupts
+// outgrows a Scanner's buffer).
+func TestParseProcStatLongLines(t *testing.T) {
+	in := procStatBefore + "intr" + strings.Repeat(" 12345", 20000) + "\n"
+	got, err := parseProcStat(strings.NewReader(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.cpus != 2 || got.busy != 1000+50+300+10+20 || got.idle != 5000+100 || got.steal != 30 {
+		t.Fatalf("parsed %+v", got)
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"sync/atomic"
@@ -52,6 +54,11 @@ func (b *Bench) runProcessor(ctx context.Context) (*Report, error) {
 			return nil, err
 		}
 		rounds = append(rounds, rd)
+		if i < b.cfg.Rounds-1 {
+			if err := b.dropRound(ctx, i); err != nil {
+				return nil, err
+			}
+		}
 	}
 	// The headline is one whole round, the one with the median ratio (the
 	// lower middle one of an even count), so that its figures belong
@@ -66,6 +73,7 @@ func (b *Bench) runProcessor(ctx context.Context) (*Report, error) {
 				Round: i + 1, EventsPerSec: round(rd.sut.rate, 0), BaselineEventsPerSec: round(rd.base.rate, 0),
 				Ratio: round(rd.ratio(), 3), CPUSeconds: round(rd.sut.child.cpu.Seconds(), 3),
 				BaselineCPUSeconds: round(rd.base.child.cpu.Seconds(), 3), PeakRSSBytes: rd.sut.child.peakRSS,
+				EventsProcessed: rd.sut.done, BaselineEvents: rd.base.done,
 			})
 		}
 	}
@@ -112,6 +120,27 @@ func (b *Bench) createRoundTopics(ctx context.Context, events string, i int) err
 		return err
 	}
 	return b.createTopics(ctx, b.topic("passthrough"+suffix))
+}
+
+// dropRound deletes what round i wrote once its figures are taken, so that
+// later rounds do not share the disk, or the broker's log cleaner, with
+// it: its current, dead-letter and baseline output topics (gigabytes at
+// 10M messages) and the processor's store. The last round's go with the
+// run (Close). KeepWorkDir keeps them all.
+func (b *Bench) dropRound(ctx context.Context, i int) error {
+	if b.cfg.KeepWorkDir {
+		return nil
+	}
+	suffix, _ := b.roundName(i)
+	topics := []string{b.topic("current" + suffix), b.topic("dlq" + suffix), b.topic("passthrough" + suffix)}
+	if err := b.deleteTopics(ctx, topics...); err != nil {
+		return err
+	}
+	b.made = slices.DeleteFunc(b.made, func(t string) bool { return slices.Contains(topics, t) })
+	if err := os.RemoveAll(filepath.Join(b.dir, "processor"+suffix, "state")); err != nil {
+		return fmt.Errorf("bench: remove round %d's store: %w", i+1, err)
+	}
+	return nil
 }
 
 // processorRound is one baseline drain and one processor drain.
@@ -279,7 +308,7 @@ type drained struct {
 	done     int64
 	errors   int64
 	firstErr string
-	machine  *MachineCPU // from the systems' start to the end of the load
+	machine  *MachineCPU // during the load: see drain, postTo, pipe
 }
 
 // drain starts spec's child and watches its group's committed offsets
@@ -292,8 +321,9 @@ func (b *Bench) drain(ctx context.Context, spec drainSpec) (*drained, error) {
 	if err != nil {
 		return nil, err
 	}
-	start, ticks := time.Now(), readCPUTicks()
+	start, started := time.Now(), readCPUTicks()
 	d := &drained{child: c, rec: newRecorder(start)}
+	var ticks cpuTicks // at the first committed progress, where the rate starts
 	stopped := false
 	defer func() {
 		if !stopped {
@@ -332,6 +362,7 @@ func (b *Bench) drain(ctx context.Context, spec drainSpec) (*drained, error) {
 		d.rec.count(now, done)
 		if done > 0 && d.startup == 0 {
 			d.startup = now.Sub(start).Seconds()
+			ticks = readCPUTicks()
 		}
 		prog.set(done)
 		if complete {
@@ -341,7 +372,10 @@ func (b *Bench) drain(ctx context.Context, spec drainSpec) (*drained, error) {
 		}
 	}
 	d.rate, d.seconds = d.rec.rate()
-	d.machine = machineSince(ticks, readCPUTicks())
+	end := readCPUTicks()
+	if d.machine = machineSince(ticks, end); d.machine == nil {
+		d.machine = machineSince(started, end) // drained in one step
+	}
 	if prof != nil {
 		if err := prof.finish(ctx); err != nil {
 			return nil, err

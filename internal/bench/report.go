@@ -80,6 +80,8 @@ type Round struct {
 	CPUSeconds           float64 `json:"cpu_seconds"`
 	BaselineCPUSeconds   float64 `json:"baseline_cpu_seconds"`
 	PeakRSSBytes         int64   `json:"peak_rss_bytes"`
+	EventsProcessed      int64   `json:"events_processed"` // by the processor
+	BaselineEvents       int64   `json:"baseline_events_processed"`
 }
 
 // Target is one of issue 7's targets and whether this run met it. Figures
