@@ -49,7 +49,7 @@ func (b *Bench) runProcessor(ctx context.Context) (*Report, error) {
 
 	rounds := make([]processorRound, 0, b.cfg.Rounds)
 	for i := range b.cfg.Rounds {
-		rd, err := b.processorRound(ctx, r, i, events, ends)
+		rd, err := b.runRound(ctx, r, i, events, ends)
 		if err != nil {
 			return nil, err
 		}
@@ -153,10 +153,10 @@ func (rd processorRound) ratio() float64 {
 	return rd.sut.rate / rd.base.rate
 }
 
-// processorRound drains the events topic (up to ends) with the baseline,
+// runRound drains the events topic (up to ends) with the baseline,
 // then with the processor, on groups, output topics and a store of round
 // i's own, and adds their phases to r.
-func (b *Bench) processorRound(ctx context.Context, r *Report, i int, events string, ends kadm.ListedOffsets) (processorRound, error) {
+func (b *Bench) runRound(ctx context.Context, r *Report, i int, events string, ends kadm.ListedOffsets) (processorRound, error) {
 	suffix, label := b.roundName(i)
 	current, dlq, out := b.topic("current"+suffix), b.topic("dlq"+suffix), b.topic("passthrough"+suffix)
 	if i > 0 {
