@@ -1,6 +1,9 @@
 package schemas
 
-import "sync/atomic"
+import (
+	"hash/fnv"
+	"sync/atomic"
+)
 
 // internField names the fields whose values most events repeat.
 type internField int
@@ -59,20 +62,13 @@ func (in *interner) str(field internField, b []byte) string {
 	}
 	s := string(b)
 	if slot < 0 {
-		slot = int(fnv1a(b) % internWays)
+		// Every byte counts, so that values differing in one
+		// character (us-east-1, us-west-1) pick different slots more
+		// often than not.
+		h := fnv.New32a()
+		_, _ = h.Write(b) // never fails
+		slot = int(h.Sum32() % internWays)
 	}
 	ways[slot].Store(&s)
 	return s
-}
-
-// fnv1a is the 32-bit FNV-1a hash of b: every byte counts, so that values
-// differing in one character (us-east-1, us-west-1) pick different slots
-// more often than not.
-func fnv1a(b []byte) uint32 {
-	h := uint32(2166136261)
-	for _, c := range b {
-		h ^= uint32(c)
-		h *= 16777619
-	}
-	return h
 }
