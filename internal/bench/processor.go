@@ -103,41 +103,55 @@ func (b *Bench) runProcessor(ctx context.Context) (*Report, error) {
 	return r, nil
 }
 
-// roundName returns round i's suffix for topic, group and directory names
-// and its label for phases: none with one round.
-func (b *Bench) roundName(i int) (suffix, label string) {
-	if b.cfg.Rounds <= 1 {
-		return "", ""
+// roundNames are round i's topics, groups, children and phase labels.
+// With one round they are the names of a run without rounds.
+type roundNames struct {
+	current, dlq, out    string // topics
+	baseGroup, procGroup string
+	base, proc           string // children (and their directories)
+	label                string // after a phase's name
+}
+
+func (b *Bench) roundNames(i int) roundNames {
+	suffix, label := "", ""
+	if b.cfg.Rounds > 1 {
+		suffix, label = fmt.Sprintf(".%d", i+1), fmt.Sprintf(" %d", i+1)
 	}
-	return fmt.Sprintf(".%d", i+1), fmt.Sprintf(" %d", i+1)
+	return roundNames{
+		current: b.topic("current" + suffix), dlq: b.topic("dlq" + suffix), out: b.topic("passthrough" + suffix),
+		baseGroup: b.topic("baseline" + suffix), procGroup: b.topic("processor" + suffix),
+		base: "baseline" + suffix, proc: "processor" + suffix,
+		label: label,
+	}
 }
 
 // createRoundTopics creates round i's current, dead-letter and baseline
 // output topics, and the events topic if it is not there yet.
 func (b *Bench) createRoundTopics(ctx context.Context, events string, i int) error {
-	suffix, _ := b.roundName(i)
-	if err := b.createProductTopics(ctx, events, b.topic("current"+suffix), b.topic("dlq"+suffix)); err != nil {
+	n := b.roundNames(i)
+	if err := b.createProductTopics(ctx, events, n.current, n.dlq); err != nil {
 		return err
 	}
-	return b.createTopics(ctx, b.topic("passthrough"+suffix))
+	return b.createTopics(ctx, n.out)
 }
 
 // dropRound deletes what round i wrote once its figures are taken, so that
 // later rounds do not share the disk, or the broker's log cleaner, with
 // it: its current, dead-letter and baseline output topics (gigabytes at
-// 10M messages) and the processor's store. The last round's go with the
-// run (Close). KeepWorkDir keeps them all.
+// 10M messages) and the processor's store (`wastatus process` keeps it in
+// state/ under its --data-dir). The last round's go with the run (Close).
+// KeepWorkDir keeps them all.
 func (b *Bench) dropRound(ctx context.Context, i int) error {
 	if b.cfg.KeepWorkDir {
 		return nil
 	}
-	suffix, _ := b.roundName(i)
-	topics := []string{b.topic("current" + suffix), b.topic("dlq" + suffix), b.topic("passthrough" + suffix)}
+	n := b.roundNames(i)
+	topics := []string{n.current, n.dlq, n.out}
 	if err := b.deleteTopics(ctx, topics...); err != nil {
 		return err
 	}
 	b.made = slices.DeleteFunc(b.made, func(t string) bool { return slices.Contains(topics, t) })
-	if err := os.RemoveAll(filepath.Join(b.dir, "processor"+suffix, "state")); err != nil {
+	if err := os.RemoveAll(filepath.Join(b.dir, n.proc, "state")); err != nil {
 		return fmt.Errorf("bench: remove round %d's store: %w", i+1, err)
 	}
 	return nil
@@ -157,27 +171,24 @@ func (rd processorRound) ratio() float64 {
 // then with the processor, on groups, output topics and a store of round
 // i's own, and adds their phases to r.
 func (b *Bench) runRound(ctx context.Context, r *Report, i int, events string, ends kadm.ListedOffsets) (processorRound, error) {
-	suffix, label := b.roundName(i)
-	current, dlq, out := b.topic("current"+suffix), b.topic("dlq"+suffix), b.topic("passthrough"+suffix)
+	n := b.roundNames(i)
 	if i > 0 {
 		if err := b.createRoundTopics(ctx, events, i); err != nil {
 			return processorRound{}, err
 		}
 	}
 	txn := []string{"--txn-max-records", strconv.Itoa(b.cfg.TxnMaxRecords), "--txn-max-wait", b.cfg.TxnMaxWait.String()}
-	baseGroup := b.topic("baseline" + suffix)
 	base, err := b.drain(ctx, drainSpec{
-		name:  "baseline" + suffix,
-		args:  append([]string{"bench", "passthrough", "--brokers", joinComma(b.brokers), "--in", events, "--out", out, "--group", baseGroup}, txn...),
-		group: baseGroup, events: events, out: out, ends: ends,
+		name:  n.base,
+		args:  append([]string{"bench", "passthrough", "--brokers", joinComma(b.brokers), "--in", events, "--out", n.out, "--group", n.baseGroup}, txn...),
+		group: n.baseGroup, events: events, out: n.out, ends: ends,
 	})
 	if err != nil {
 		return processorRound{}, err
 	}
-	r.phase("baseline"+label, base.seconds, fmt.Sprintf("passthrough drained the topic; started in %.3fs", base.startup), base.machine)
+	r.phase("baseline"+n.label, base.seconds, fmt.Sprintf("passthrough drained the topic; started in %.3fs", base.startup), base.machine)
 
-	procGroup := b.topic("processor" + suffix)
-	dir, err := b.childDir("processor" + suffix)
+	dir, err := b.childDir(n.proc)
 	if err != nil {
 		return processorRound{}, err
 	}
@@ -186,8 +197,8 @@ func (b *Bench) runRound(ctx context.Context, r *Report, i int, events string, e
 		return processorRound{}, err
 	}
 	args := append([]string{"process", "--brokers", joinComma(b.brokers),
-		"--events-topic", events, "--current-topic", current, "--dlq-topic", dlq,
-		"--partitions", strconv.Itoa(int(b.cfg.Partitions)), "--group", procGroup,
+		"--events-topic", events, "--current-topic", n.current, "--dlq-topic", n.dlq,
+		"--partitions", strconv.Itoa(int(b.cfg.Partitions)), "--group", n.procGroup,
 		"--data-dir", dir, "--http-addr", httpAddr, "--serve-all=false", "--log-level", "warn",
 	}, txn...)
 	// Profiles are of the first round's processor.
@@ -197,13 +208,13 @@ func (b *Bench) runRound(ctx context.Context, r *Report, i int, events string, e
 		profileAddr = httpAddr
 	}
 	sut, err := b.drain(ctx, drainSpec{
-		name: "processor" + suffix, args: args, group: procGroup, events: events, out: current, ends: ends,
+		name: n.proc, args: args, group: n.procGroup, events: events, out: n.current, ends: ends,
 		profileAddr: profileAddr,
 	})
 	if err != nil {
 		return processorRound{}, err
 	}
-	r.phase("processor"+label, sut.seconds, fmt.Sprintf("wastatus process drained the topic; started in %.3fs", sut.startup), sut.machine)
+	r.phase("processor"+n.label, sut.seconds, fmt.Sprintf("wastatus process drained the topic; started in %.3fs", sut.startup), sut.machine)
 	return processorRound{base: base, sut: sut}, nil
 }
 
