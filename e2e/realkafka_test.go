@@ -54,19 +54,28 @@ func TestTopicsAsCreated(t *testing.T) {
 	defer rp.stop(t)
 
 	adm := e.admin()
-	cfgs, err := adm.DescribeTopicConfigs(t.Context(), e.events, e.current, e.dlq)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// A creation is acknowledged once the controller has it; the broker
+	// answering a describe may learn of the topic a moment later
+	// (UNKNOWN_TOPIC_OR_PARTITION until then).
+	var cfgs kadm.ResourceConfigs
+	kafkatest.Eventually(t, 30*time.Second, func() error {
+		var err error
+		if cfgs, err = adm.DescribeTopicConfigs(t.Context(), e.events, e.current, e.dlq); err != nil {
+			return err
+		}
+		for _, rc := range cfgs {
+			if rc.Err != nil {
+				return fmt.Errorf("%s: %w", rc.Name, rc.Err)
+			}
+		}
+		return nil
+	})
 	want := map[string]map[string]string{
 		e.events:  {"cleanup.policy": "delete", "retention.ms": strconv.FormatInt((30 * 24 * time.Hour).Milliseconds(), 10)},
 		e.current: {"cleanup.policy": "compact"},
 		e.dlq:     {"cleanup.policy": "delete"},
 	}
 	for _, rc := range cfgs {
-		if rc.Err != nil {
-			t.Fatalf("%s: %v", rc.Name, rc.Err)
-		}
 		for _, c := range rc.Configs {
 			if w, ok := want[rc.Name][c.Key]; ok {
 				if c.Value == nil || *c.Value != w {
