@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -18,7 +19,9 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/wastatus/wastatus/internal/kafkatest"
 	"github.com/wastatus/wastatus/processor"
@@ -516,4 +519,69 @@ func groupOffsets(t *testing.T, f *fixture) map[int32]int64 {
 		}
 	})
 	return out
+}
+
+// TestAbortedTransaction makes the broker refuse the processor's output
+// records once, so the transaction of a folded batch aborts. Run stops with
+// ErrProduce, and the store holds nothing of the aborted batch: each
+// partition's next offset is the group's. A processor restarted on the
+// store folds the batch again and serves exactly the fold of every event,
+// as does the current topic.
+func TestAbortedTransaction(t *testing.T) {
+	f := newFixture(t, 2)
+	if f.cluster.Real() {
+		t.Skip("injects a produce error through kfake")
+	}
+	fd := newFolded(t, f)
+	dir := t.TempDir()
+	r := f.start(dir)
+	fd.produce("A", 40, 400)
+	fd.check(r.p)
+
+	var refused atomic.Int32
+	f.cluster.Fake.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		pr := req.(*kmsg.ProduceRequest)
+		if pr.TransactionID == nil {
+			return nil, nil, false // the test's own events: kept for the next request
+		}
+		refused.Add(1)
+		resp := pr.ResponseKind().(*kmsg.ProduceResponse)
+		for _, rt := range pr.Topics {
+			st := kmsg.NewProduceResponseTopic()
+			st.Topic, st.TopicID = rt.Topic, rt.TopicID
+			for _, rp := range rt.Partitions {
+				sp := kmsg.NewProduceResponseTopicPartition()
+				sp.Partition = rp.Partition
+				sp.ErrorCode = kerr.InvalidRecord.Code
+				st.Partitions = append(st.Partitions, sp)
+			}
+			resp.Topics = append(resp.Topics, st)
+		}
+		return resp, nil, true
+	})
+	fd.produce("B", 40, 400)
+	err := <-r.done
+	if !errors.Is(err, processor.ErrProduce) {
+		t.Fatalf("Run: %v, want ErrProduce", err)
+	}
+	if refused.Load() == 0 {
+		t.Fatal("Run stopped before the broker refused its outputs")
+	}
+	committed := groupOffsets(t, f)
+	for part := range f.cfg.Partitions {
+		next, _, err := r.store.NextOffset(part)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if next != committed[part] {
+			t.Errorf("partition %d: the store's next offset is %d, the group's %d: the aborted batch was stored", part, next, committed[part])
+		}
+	}
+	if err := r.store.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	r = f.start(dir)
+	defer r.stop(t)
+	fd.check(r.p)
 }
