@@ -118,7 +118,11 @@
 // index keyed by an epoch and an 8-byte hash of the wamid (wamids share a
 // long common prefix) finds a message's seq; the epoch is that of the
 // partition's filter of known messages (below) that the message joined,
-// so new entries too fall in a narrow range (keys.go). A format version
+// so new entries too fall in a narrow range (keys.go). Pebble writes the
+// records to blob files when it flushes them, and its compactions then
+// move only references to them (value separation), so a record is written
+// about once whatever the levels it goes through; the index entries stay
+// in the sstables. A format version
 // key guards the layout; a store of an earlier format is emptied at Open,
 // and its partitions restore from the current topic. Point lookups use bloom filters, 16 KiB blocks (so that index
 // blocks stay small enough to stay cached) and a block cache sized by

@@ -287,6 +287,88 @@ func TestTablesSplitAtKinds(t *testing.T) {
 	}
 }
 
+// TestRecordsInBlobFiles checks that a flush writes message records to
+// blob files, and index entries and offsets to sstables alone, and that a
+// compaction then moves the records' references, not the records
+// (valueSeparation), and every message still reads back as its fold.
+func TestRecordsInBlobFiles(t *testing.T) {
+	s, _ := openMem(t, Options{})
+	want := map[string]Message{}
+	for p := range int32(3) {
+		evs := make([]schemas.StatusEvent, 0, 400)
+		for i := range 200 {
+			id := fmt.Sprintf("wamid.HBgLMTY1MDM4Nzk0MzkVAgARGBI4QUNCNzRG%02d%06d", p, i)
+			sent, read := ev("sent", T, wamid(id), recipientID("16505551234")), ev("read", T+30, wamid(id))
+			evs = append(evs, sent, read)
+			want[id], _ = fold(t, s.Policy(), sent, read)
+		}
+		commit(t, s, p, 0, evs...)
+	}
+	if err := s.db.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	// checkTables returns the blob files the tables refer to.
+	checkTables := func(stage string) map[string]bool {
+		t.Helper()
+		levels, err := s.db.SSTables()
+		if err != nil {
+			t.Fatal(err)
+		}
+		records, files := 0, map[string]bool{}
+		for _, level := range levels {
+			for _, tb := range level {
+				lo, blobs := tb.Smallest.UserKey, len(tb.GetBlobReferenceFiles())
+				switch {
+				case len(lo) >= 5 && lo[0] != 0xff && lo[4] == kindRecord:
+					records++
+					if blobs == 0 {
+						t.Errorf("%s: table %s of records [%x, %x] refers to no blob file: its records are in it", stage, tb.FileNum, lo, tb.Largest.UserKey)
+					}
+					for _, f := range tb.GetBlobReferenceFiles() {
+						files[f.String()] = true
+					}
+				case blobs > 0:
+					t.Errorf("%s: table %s of [%x, %x], no records, refers to %d blob files", stage, tb.FileNum, lo, tb.Largest.UserKey, blobs)
+				}
+			}
+		}
+		if records < 3 {
+			t.Errorf("%s: %d tables of records, want one a partition at least", stage, records)
+		}
+		return files
+	}
+	// blobBytes is what flushes and compactions wrote to blob files
+	// (Pebble counts a flush's in BlobBytesCompacted too).
+	blobBytes := func() (n uint64) {
+		for _, l := range s.db.Metrics().Levels {
+			n += l.BlobBytesCompacted
+		}
+		return n
+	}
+	flushed, flushedBytes := checkTables("flushed"), blobBytes()
+
+	if err := s.db.Compact(t.Context(), []byte{0}, []byte{0xff, 0xff}, false); err != nil {
+		t.Fatal(err)
+	}
+	for f := range checkTables("compacted") {
+		if !flushed[f] {
+			t.Errorf("the compaction wrote blob file %s: it moved records, not their references", f)
+		}
+	}
+	if n := blobBytes(); flushedBytes == 0 || n != flushedBytes {
+		t.Errorf("blob bytes written: %d by the flush, %d after the compaction; want some, and none by the compaction", flushedBytes, n)
+	}
+	for p := range int32(3) {
+		for i := range 200 {
+			id := fmt.Sprintf("wamid.HBgLMTY1MDM4Nzk0MzkVAgARGBI4QUNCNzRG%02d%06d", p, i)
+			got, ok := mustGet(t, s, p, id)
+			if m := want[id]; !ok || !bytes.Equal(encode(&got), encode(&m)) {
+				t.Fatalf("%s: stored %t %x, want %x", id, ok, encode(&got), encode(&m))
+			}
+		}
+	}
+}
+
 // TestRecordsWithoutIndexFailStore opens a store whose partition holds
 // records but no index entry: its first batch must fail the store
 // (ErrCorrupt), not take every message for new and write it again.

@@ -263,7 +263,8 @@ func peakRSS(b *testing.B) int64 {
 // hash, committing every partition's batch each 12,000 events, as the
 // processor's transactions do, without Kafka. It reports what the key
 // layout costs as the store grows: the bytes Pebble's flushes and
-// compactions wrote per event, the store's size on disk, and the
+// compactions wrote per event (of which to blob files: valueSeparation),
+// the store's size on disk, and the
 // process's CPU time per event (user and system: Pebble compacts on its
 // own goroutines), compared between 1M and 10M messages; and the share of
 // what reached the bottom level that Pebble moved there without rewriting
@@ -282,11 +283,13 @@ func BenchmarkFoldStream(b *testing.B) {
 		foldStream(b, s, benchStream(messages), make([]int64, scaleParts), events)
 		cpu := cpuTime(b) - cpu0
 		m := s.db.Metrics()
-		var written uint64
+		var written, blobs uint64
 		for _, l := range m.Levels {
 			written += l.TableBytesFlushed + l.TableBytesCompacted
+			blobs += l.BlobBytesCompacted // a flush's too
 		}
-		b.ReportMetric(float64(written)/float64(events), "written-B/event")
+		b.ReportMetric(float64(written+blobs)/float64(events), "written-B/event")
+		b.ReportMetric(float64(blobs)/float64(events), "blob-B/event")
 		// Of the bytes that reached the bottom level from above, the
 		// share moved there whole rather than merged (levelMultiplier).
 		if l := m.Levels[len(m.Levels)-1]; l.TableBytesIn+l.TableBytesMoved > 0 {

@@ -74,6 +74,37 @@ const targetFileSize = 2 << 20
 // another level, 64.1 with either.
 const levelMultiplier = 4
 
+// valueSeparation is how Pebble keeps message records out of its
+// compactions: a flush writes every value of at least MinimumSize bytes to
+// a blob file, and only a reference to it (about 10 bytes) to the sstable,
+// and compactions then move the references down the tree and leave the
+// values where they are. A record (a message's state and history, 100-300
+// bytes, of which the wamid alone is about 60) is above MinimumSize; an
+// index entry (one or two uvarint seqs) and the next offset are below it,
+// so they stay in the sstables that lookups search. Reading a record reads
+// its blob file's block too, through the block cache. A Loader's tables
+// hold their records (loader.go) until a compaction rewrites them.
+//
+// Measured with BenchmarkFoldStream at 10 million messages, two runs each,
+// alternating: 3.43-3.55 µs of CPU an event without, 3.10-3.23 with. The
+// flushes and compactions wrote 39.4-39.8 bytes an event to sstables and,
+// in a later run, 17.4 to blob files (57 in all), against 90.0-90.1 to
+// sstables without; the store took 903-912 MiB on disk against 802-812. A
+// blob file keeps the old value of a record rewritten after its flush (by
+// a late event) until the file is rewritten, once a fifth of it is such
+// dead values (TargetGarbageRatio) and it is five minutes old. A
+// compaction moves values again when its output would refer to more than
+// MaxBlobReferenceDepth blob files of overlapping ranges.
+func valueSeparation() pebble.ValueSeparationPolicy {
+	return pebble.ValueSeparationPolicy{
+		Enabled:               true,
+		MinimumSize:           32,
+		MaxBlobReferenceDepth: 10,
+		RewriteMinimumAge:     5 * time.Minute,
+		TargetGarbageRatio:    0.2,
+	}
+}
+
 // Options configures a Store. The zero value is valid: every zero field gets
 // its default.
 type Options struct {
@@ -227,6 +258,7 @@ func Open(dir string, o Options) (*Store, error) {
 	}
 	po.Experimental.SpanPolicyFunc = splitKinds // tables end at each partition's kinds
 	po.Experimental.LevelMultiplier = levelMultiplier
+	po.Experimental.ValueSeparationPolicy = valueSeparation
 	for i := range po.Levels {
 		po.Levels[i].FilterPolicy = bloom.FilterPolicy(bloomBitsPerKey)
 		po.Levels[i].BlockSize = blockSize
