@@ -25,6 +25,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/wastatus/wastatus/edge"
+	"github.com/wastatus/wastatus/internal/kafkatest"
 	"github.com/wastatus/wastatus/schemas"
 )
 
@@ -629,7 +630,7 @@ func TestPostProduceFails(t *testing.T) {
 	e := newEnv(t, func(c *edge.Config) { c.ProduceTimeout = time.Minute })
 	e.cluster.ControlKey(int16(kmsg.Produce), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
 		e.cluster.KeepControl()
-		return refuseProduce(kreq.(*kmsg.ProduceRequest), kerr.TopicAuthorizationFailed), nil, true
+		return kafkatest.RefuseProduce(kreq.(*kmsg.ProduceRequest), kerr.TopicAuthorizationFailed), nil, true
 	})
 	start := time.Now()
 	rec := e.postSigned(t, webhook(status("wamid.A", "sent", 1750030073, ""), `{"id":"wamid.B"}`))
@@ -645,23 +646,6 @@ func TestPostProduceFails(t *testing.T) {
 	if st := e.recv.Stats(); st.ProduceErrors != 2 || st.Events != 0 || st.DeadLetters != 0 || st.Unavailable != 1 {
 		t.Errorf("Stats() = %+v, want ProduceErrors 2, Unavailable 1, no acknowledged records", st)
 	}
-}
-
-// refuseProduce answers req with code for every partition.
-func refuseProduce(req *kmsg.ProduceRequest, code *kerr.Error) *kmsg.ProduceResponse {
-	resp := req.ResponseKind().(*kmsg.ProduceResponse)
-	for _, rt := range req.Topics {
-		t := kmsg.NewProduceResponseTopic()
-		t.Topic, t.TopicID = rt.Topic, rt.TopicID
-		for _, rp := range rt.Partitions {
-			p := kmsg.NewProduceResponseTopicPartition()
-			p.Partition = rp.Partition
-			p.ErrorCode = code.Code
-			t.Partitions = append(t.Partitions, p)
-		}
-		resp.Topics = append(resp.Topics, t)
-	}
-	return resp
 }
 
 // TestPostClientGone checks that a client that disconnects while Kafka has

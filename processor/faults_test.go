@@ -545,19 +545,7 @@ func TestAbortedTransaction(t *testing.T) {
 			return nil, nil, false // the test's own events: kept for the next request
 		}
 		refused.Add(1)
-		resp := pr.ResponseKind().(*kmsg.ProduceResponse)
-		for _, rt := range pr.Topics {
-			st := kmsg.NewProduceResponseTopic()
-			st.Topic, st.TopicID = rt.Topic, rt.TopicID
-			for _, rp := range rt.Partitions {
-				sp := kmsg.NewProduceResponseTopicPartition()
-				sp.Partition = rp.Partition
-				sp.ErrorCode = kerr.InvalidRecord.Code
-				st.Partitions = append(st.Partitions, sp)
-			}
-			resp.Topics = append(resp.Topics, st)
-		}
-		return resp, nil, true
+		return kafkatest.RefuseProduce(pr, kerr.InvalidRecord), nil, true
 	})
 	fd.produce("B", 40, 400)
 	err := <-r.done
