@@ -120,9 +120,8 @@
 // partition's filter of known messages (below) that the message joined,
 // so new entries too fall in a narrow range (keys.go). Pebble writes the
 // records to blob files when it flushes them, and its compactions then
-// move only references to them (value separation), so a record is written
-// about once whatever the levels it goes through; the index entries stay
-// in the sstables. A format version
+// move only references to them (value separation), not the records; the
+// index entries stay in the sstables. A format version
 // key guards the layout; a store of an earlier format is emptied at Open,
 // and its partitions restore from the current topic. Point lookups use bloom filters, 16 KiB blocks (so that index
 // blocks stay small enough to stay cached) and a block cache sized by

@@ -293,14 +293,20 @@ func TestTablesSplitAtKinds(t *testing.T) {
 // (valueSeparation), and every message still reads back as its fold.
 func TestRecordsInBlobFiles(t *testing.T) {
 	s, _ := openMem(t, Options{})
-	want := map[string]Message{}
+	type stored struct {
+		p  int32
+		id string
+		m  Message
+	}
+	var want []stored
 	for p := range int32(3) {
 		evs := make([]schemas.StatusEvent, 0, 400)
 		for i := range 200 {
 			id := fmt.Sprintf("wamid.HBgLMTY1MDM4Nzk0MzkVAgARGBI4QUNCNzRG%02d%06d", p, i)
 			sent, read := ev("sent", T, wamid(id), recipientID("16505551234")), ev("read", T+30, wamid(id))
 			evs = append(evs, sent, read)
-			want[id], _ = fold(t, s.Policy(), sent, read)
+			m, _ := fold(t, s.Policy(), sent, read)
+			want = append(want, stored{p, id, m})
 		}
 		commit(t, s, p, 0, evs...)
 	}
@@ -358,13 +364,10 @@ func TestRecordsInBlobFiles(t *testing.T) {
 	if n := blobBytes(); flushedBytes == 0 || n != flushedBytes {
 		t.Errorf("blob bytes written: %d by the flush, %d after the compaction; want some, and none by the compaction", flushedBytes, n)
 	}
-	for p := range int32(3) {
-		for i := range 200 {
-			id := fmt.Sprintf("wamid.HBgLMTY1MDM4Nzk0MzkVAgARGBI4QUNCNzRG%02d%06d", p, i)
-			got, ok := mustGet(t, s, p, id)
-			if m := want[id]; !ok || !bytes.Equal(encode(&got), encode(&m)) {
-				t.Fatalf("%s: stored %t %x, want %x", id, ok, encode(&got), encode(&m))
-			}
+	for _, w := range want {
+		got, ok := mustGet(t, s, w.p, w.id)
+		if !ok || !bytes.Equal(encode(&got), encode(&w.m)) {
+			t.Fatalf("%s: stored %t %x, want %x", w.id, ok, encode(&got), encode(&w.m))
 		}
 	}
 }
