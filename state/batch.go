@@ -55,6 +55,11 @@ type Batch struct {
 	key []byte // scratch key
 	val []byte // scratch value
 
+	// recentHits and recentMisses count, since the last commit, the
+	// lookups of stored messages that the store's recentSeqs answered
+	// and those that read the index (Store.Stats).
+	recentHits, recentMisses int64
+
 	index map[indexSlot][]byte // Commit's index entries of new messages, reused
 	slots []indexSlot          // index's keys, to write in order
 	dirty []*entry             // Commit's messages to write, in key order
@@ -254,10 +259,21 @@ func (b *Batch) load(wamid string) (*entry, error) {
 		e = new(entry)
 	}
 	e.hash = b.s.hash(wamid)
-	sc, next, err := b.s.epochs(b.s.db, b.partition, b.known, e.hash)
+	r, err := b.s.findRecent(b.s.db, b.partition, e.hash, wamid, &e.m, &b.key)
+	var next uint32
+	if err == nil && r.found {
+		b.recentHits++
+	} else if err == nil {
+		var sc epochScan
+		sc, next, err = b.s.epochs(b.s.db, b.partition, b.known, e.hash)
+		if err == nil {
+			r, err = b.s.find(b.s.db, b.partition, e.hash, wamid, &e.m, &b.key, &sc, &e.idx, next)
+		}
+		if r.found {
+			b.recentMisses++
+		}
+	}
 	if err == nil {
-		var r lookup
-		r, err = b.s.find(b.s.db, b.partition, e.hash, wamid, &e.m, &b.key, &sc, &e.idx, next)
 		e.seq, e.stored = r.seq, r.found
 		e.hist, e.histN = append(e.hist[:0], r.hist...), r.n
 	}
@@ -365,8 +381,25 @@ func (b *Batch) CommitNoSyncWait() error {
 			b.pb = b.s.db.NewBatch(b.pbOpts...)
 		}
 	}
+	b.remember()
 	b.reset()
 	return nil
+}
+
+// remember gives the store's recentSeqs the seq of every message the
+// batch holds a record of, now that Pebble has applied the commit, and
+// the store the batch's counts of lookups it did and did not answer.
+func (b *Batch) remember() {
+	for _, e := range b.order {
+		if e.stored || e.dirty {
+			b.s.recent.put(b.partition, e.hash, e.seq)
+		}
+	}
+	if b.recentHits > 0 || b.recentMisses > 0 {
+		b.s.recentHits.Add(b.recentHits)
+		b.s.recentMisses.Add(b.recentMisses)
+		b.recentHits, b.recentMisses = 0, 0
+	}
 }
 
 // presize gives the commit of records an empty Pebble batch of about the

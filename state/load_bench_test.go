@@ -297,6 +297,9 @@ func BenchmarkFoldStream(b *testing.B) {
 		}
 		b.ReportMetric(float64(m.DiskSpaceUsage())/(1<<20), "disk-MiB")
 		b.ReportMetric(float64(cpu.Nanoseconds())/float64(events), "cpu-ns/event")
+		if st := s.Stats(); st.RecentHits+st.RecentMisses > 0 {
+			b.ReportMetric(100*float64(st.RecentHits)/float64(st.RecentHits+st.RecentMisses), "recent-hit-%")
+		}
 		if err := s.Close(); err != nil {
 			b.Fatal(err)
 		}

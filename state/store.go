@@ -212,6 +212,13 @@ type Store struct {
 	knownMu sync.Mutex
 	known   map[int32]*knownKeys  // by partition, made at first use
 	seqs    map[int32]*seqCounter // by partition, made at first use
+
+	// recent holds the seqs of the messages batches committed last;
+	// recentHits and recentMisses count the lookups of stored messages
+	// it answered and those that read the index.
+	recent       *recentSeqs
+	recentHits   atomic.Int64
+	recentMisses atomic.Int64
 }
 
 // Open opens (creating if needed) the store in dir. A new store gets the
@@ -246,7 +253,7 @@ func Open(dir string, o Options) (*Store, error) {
 	// memtables would leave the 64 MiB cache no room for a single block.
 	cache := pebble.NewCache(o.CacheSize + memTablesCharged*int64(o.MemTableSize))
 	defer cache.Unref() // the DB holds its own reference
-	s := &Store{opts: o, dir: dir, fs: fs, fault: fault{done: make(chan struct{})}, disk: disk, known: make(map[int32]*knownKeys), seqs: make(map[int32]*seqCounter), hash: wamidHash}
+	s := &Store{opts: o, dir: dir, fs: fs, fault: fault{done: make(chan struct{})}, disk: disk, known: make(map[int32]*knownKeys), seqs: make(map[int32]*seqCounter), recent: newRecentSeqs(), hash: wamidHash}
 	po := &pebble.Options{
 		FS:           o.FS,
 		Cache:        cache,
@@ -523,6 +530,27 @@ func (s *Store) find(r pebble.Reader, partition int32, h uint64, wamid string, m
 	return lookup{}, nil
 }
 
+// findRecent looks wamid up at the seq that recent gives for its hash, if
+// any: found if the record there is wamid's; m is left reset otherwise, for
+// find (see recentSeqs).
+func (s *Store) findRecent(r pebble.Reader, partition int32, h uint64, wamid string, m *Message, key *[]byte) (lookup, error) {
+	seq, ok := s.recent.get(partition, h)
+	if !ok {
+		return lookup{}, nil
+	}
+	*key = appendRecordKey((*key)[:0], partition, seq)
+	hist, n, ok, err := getRecord(r, *key, wamid, m)
+	if err != nil {
+		s.fail(fmt.Errorf("state: get %s: %w", wamid, err))
+		return lookup{}, s.Err()
+	}
+	if !ok || m.wamid != wamid {
+		m.reset()
+		return lookup{}, nil
+	}
+	return lookup{found: true, seq: seq, hist: hist, n: n}, nil
+}
+
 // getRecord reads the record at key into the reset m and returns its
 // history section and entry count; false if there is none. A record that
 // does not decode is an error (ErrCorrupt); one of another message than
@@ -682,6 +710,8 @@ type Stats struct {
 	Flushes          int64  // memtable flushes since Open
 	Compactions      int64  // compactions since Open
 	DiskFreeBytes    int64  // free space of the store's file system; -1 if unknown
+	RecentHits       int64  // lookups of stored messages answered by the seqs of recent commits
+	RecentMisses     int64  // lookups of stored messages that read the index
 }
 
 // Stats returns a snapshot of the store's metrics.
@@ -703,6 +733,8 @@ func (s *Store) Stats() Stats {
 		Flushes:          m.Flush.Count,
 		Compactions:      m.Compact.Count,
 		DiskFreeBytes:    s.disk.read(),
+		RecentHits:       s.recentHits.Load(),
+		RecentMisses:     s.recentMisses.Load(),
 	}
 }
 

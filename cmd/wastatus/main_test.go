@@ -112,6 +112,7 @@ func TestRunDemo(t *testing.T) {
 		`wastatus_processor_transactions_total{result="committed"}`,
 		`wastatus_store_disk_bytes`,
 		`wastatus_store_disk_free_bytes`,
+		`wastatus_store_recent_hits_total`,
 		`wastatus_kafka_`,
 	} {
 		if !strings.Contains(string(metrics), want) {

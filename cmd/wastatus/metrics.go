@@ -103,8 +103,10 @@ func storeCollector(st *state.Store) prometheus.Collector {
 	flushes := gauge("flushes_total", "Memtable flushes.")
 	compactions := gauge("compactions_total", "Compactions.")
 	diskFree := gauge("disk_free_bytes", "Free bytes on the store's file system; below --min-free-disk the store stops.")
+	recentHits := gauge("recent_hits_total", "Lookups of stored messages found at the seq their recent commit left, without reading the index.")
+	recentMisses := gauge("recent_misses_total", "Lookups of stored messages that read the index: none of the recent commits' seqs was theirs.")
 	return statsCollector{
-		descs: []*prometheus.Desc{cacheSize, cacheHits, cacheMisses, filterHits, memtable, disk, readAmp, flushes, compactions, diskFree},
+		descs: []*prometheus.Desc{cacheSize, cacheHits, cacheMisses, filterHits, memtable, disk, readAmp, flushes, compactions, diskFree, recentHits, recentMisses},
 		collect: func(ch chan<- prometheus.Metric, _ []*prometheus.Desc) {
 			s := st.Stats()
 			g := func(d *prometheus.Desc, v float64) { ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v) }
@@ -120,6 +122,8 @@ func storeCollector(st *state.Store) prometheus.Collector {
 			g(readAmp, float64(s.ReadAmp))
 			c(flushes, float64(s.Flushes))
 			c(compactions, float64(s.Compactions))
+			c(recentHits, float64(s.RecentHits))
+			c(recentMisses, float64(s.RecentMisses))
 			if s.DiskFreeBytes >= 0 {
 				g(diskFree, float64(s.DiskFreeBytes))
 			}
