@@ -260,8 +260,11 @@ func peakRSS(b *testing.B) int64 {
 // Stream: 3 events per message over WASTATUS_BENCH_MESSAGES messages,
 // default 1,000,000, with its delays, duplicates and late retries) into a
 // store on disk with default Options, over 12 partitions by the wamid's
-// hash, committing every partition's batch each 12,000 events, as the
-// processor's transactions do, without Kafka. It reports what the key
+// hash, committing every partition's batch each 12,000 events (or
+// WASTATUS_BENCH_COMMIT_EVENTS), as the processor's transactions do at
+// full speed, without Kafka: a processor that keeps up with a lower rate
+// commits smaller transactions, and then finds more of a message's
+// events in the store rather than in its batch. It reports what the key
 // layout costs as the store grows: the bytes Pebble's flushes and
 // compactions wrote per event (of which to blob files: valueSeparation),
 // the store's size on disk, and the
@@ -273,6 +276,7 @@ func peakRSS(b *testing.B) int64 {
 //	WASTATUS_BENCH_MESSAGES=10000000 go test -run '^$' -bench FoldStream -benchtime 1x -timeout 30m ./state/
 func BenchmarkFoldStream(b *testing.B) {
 	messages := benchSize(b, "WASTATUS_BENCH_MESSAGES", 1_000_000)
+	every := benchSize(b, "WASTATUS_BENCH_COMMIT_EVENTS", 12_000)
 	events := 3 * messages
 	for b.Loop() {
 		s, err := Open(b.TempDir(), Options{})
@@ -280,7 +284,7 @@ func BenchmarkFoldStream(b *testing.B) {
 			b.Fatal(err)
 		}
 		cpu0 := cpuTime(b)
-		foldStream(b, s, benchStream(messages), make([]int64, scaleParts), events)
+		foldStream(b, s, benchStream(messages), make([]int64, scaleParts), events, every)
 		cpu := cpuTime(b) - cpu0
 		m := s.db.Metrics()
 		var written, blobs uint64
@@ -332,7 +336,7 @@ func BenchmarkFoldRestarted(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				foldStream(b, s, st, off, half)
+				foldStream(b, s, st, off, half, 12_000)
 				if err := s.Close(); err != nil {
 					b.Fatal(err)
 				}
@@ -346,7 +350,7 @@ func BenchmarkFoldRestarted(b *testing.B) {
 					}
 				}
 				learnt := time.Since(began)
-				foldStream(b, s, st, off, half)
+				foldStream(b, s, st, off, half, 12_000)
 				cpu := cpuTime(b) - cpu0
 				b.ReportMetric(float64(cpu.Nanoseconds())/float64(half), "cpu-ns/event")
 				b.ReportMetric(float64(learnt.Milliseconds()), "learn-ms")
@@ -366,8 +370,8 @@ func benchStream(messages int) *gen.Stream {
 
 // foldStream folds st's next n events into s over scaleParts partitions
 // by the wamid's hash, from the partitions' offsets off, committing every
-// partition's batch each 12,000 events and at the end.
-func foldStream(b *testing.B, s *Store, st *gen.Stream, off []int64, n int) {
+// partition's batch each every events and at the end.
+func foldStream(b *testing.B, s *Store, st *gen.Stream, off []int64, n, every int) {
 	b.Helper()
 	batches := make([]*Batch, scaleParts)
 	for p := range batches {
@@ -387,7 +391,7 @@ func foldStream(b *testing.B, s *Store, st *gen.Stream, off []int64, n int) {
 			b.Fatal(err)
 		}
 		off[p]++
-		if (k+1)%12_000 == 0 {
+		if (k+1)%every == 0 {
 			commitAll(b, batches, off)
 		}
 	}
