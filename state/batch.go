@@ -259,18 +259,23 @@ func (b *Batch) load(wamid string) (*entry, error) {
 		e = new(entry)
 	}
 	e.hash = b.s.hash(wamid)
-	r, err := b.s.findRecent(b.s.db, b.partition, e.hash, wamid, &e.m, &b.key)
-	var next uint32
-	if err == nil && r.found {
-		b.recentHits++
-	} else if err == nil {
-		var sc epochScan
-		sc, next, err = b.s.epochs(b.s.db, b.partition, b.known, e.hash)
-		if err == nil {
-			r, err = b.s.find(b.s.db, b.partition, e.hash, wamid, &e.m, &b.key, &sc, &e.idx, next)
+	var r lookup
+	sc, next, err := b.s.epochs(b.s.db, b.partition, b.known, e.hash)
+	if err == nil {
+		// A message that no epoch may hold is new: it has no seq to
+		// find. Otherwise the seq its last commit left, if any, is read
+		// first, and the index only if that is not the message's.
+		if sc.any() {
+			r, err = b.s.findRecent(b.s.db, b.partition, e.hash, wamid, &e.m, &b.key)
+			if r.found {
+				b.recentHits++
+			}
 		}
-		if r.found {
-			b.recentMisses++
+		if err == nil && !r.found {
+			r, err = b.s.find(b.s.db, b.partition, e.hash, wamid, &e.m, &b.key, &sc, &e.idx, next)
+			if r.found {
+				b.recentMisses++
+			}
 		}
 	}
 	if err == nil {

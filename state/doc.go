@@ -173,7 +173,8 @@
 // The store keeps the seqs of the last 131,072 or so messages its batches
 // committed, over all partitions, in a table of 1 MiB (recent.go), and a
 // batch reads the record at a message's seq from there before it reads
-// the message's index entry: a hit finds the message in one Pebble point
+// the message's index entry (when the filter of known messages, above,
+// says the partition may hold the message): a hit finds the message in one Pebble point
 // lookup rather than two, and skips the one that grows dearer as the
 // store grows (the newest epoch's index entries span every level). The
 // table is a hint, checked against the record's wamid, so a

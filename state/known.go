@@ -84,6 +84,12 @@ func (sc *epochScan) next() (uint32, bool) {
 	return 0, false
 }
 
+// any reports whether the scan has an epoch to read, without advancing it.
+func (sc epochScan) any() bool {
+	_, ok := sc.next()
+	return ok
+}
+
 // add records a message about to be written, and returns the epoch its
 // index entry is keyed by; false without a filter.
 func (k *knownKeys) add(h uint64) (uint32, bool) {
