@@ -39,7 +39,8 @@ type recentSeqs struct {
 // in its bucket: on average after about recentSlots puts. On the bench's
 // stream (BenchmarkFoldStream), in which a message's statuses come within
 // about 2,100 messages of its send and a late retry within 50,000, the
-// table answers 97.5% of the lookups of stored messages (64 Ki words:
+// table answers 97.5% of the lookups of stored messages at 1M messages
+// and 97.8% at 10M (at 1M, 64 Ki words:
 // 90%; 256 Ki: 98.7%; 64 Ki words in one-word buckets: 82.5%).
 const (
 	recentSlots = 1 << 17
