@@ -276,7 +276,7 @@ func peakRSS(b *testing.B) int64 {
 //	WASTATUS_BENCH_MESSAGES=10000000 go test -run '^$' -bench FoldStream -benchtime 1x -timeout 30m ./state/
 func BenchmarkFoldStream(b *testing.B) {
 	messages := benchSize(b, "WASTATUS_BENCH_MESSAGES", 1_000_000)
-	every := benchSize(b, "WASTATUS_BENCH_COMMIT_EVENTS", 12_000)
+	every := benchSize(b, "WASTATUS_BENCH_COMMIT_EVENTS", benchCommitEvents)
 	events := 3 * messages
 	for b.Loop() {
 		s, err := Open(b.TempDir(), Options{})
@@ -336,7 +336,7 @@ func BenchmarkFoldRestarted(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				foldStream(b, s, st, off, half, 12_000)
+				foldStream(b, s, st, off, half, benchCommitEvents)
 				if err := s.Close(); err != nil {
 					b.Fatal(err)
 				}
@@ -350,7 +350,7 @@ func BenchmarkFoldRestarted(b *testing.B) {
 					}
 				}
 				learnt := time.Since(began)
-				foldStream(b, s, st, off, half, 12_000)
+				foldStream(b, s, st, off, half, benchCommitEvents)
 				cpu := cpuTime(b) - cpu0
 				b.ReportMetric(float64(cpu.Nanoseconds())/float64(half), "cpu-ns/event")
 				b.ReportMetric(float64(learnt.Milliseconds()), "learn-ms")
@@ -367,6 +367,10 @@ func BenchmarkFoldRestarted(b *testing.B) {
 func benchStream(messages int) *gen.Stream {
 	return gen.NewStream(gen.StreamOptions{Messages: messages, Events: 3 * messages, DupRate: 0.2, LateRate: 0.1, GroupRate: 0.05, Seed: 7})
 }
+
+// benchCommitEvents is how many events the fold benchmarks fold between
+// commits by default: the processor's transactions at full speed.
+const benchCommitEvents = 12_000
 
 // foldStream folds st's next n events into s over scaleParts partitions
 // by the wamid's hash, from the partitions' offsets off, committing every

@@ -77,8 +77,10 @@ func (r *recentSeqs) put(partition int32, h, seq uint64) {
 	ways, tag := r.bucket(partition, h)
 	w := tag<<recentSeqBits | (seq + 1)
 	for i := range ways {
-		if ways[i].Load()>>recentSeqBits == tag {
-			ways[i].Store(w)
+		if old := ways[i].Load(); old>>recentSeqBits == tag {
+			if old != w { // a message found by its hint is there already: the line stays clean
+				ways[i].Store(w)
+			}
 			return
 		}
 	}
