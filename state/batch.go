@@ -57,8 +57,10 @@ type Batch struct {
 
 	// recentHits and recentMisses count, since the last commit, the
 	// lookups of stored messages that the store's recentSeqs answered
-	// and those that read the index (Store.Stats).
-	recentHits, recentMisses int64
+	// and those that read the index; falsePositives, the lookups of
+	// messages the filter of known messages may hold but the partition
+	// does not (Store.Stats).
+	recentHits, recentMisses, falsePositives int64
 
 	index map[indexSlot][]byte // Commit's index entries of new messages, reused
 	slots []indexSlot          // index's keys, to write in order
@@ -265,7 +267,8 @@ func (b *Batch) load(wamid string) (*entry, error) {
 		// A message that no epoch may hold is new: it has no seq to
 		// find. Otherwise the seq its last commit left, if any, is read
 		// first, and the index only if that is not the message's.
-		if sc.any() {
+		maybe := sc.any()
+		if maybe {
 			r, err = b.s.findRecent(b.s.db, b.partition, e.hash, wamid, &e.m, &b.key)
 			if r.found {
 				b.recentHits++
@@ -273,8 +276,11 @@ func (b *Batch) load(wamid string) (*entry, error) {
 		}
 		if err == nil && !r.found {
 			r, err = b.s.find(b.s.db, b.partition, e.hash, wamid, &e.m, &b.key, &sc, &e.idx, next)
-			if r.found {
+			switch {
+			case r.found:
 				b.recentMisses++
+			case err == nil && maybe && sc.f != nil:
+				b.falsePositives++
 			}
 		}
 	}
@@ -400,10 +406,11 @@ func (b *Batch) remember() {
 			b.s.recent.put(b.partition, e.hash, e.seq)
 		}
 	}
-	if b.recentHits > 0 || b.recentMisses > 0 {
+	if b.recentHits > 0 || b.recentMisses > 0 || b.falsePositives > 0 {
 		b.s.recentHits.Add(b.recentHits)
 		b.s.recentMisses.Add(b.recentMisses)
-		b.recentHits, b.recentMisses = 0, 0
+		b.s.falsePositives.Add(b.falsePositives)
+		b.recentHits, b.recentMisses, b.falsePositives = 0, 0, 0
 	}
 }
 

@@ -267,7 +267,8 @@ func peakRSS(b *testing.B) int64 {
 // events in the store rather than in its batch. It reports what the key
 // layout costs as the store grows: the bytes Pebble's flushes and
 // compactions wrote per event (of which to blob files: valueSeparation),
-// the store's size on disk, and the
+// the store's size on disk, the lookups the filters of known messages let
+// through in vain and the block cache's misses per event, and the
 // process's CPU time per event (user and system: Pebble compacts on its
 // own goroutines), compared between 1M and 10M messages; and the share of
 // what reached the bottom level that Pebble moved there without rewriting
@@ -301,9 +302,12 @@ func BenchmarkFoldStream(b *testing.B) {
 		}
 		b.ReportMetric(float64(m.DiskSpaceUsage())/(1<<20), "disk-MiB")
 		b.ReportMetric(float64(cpu.Nanoseconds())/float64(events), "cpu-ns/event")
-		if st := s.Stats(); st.RecentHits+st.RecentMisses > 0 {
+		st := s.Stats()
+		if st.RecentHits+st.RecentMisses > 0 {
 			b.ReportMetric(100*float64(st.RecentHits)/float64(st.RecentHits+st.RecentMisses), "recent-hit-%")
 		}
+		b.ReportMetric(float64(st.KnownFalsePositives)/float64(events), "false-pos/event")
+		b.ReportMetric(float64(st.BlockCacheMisses)/float64(events), "cache-misses/event")
 		if err := s.Close(); err != nil {
 			b.Fatal(err)
 		}

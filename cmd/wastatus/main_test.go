@@ -113,6 +113,7 @@ func TestRunDemo(t *testing.T) {
 		`wastatus_store_disk_bytes`,
 		`wastatus_store_disk_free_bytes`,
 		`wastatus_store_recent_hits_total`,
+		`wastatus_store_known_false_positives_total`,
 		`wastatus_kafka_`,
 	} {
 		if !strings.Contains(string(metrics), want) {

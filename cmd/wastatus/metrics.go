@@ -105,8 +105,9 @@ func storeCollector(st *state.Store) prometheus.Collector {
 	diskFree := gauge("disk_free_bytes", "Free bytes on the store's file system; below --min-free-disk the store stops.")
 	recentHits := gauge("recent_hits_total", "Lookups of stored messages found at the seq their recent commit left, without reading the index.")
 	recentMisses := gauge("recent_misses_total", "Lookups of stored messages that read the index: none of the recent commits' seqs was theirs.")
+	falsePositives := gauge("known_false_positives_total", "Lookups of messages a partition's filter of known messages may hold but the partition does not: each read the index in vain.")
 	return statsCollector{
-		descs: []*prometheus.Desc{cacheSize, cacheHits, cacheMisses, filterHits, memtable, disk, readAmp, flushes, compactions, diskFree, recentHits, recentMisses},
+		descs: []*prometheus.Desc{cacheSize, cacheHits, cacheMisses, filterHits, memtable, disk, readAmp, flushes, compactions, diskFree, recentHits, recentMisses, falsePositives},
 		collect: func(ch chan<- prometheus.Metric, _ []*prometheus.Desc) {
 			s := st.Stats()
 			g := func(d *prometheus.Desc, v float64) { ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v) }
@@ -124,6 +125,7 @@ func storeCollector(st *state.Store) prometheus.Collector {
 			c(compactions, float64(s.Compactions))
 			c(recentHits, float64(s.RecentHits))
 			c(recentMisses, float64(s.RecentMisses))
+			c(falsePositives, float64(s.KnownFalsePositives))
 			if s.DiskFreeBytes >= 0 {
 				g(diskFree, float64(s.DiskFreeBytes))
 			}
