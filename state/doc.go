@@ -172,7 +172,12 @@
 // of the live processor's (processor BenchmarkProcess: 3,240 CPU ns an
 // event without, 2,240 with). With format 1, which keyed records by hash
 // and wamid, learning a partition's messages meant reading every record,
-// and a processor restarted on its store had no filter.
+// and a processor restarted on its store had no filter. A false positive
+// costs a Pebble lookup of an index entry that is not there, about 20 µs
+// of CPU at 10 million messages while the store is written and compacted
+// (7.5 µs at rest), and each full layer adds up to 1%: 3.2% of new
+// messages over a run to 10 million messages in 12 partitions
+// (Stats.KnownFalsePositives).
 //
 // # Recent messages
 //

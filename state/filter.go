@@ -21,7 +21,12 @@ import "math/bits"
 // 833 thousand (10 million messages in 12 partitions), about 26 for 8
 // million. A new message's lookup checks every layer, one cache miss
 // each; a known one stops at the epoch whose entry holds it, usually the
-// newest. Each full layer adds about 1% of false positives.
+// newest. Each full layer adds about 1% of false positives
+// (Stats.KnownFalsePositives). The epochs' size balances those against
+// the index's compactions, which rewrite the newest epoch's range: at 10
+// million messages, epochs of 262,144 let 40% fewer through but wrote 20%
+// more, and took 4-5% more CPU; epochs of 65,536 the reverse, and no less
+// CPU (docs/PERFORMANCE.md).
 //
 // Each layer is a blocked bloom filter: all of a key's probes fall in one
 // 64-byte block, so a check costs one cache miss rather than one per
