@@ -715,8 +715,8 @@ type Stats struct {
 	DiskFreeBytes    int64  // free space of the store's file system; -1 if unknown
 	RecentHits       int64  // lookups of stored messages answered by the seqs of recent commits
 	RecentMisses     int64  // lookups of stored messages that read the index
-	// KnownFalsePositives counts the lookups of messages that a
-	// partition's filter of known messages may hold but the partition
+	// KnownFalsePositives counts the lookups by batches of messages that
+	// a partition's filter of known messages may hold but the partition
 	// does not: each a Pebble lookup of an index entry that is not there.
 	// They grow with the filter's epochs, about 1% of new messages a full
 	// one.
