@@ -265,22 +265,23 @@ func (b *Batch) load(wamid string) (*entry, error) {
 	sc, next, err := b.s.epochs(b.s.db, b.partition, b.known, e.hash)
 	if err == nil {
 		// A message that no epoch may hold is new: it has no seq to
-		// find. Otherwise the seq its last commit left, if any, is read
-		// first, and the index only if that is not the message's.
-		maybe := sc.any()
-		if maybe {
+		// find, and no index entry of its hash to add to. Otherwise the
+		// seq its last commit left, if any, is read first, and the index
+		// only if that is not the message's.
+		e.idx = e.idx[:0]
+		if sc.any() {
 			r, err = b.s.findRecent(b.s.db, b.partition, e.hash, wamid, &e.m, &b.key)
 			if r.found {
 				b.recentHits++
 			}
-		}
-		if err == nil && !r.found {
-			r, err = b.s.find(b.s.db, b.partition, e.hash, wamid, &e.m, &b.key, &sc, &e.idx, next)
-			switch {
-			case r.found:
-				b.recentMisses++
-			case err == nil && maybe && sc.f != nil:
-				b.falsePositives++
+			if err == nil && !r.found {
+				r, err = b.s.find(b.s.db, b.partition, e.hash, wamid, &e.m, &b.key, &sc, &e.idx, next)
+				switch {
+				case r.found:
+					b.recentMisses++
+				case err == nil && sc.f != nil:
+					b.falsePositives++
+				}
 			}
 		}
 	}
