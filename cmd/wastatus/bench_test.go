@@ -48,7 +48,14 @@ type benchReport struct {
 			StealCores float64 `json:"steal_cores"`
 		} `json:"machine"`
 	} `json:"phases"`
-	Rounds []struct {
+	Tenths []struct {
+		From         int64   `json:"from_event"`
+		To           int64   `json:"to_event"`
+		EventsPerSec float64 `json:"events_per_sec"`
+		CPUMicros    float64 `json:"cpu_us_per_event"`
+	} `json:"tenths"`
+	CPUGrowth float64 `json:"cpu_growth"`
+	Rounds    []struct {
 		Round                int     `json:"round"`
 		EventsPerSec         float64 `json:"events_per_sec"`
 		BaselineEventsPerSec float64 `json:"baseline_events_per_sec"`
@@ -76,11 +83,14 @@ func TestBenchModes(t *testing.T) {
 		args   []string
 		want   int64 // events the report must count
 		rounds int   // --rounds given
+		tenths bool  // a drain long enough to cut into tenths
 	}{
-		{"processor", []string{"--events", "3000", "--messages", "800", "--partitions", "3"}, 3000, 0},
-		{"processor", []string{"--events", "3000", "--messages", "800", "--partitions", "3", "--rounds", "3"}, 3000, 3},
-		{"edge", []string{"--events", "1500", "--partitions", "3", "--concurrency", "8"}, 1500, 0},
-		{"pipeline", []string{"--rate", "500", "--duration", "2s", "--partitions", "3"}, 1000, 0},
+		{"processor", []string{"--events", "3000", "--messages", "800", "--partitions", "3"}, 3000, 0, false},
+		{"processor", []string{"--events", "3000", "--messages", "800", "--partitions", "3", "--rounds", "3"}, 3000, 3, false},
+		// Small transactions: a drain of a few seconds, sampled every 100 ms.
+		{"processor", []string{"--events", "500000", "--messages", "150000", "--partitions", "3", "--txn-max-records", "1000"}, 500000, 0, true},
+		{"edge", []string{"--events", "1500", "--partitions", "3", "--concurrency", "8"}, 1500, 0, false},
+		{"pipeline", []string{"--rate", "500", "--duration", "2s", "--partitions", "3"}, 1000, 0, false},
 	} {
 		t.Run(tc.mode, func(t *testing.T) {
 			plot := filepath.Join(t.TempDir(), "bench.png")
@@ -146,10 +156,38 @@ func TestBenchModes(t *testing.T) {
 			if tc.rounds > 0 {
 				checkRounds(t, &r, tc.rounds)
 			}
+			if tc.tenths {
+				checkTenths(t, &r)
+			}
 			if png, err := readHead(plot, 8); err != nil || !bytes.Equal(png, []byte("\x89PNG\r\n\x1a\n")) {
 				t.Errorf("--plot wrote no PNG: %q, %v", png, err)
 			}
 		})
+	}
+}
+
+// checkTenths checks that a processor's drain is cut into ten
+// consecutive parts from its first progress to the last event, each with
+// a rate and (where /proc counts CPU time) a CPU time per event, and that
+// the CPU growth is the last part's over the first's.
+func checkTenths(t *testing.T, r *benchReport) {
+	t.Helper()
+	ts := r.Tenths
+	if len(ts) != 10 {
+		t.Fatalf("%d tenths, want 10: %+v", len(ts), ts)
+	}
+	_, err := os.Stat("/proc/self/stat")
+	withCPU := err == nil
+	for i, x := range ts {
+		if (i == 0 && x.From <= 0) || (i > 0 && x.From != ts[i-1].To) || x.To <= x.From || x.EventsPerSec <= 0 || (withCPU && x.CPUMicros <= 0) {
+			t.Errorf("tenth %d: %+v (the one before ended at event %d)", i+1, x, ts[max(i-1, 0)].To)
+		}
+	}
+	if ts[9].To != r.Events {
+		t.Errorf("the last tenth ends at event %d, want %d", ts[9].To, r.Events)
+	}
+	if withCPU && math.Abs(r.CPUGrowth-ts[9].CPUMicros/ts[0].CPUMicros) > 0.01 {
+		t.Errorf("CPU growth %v, want the last tenth's CPU per event over the first's, %v", r.CPUGrowth, ts[9].CPUMicros/ts[0].CPUMicros)
 	}
 }
 

@@ -172,3 +172,41 @@ func createFile(path string) (*os.File, error) {
 	}
 	return f, nil
 }
+
+// userHZ is the unit of the CPU times in /proc/<pid>/stat: the kernel's
+// USER_HZ, which Linux fixes at 100 for every architecture's /proc ABI.
+const userHZ = 100
+
+// procCPU is process pid's CPU time so far, user and system, all its
+// threads, from /proc/<pid>/stat.
+func procCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, fmt.Errorf("bench: cpu time: %w", err)
+	}
+	return parsePidStat(string(b))
+}
+
+// parsePidStat reads utime and stime, fields 14 and 15 of a
+// /proc/<pid>/stat line. The command name, field 2, is in parentheses and
+// may hold spaces and parentheses itself, so the fields are counted from
+// the last ')'.
+func parsePidStat(line string) (time.Duration, error) {
+	i := strings.LastIndexByte(line, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("bench: /proc/<pid>/stat: no command name in %.40q", line)
+	}
+	f := strings.Fields(line[i+1:]) // from field 3, the state
+	if len(f) < 13 {
+		return 0, fmt.Errorf("bench: /proc/<pid>/stat: %d fields after the command name, want at least 13", len(f))
+	}
+	var ticks uint64
+	for _, s := range f[11:13] { // fields 14 and 15
+		v, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("bench: /proc/<pid>/stat: %w", err)
+		}
+		ticks += v
+	}
+	return time.Duration(ticks) * (time.Second / userHZ), nil
+}

@@ -74,6 +74,7 @@ func (b *Bench) runProcessor(ctx context.Context) (*Report, error) {
 				Ratio: round(rd.ratio(), 3), CPUSeconds: round(rd.sut.child.cpu.Seconds(), 3),
 				BaselineCPUSeconds: round(rd.base.child.cpu.Seconds(), 3), PeakRSSBytes: rd.sut.child.peakRSS,
 				EventsProcessed: rd.sut.done, BaselineEvents: rd.base.done,
+				CPUGrowth: round(cpuGrowth(rd.sut.tenths), 3),
 			})
 		}
 	}
@@ -81,6 +82,7 @@ func (b *Bench) runProcessor(ctx context.Context) (*Report, error) {
 	r.EventsPerSec, r.BaselineEventsPerSec = sut.rate, base.rate
 	r.EventsProcessed, r.BaselineEvents = sut.done, base.done
 	r.PeakRSSBytes, r.BaselinePeakRSSBytes = sut.child.peakRSS, base.child.peakRSS
+	r.Tenths, r.CPUGrowth = roundTenths(sut.tenths), round(cpuGrowth(sut.tenths), 3)
 	r.CPUSeconds, r.BaselineCPUSeconds = sut.child.cpu.Seconds(), base.child.cpu.Seconds()
 	p := sut.rec.percentiles(50, 99)
 	r.P50Ms, r.P99Ms = p[0], p[1]
@@ -100,6 +102,9 @@ func (b *Bench) runProcessor(ctx context.Context) (*Report, error) {
 		Target{Name: "processor/baseline events per second", Want: ">= 0.6", Got: r.Ratio, Met: r.Ratio >= 0.6},
 		Target{Name: "processor peak RSS MiB", Want: "<= 256", Got: round(float64(peak)/(1<<20), 1), Met: peak <= 256<<20},
 	)
+	if r.CPUGrowth > 0 {
+		r.Targets = append(r.Targets, Target{Name: "processor CPU per event growth", Want: "<= " + strconv.FormatFloat(flatGrowth, 'g', -1, 64) + " (last tenth / first)", Got: r.CPUGrowth, Met: r.CPUGrowth <= flatGrowth})
+	}
 	return r, nil
 }
 
@@ -320,6 +325,7 @@ type drained struct {
 	errors   int64
 	firstErr string
 	machine  *MachineCPU // during the load: see drain, postTo, pipe
+	tenths   []Tenth     // drain only; nil if too short to cut
 }
 
 // drain starts spec's child and watches its group's committed offsets
@@ -370,7 +376,11 @@ func (b *Bench) drain(ctx context.Context, spec drainSpec) (*drained, error) {
 			continue // the group may not exist yet
 		}
 		now := time.Now()
-		d.rec.count(now, done)
+		if cpu, err := procCPU(c.cmd.Process.Pid); err == nil {
+			d.rec.countCPU(now, done, cpu)
+		} else {
+			d.rec.count(now, done) // not Linux: no tenths' CPU
+		}
 		if done > 0 && d.startup == 0 {
 			d.startup = now.Sub(start).Seconds()
 			ticks = readCPUTicks()
@@ -378,6 +388,7 @@ func (b *Bench) drain(ctx context.Context, spec drainSpec) (*drained, error) {
 		prog.set(done)
 		if complete {
 			d.done = done
+			d.tenths = d.rec.tenths(total)
 			prog.finish(done)
 			break
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"text/tabwriter"
 )
 
@@ -53,6 +54,12 @@ type Report struct {
 	// Processor mode with Config.Rounds > 1: every round; the figures
 	// above are the round with the median ratio's.
 	Rounds []Round `json:"rounds,omitempty"`
+	// Processor mode: the system's drain cut into tenths of its events
+	// (Tenth), and the CPU time per event of the last tenth over the
+	// first's (-1 without both): in a run to 10M messages, the cost at
+	// 9-10M messages in state over that at 0-1M.
+	Tenths    []Tenth `json:"tenths,omitempty"`
+	CPUGrowth float64 `json:"cpu_growth,omitempty"`
 
 	Targets []Target `json:"targets"`
 
@@ -82,6 +89,22 @@ type Round struct {
 	PeakRSSBytes         int64   `json:"peak_rss_bytes"`
 	EventsProcessed      int64   `json:"events_processed"` // by the processor
 	BaselineEvents       int64   `json:"baseline_events_processed"`
+	CPUGrowth            float64 `json:"cpu_growth"` // as Report's
+}
+
+// flatGrowth is the most the processor's CPU time per event may grow from
+// the first tenth of a run's events to the last for issue 7's "flat"
+// target: flat to within a tenth.
+const flatGrowth = 1.1
+
+// roundTenths rounds ts for the report.
+func roundTenths(ts []Tenth) []Tenth {
+	out := slices.Clone(ts)
+	for i := range out {
+		t := &out[i]
+		t.Seconds, t.EventsPerSec, t.CPUMicros = round(t.Seconds, 3), round(t.EventsPerSec, 0), round(t.CPUMicros, 3)
+	}
+	return out
 }
 
 // Target is one of issue 7's targets and whether this run met it. Figures
@@ -168,7 +191,14 @@ func (r *Report) table(w io.Writer) {
 		fmt.Fprintf(w, "errors\t%d\n", r.Errors)
 	}
 	for _, rd := range r.Rounds {
-		fmt.Fprintf(w, "round %d\t%.0f\t%.0f\t%.3f (CPU s %.2f, %.2f; peak RSS MiB %.1f)\n", rd.Round, rd.EventsPerSec, rd.BaselineEventsPerSec, rd.Ratio, rd.CPUSeconds, rd.BaselineCPUSeconds, float64(rd.PeakRSSBytes)/(1<<20))
+		fmt.Fprintf(w, "round %d\t%.0f\t%.0f\t%.3f (CPU s %.2f, %.2f; peak RSS MiB %.1f; CPU growth %s)\n", rd.Round, rd.EventsPerSec, rd.BaselineEventsPerSec, rd.Ratio, rd.CPUSeconds, rd.BaselineCPUSeconds, float64(rd.PeakRSSBytes)/(1<<20), growth(rd.CPUGrowth))
+	}
+	if len(r.Tenths) > 0 {
+		fmt.Fprintf(w, "tenths\tevents/s\tCPU µs/event\n")
+		for i, t := range r.Tenths {
+			fmt.Fprintf(w, "tenth %d\t%.0f\t%s\t(events %d-%d)\n", i+1, t.EventsPerSec, ms(t.CPUMicros), t.From, t.To)
+		}
+		fmt.Fprintf(w, "CPU growth\t%s\t(last tenth over first)\n", growth(r.CPUGrowth))
 	}
 	for _, p := range r.Phases {
 		detail := p.Detail
@@ -184,6 +214,13 @@ func (r *Report) table(w io.Writer) {
 		}
 		fmt.Fprintf(w, "target %s\t%s\tgot %g\t%s\n", t.Name, t.Want, t.Got, met)
 	}
+}
+
+func growth(v float64) string {
+	if v <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.3f", v)
 }
 
 func ms(v float64) string {

@@ -21,6 +21,7 @@ type recorder struct {
 type countPoint struct {
 	t    float64 // seconds since start
 	done int64
+	cpu  float64 // the system's CPU seconds so far; -1 where not read
 }
 
 type latPoint struct {
@@ -33,8 +34,74 @@ func newRecorder(start time.Time) *recorder { return &recorder{start: start} }
 // count records that done events were done in all by now.
 func (r *recorder) count(now time.Time, done int64) {
 	r.mu.Lock()
-	r.counts = append(r.counts, countPoint{now.Sub(r.start).Seconds(), done})
+	r.counts = append(r.counts, countPoint{now.Sub(r.start).Seconds(), done, -1})
 	r.mu.Unlock()
+}
+
+// countCPU is count with the system's CPU time so far.
+func (r *recorder) countCPU(now time.Time, done int64, cpu time.Duration) {
+	r.mu.Lock()
+	r.counts = append(r.counts, countPoint{now.Sub(r.start).Seconds(), done, cpu.Seconds()})
+	r.mu.Unlock()
+}
+
+// Tenth is one tenth of the events a system did in a drain, in the order
+// it did them: how fast, and how much CPU time each took. A processor's
+// state grows as it drains (each message joins it at its first event), so
+// the first tenth is folded into the smallest store and the last into the
+// largest, in one process on one machine within minutes: how the cost
+// grows with the state, without comparing two runs.
+type Tenth struct {
+	From         int64   `json:"from_event"` // events done at its start
+	To           int64   `json:"to_event"`   // and at its end
+	Seconds      float64 `json:"seconds"`
+	EventsPerSec float64 `json:"events_per_sec"`
+	// CPUMicros is the system's CPU time (user and system, all its
+	// threads) per event; -1 where it was not read.
+	CPUMicros float64 `json:"cpu_us_per_event"`
+}
+
+// tenths cuts the counts from the first progress to total events done into
+// ten parts of about total/10 events each, at the samples where the count
+// first reached each tenth. It returns nil when the samples are too coarse
+// for that (a part would hold no sample), as in a run of a second or two.
+func (r *recorder) tenths(total int64) []Tenth {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	i := slices.IndexFunc(r.counts, func(c countPoint) bool { return c.done > 0 })
+	if i < 0 || total <= 0 {
+		return nil
+	}
+	cs := r.counts[i:]
+	out := make([]Tenth, 0, 10)
+	a := cs[0]
+	for k := int64(1); k <= 10; k++ {
+		j := slices.IndexFunc(cs, func(c countPoint) bool { return c.done >= total*k/10 })
+		if j < 0 {
+			return nil
+		}
+		b := cs[j]
+		if b.done <= a.done || b.t <= a.t {
+			return nil
+		}
+		n := float64(b.done - a.done)
+		t := Tenth{From: a.done, To: b.done, Seconds: b.t - a.t, EventsPerSec: n / (b.t - a.t), CPUMicros: -1}
+		if a.cpu >= 0 && b.cpu >= 0 {
+			t.CPUMicros = (b.cpu - a.cpu) * 1e6 / n
+		}
+		out = append(out, t)
+		a = b
+	}
+	return out
+}
+
+// cpuGrowth is the CPU time per event of the last tenth over the first's;
+// -1 without both.
+func cpuGrowth(ts []Tenth) float64 {
+	if len(ts) < 2 || ts[0].CPUMicros <= 0 || ts[len(ts)-1].CPUMicros < 0 {
+		return -1
+	}
+	return ts[len(ts)-1].CPUMicros / ts[0].CPUMicros
 }
 
 // latency records one latency observed at now.

@@ -49,3 +49,70 @@ func TestRateSkipsStartup(t *testing.T) {
 		t.Errorf("bucket width for a 2 min run = %v, want 1", w)
 	}
 }
+
+// TestTenths cuts a drain whose rate halves and whose CPU per event
+// doubles in its second half into tenths, from its first progress.
+func TestTenths(t *testing.T) {
+	start := time.Unix(1000, 0)
+	at := func(s float64) time.Time { return start.Add(time.Duration(s * float64(time.Second))) }
+	const total = 1000
+	r := newRecorder(start)
+	r.countCPU(at(0.5), 0, 400*time.Millisecond) // start-up: no part of any tenth
+	// From t=1 on, 100 events a second using 0.1 ms of CPU each up to 500
+	// events, then 40 a second using 0.2 ms each; a sample every 0.25 s.
+	done, cpu, sec := int64(0), 500*time.Millisecond, 1.0
+	r.countCPU(at(sec), done, cpu)
+	for done < total {
+		rate, each := int64(25), 100*time.Microsecond
+		if done >= total/2 {
+			rate, each = 10, 200*time.Microsecond
+		}
+		n := min(rate, total-done)
+		done, cpu, sec = done+n, cpu+time.Duration(n)*each, sec+0.25
+		r.countCPU(at(sec), done, cpu)
+	}
+	ts := r.tenths(total)
+	if len(ts) != 10 {
+		t.Fatalf("%d tenths, want 10: %+v", len(ts), ts)
+	}
+	if ts[0].From != 25 || ts[9].To != total {
+		t.Errorf("tenths span events %d-%d, want 25 (the first progress) to %d", ts[0].From, ts[9].To, total)
+	}
+	for i, x := range ts {
+		if i > 0 && x.From != ts[i-1].To {
+			t.Errorf("tenth %d starts at %d, the one before ended at %d", i+1, x.From, ts[i-1].To)
+		}
+		wantRate, wantCPU := 100.0, 100.0
+		if x.From >= total/2 {
+			wantRate, wantCPU = 40, 200
+		}
+		if math.Abs(x.EventsPerSec-wantRate) > 1e-6 || math.Abs(x.CPUMicros-wantCPU) > 1e-6 {
+			t.Errorf("tenth %d (events %d-%d): %.1f events/s and %.3f µs each, want %v and %v", i+1, x.From, x.To, x.EventsPerSec, x.CPUMicros, wantRate, wantCPU)
+		}
+	}
+	if g := cpuGrowth(ts); math.Abs(g-2) > 1e-9 {
+		t.Errorf("CPU growth %v, want 2", g)
+	}
+
+	// Without the CPU time, the rates only.
+	r = newRecorder(start)
+	for i := range 21 {
+		r.count(at(float64(i)), int64(i*50))
+	}
+	ts = r.tenths(total)
+	if len(ts) != 10 || ts[4].CPUMicros != -1 || ts[4].EventsPerSec != 50 {
+		t.Fatalf("tenths without CPU times: %+v", ts)
+	}
+	if g := cpuGrowth(ts); g != -1 {
+		t.Errorf("CPU growth without CPU times %v, want -1", g)
+	}
+
+	// Too few samples to cut: none.
+	r = newRecorder(start)
+	r.countCPU(at(1), 0, 0)
+	r.countCPU(at(2), 600, time.Second)
+	r.countCPU(at(3), total, 2*time.Second)
+	if ts := r.tenths(total); ts != nil {
+		t.Errorf("tenths of three samples: %+v, want none", ts)
+	}
+}
