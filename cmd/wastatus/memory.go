@@ -25,8 +25,8 @@ import (
 //     folded and of the next fetch (the processor's fetch limits). The
 //     rest is garbage the collector has not reclaimed yet. (Since the
 //     batches keep only what their last transaction needed, the live heap
-//     after a collection averages 57 MB with 10 million messages, the
-//     known-messages filter's 16 MB included; it was 81.)
+//     after a collection averages 57-59 MB with 10 million messages, the
+//     known-messages filters' 13 MB included; it was 81.)
 //   - The binary's mapped code and data: 31 MiB.
 //   - Thread stacks and the rest: a few MiB.
 //
@@ -46,9 +46,10 @@ const (
 	// for a processor with 10 million messages in state. Pebble's cache
 	// is full long before, and fetches and transactions do not grow with
 	// the messages in state; the store's filter of known messages
-	// (state's keyFilter, 31 MiB at 10 million) does, and at 10 million
-	// the live heap reached the Go limit: peak RSS 275 MiB, a fifth of
-	// the CPU in collections.
+	// (state's keyFilter: 31 MiB at 10 million when this default was
+	// set, 13 MB since it is blocked and kept in epochs) does, and at 10
+	// million the live heap then reached the Go limit: peak RSS 275 MiB,
+	// a fifth of the CPU in collections.
 	defaultMemoryLimit = 256 << 20
 	// defaultCacheBytes is --cache-bytes' default. Half of the 64 MiB it
 	// was: a processor's reads are mostly of messages it touched recently,
