@@ -56,8 +56,8 @@ type Report struct {
 	Rounds []Round `json:"rounds,omitempty"`
 	// Processor mode: the system's drain cut into tenths of its events
 	// (Tenth), and the CPU time per event of the last tenth over the
-	// first's (-1 without both): in a run to 10M messages, the cost at
-	// 9-10M messages in state over that at 0-1M.
+	// second's (-1 without both): in a run to 10M messages, the cost at
+	// 9-10M messages in state over that at 1-2M (cpuGrowth).
 	Tenths    []Tenth `json:"tenths,omitempty"`
 	CPUGrowth float64 `json:"cpu_growth,omitempty"`
 
@@ -93,8 +93,8 @@ type Round struct {
 }
 
 // flatGrowth is the most the processor's CPU time per event may grow from
-// the first tenth of a run's events to the last for issue 7's "flat"
-// target: flat to within a tenth.
+// the second tenth of a run's events to the last (cpuGrowth) for issue 7's
+// "flat from 1M to 10M messages" target: flat to within a tenth.
 const flatGrowth = 1.1
 
 // roundTenths rounds ts for the report.
@@ -198,7 +198,7 @@ func (r *Report) table(w io.Writer) {
 		for i, t := range r.Tenths {
 			fmt.Fprintf(w, "tenth %d\t%.0f\t%s\t(events %d-%d)\n", i+1, t.EventsPerSec, ms(t.CPUMicros), t.From, t.To)
 		}
-		fmt.Fprintf(w, "CPU growth\t%s\t(last tenth over first)\n", growth(r.CPUGrowth))
+		fmt.Fprintf(w, "CPU growth\t%s\t(last tenth over the second)\n", growth(r.CPUGrowth))
 	}
 	for _, p := range r.Phases {
 		detail := p.Detail
