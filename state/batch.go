@@ -140,7 +140,7 @@ func (s *Store) newBatch(partition int32, retain int) *Batch {
 // NewLoadBatch returns an empty Batch for filling a partition that holds
 // nothing yet (just dropped, or never written): a restore or a rebuild. It
 // is the partition's only writer until closed. It gives the partition an
-// empty filter of known messages (see knownKeys; about 10 bits each), so
+// empty filter of known messages (see knownKeys; about 14 bits each), so
 // that loading a message the partition has not seen skips the Pebble
 // lookup: there is nothing to find. keys, the most messages the load may
 // write, sizes the filter's first epoch, at most epochMinKeys: a small

@@ -154,8 +154,8 @@
 // # Known messages
 //
 // The store keeps, per partition, a bloom filter of every message the
-// partition holds (known.go, filter.go; 10 bits a message, in a layer per
-// epoch of 131,072 messages or more, so about 13 MB for 10 million in 12
+// partition holds (known.go, filter.go; 14 bits a message, in a layer per
+// epoch of 131,072 messages or more, so about 18 MB for 10 million in 12
 // partitions) whenever it can vouch for it: it reads the partition's index
 // at the partition's first use since Open (17-byte keys: about a second
 // for ten million messages), or finds it empty after emptying it
@@ -173,11 +173,11 @@
 // event without, 2,240 with). With format 1, which keyed records by hash
 // and wamid, learning a partition's messages meant reading every record,
 // and a processor restarted on its store had no filter. A false positive
-// costs a Pebble lookup of an index entry that is not there, about 20 µs
+// costs a Pebble lookup of an index entry that is not there, 10-20 µs
 // of CPU at 10 million messages while the store is written and compacted
-// (7.5 µs at rest), and each full layer adds up to 1%: 3.2% of new
+// (7.5 µs at rest), and each full layer adds about 0.2%: 0.65% of new
 // messages over a run to 10 million messages in 12 partitions
-// (Stats.KnownFalsePositives).
+// (Stats.KnownFalsePositives; 3.2% with the 10 bits a message of before).
 //
 // # Recent messages
 //

@@ -21,18 +21,31 @@ import "math/bits"
 // 833 thousand (10 million messages in 12 partitions), about 26 for 8
 // million. A new message's lookup checks every layer, one cache miss
 // each; a known one stops at the epoch whose entry holds it, usually the
-// newest. Each full layer adds about 1% of false positives
+// newest. Each full layer adds about 0.2% of false positives
 // (Stats.KnownFalsePositives). The epochs' size balances those against
 // the index's compactions, which rewrite the newest epoch's range: at 10
 // million messages, epochs of 262,144 let 40% fewer through but wrote 20%
 // more, and took 4-5% more CPU; epochs of 65,536 the reverse, and no less
-// CPU (docs/PERFORMANCE.md).
+// CPU (docs/PERFORMANCE.md; measured with 10 bits a key).
 //
 // Each layer is a blocked bloom filter: all of a key's probes fall in one
 // 64-byte block, so a check costs one cache miss rather than one per
-// probe. At 10 bits a key it gives about 1% false positives per full
-// layer. A layer is sized for its epoch: the filter is no larger than its
-// keys need (the growth by doubling it replaced could take twice that).
+// probe. At 14 bits a key it gives about 0.2% false positives per full
+// layer (a standard bloom filter 0.1%; a blocked one's keys crowd some
+// blocks more than others), 10 bits 1%, 12 bits 0.4%: filterFalsePositives.
+// A layer is sized for its epoch: the filter is no larger than its keys
+// need (the growth by doubling it replaced could take twice that).
+//
+// 14 bits rather than 10: a false positive is a Pebble lookup of an index
+// entry that is not there, about 10 µs of CPU in a store of 10 million
+// messages that is being written and compacted, and new messages, a third
+// of the events, check every layer. At 10M messages (BenchmarkFoldStream)
+// 10 bits let through 3.2% of new messages, 14 bits 0.65%, and CPU
+// profiles of the processor late in a 10M drain put the lookups at 4.7-5.9%
+// of its CPU with 10 bits and 1.6% with 14. The filters take 40% more, 18
+// MB at 10 million messages rather than 13, from the Go heap's share of
+// the processor's memory, and its collector took about a point more of the
+// CPU (docs/PERFORMANCE.md, "Filters of 14 bits a key").
 type keyFilter struct {
 	layers []filterLayer // layers[e] is epoch e's
 	min    int           // epochMinKeys, or less in tests
@@ -40,7 +53,7 @@ type keyFilter struct {
 
 type filterLayer struct {
 	blocks []filterBlock // none for an epoch that holds nothing
-	room   int           // keys the layer can still take at about 1% false positives
+	room   int           // keys the layer can still take at filterFalsePositives
 	keys   int           // keys the layer was sized for
 }
 
@@ -48,11 +61,15 @@ type filterLayer struct {
 type filterBlock [8]uint64
 
 const (
-	filterBitsPerKey = 10
-	filterProbes     = 7       // each takes 9 bits of the probe hash
-	epochFirstKeys   = 1 << 16 // the first epoch, without a size hint: 80 KiB
-	epochMinKeys     = 1 << 17 // every later one holds at least this many: 160 KiB
-	epochShare       = 8       // and at least this share of all the epochs before it
+	filterBitsPerKey = 14
+	// filterFalsePositives is the share of absent keys a full layer lets
+	// through at filterBitsPerKey: 0.19% by the expected load of its
+	// blocks (keys per block Poisson-distributed, 7 probes in 512 bits).
+	filterFalsePositives = 0.002
+	filterProbes         = 7       // each takes 9 bits of the probe hash
+	epochFirstKeys       = 1 << 16 // the first epoch, without a size hint: 112 KiB
+	epochMinKeys         = 1 << 17 // every later one holds at least this many: 224 KiB
+	epochShare           = 8       // and at least this share of all the epochs before it
 	// maxEpoch bounds the epochs: 8 million messages in a partition take
 	// about 26, a billion about 67, so an index key of a larger epoch is
 	// corrupt, and the filter never makes one.

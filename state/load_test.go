@@ -183,11 +183,12 @@ func TestKeyFilter(t *testing.T) {
 			}
 		}
 		layers := float64(len(f.layers))
-		if rate := float64(fp) / n; rate > 0.015*layers {
-			t.Fatalf("%s: false positive rate %.4f over %.0f epochs, want at most 1.5%% an epoch", name, rate, layers)
+		bound := 1.5 * filterFalsePositives * layers
+		if rate := float64(fp) / n; rate > bound {
+			t.Fatalf("%s: false positive rate %.5f over %.0f epochs, want at most %.5f", name, rate, layers, bound)
 		}
-		if rate := float64(extra) / n; rate > 0.015*layers {
-			t.Fatalf("%s: %.4f wrong candidates a key over %.0f epochs, want at most 1.5%% an epoch", name, rate, layers)
+		if rate := float64(extra) / n; rate > bound {
+			t.Fatalf("%s: %.5f wrong candidates a key over %.0f epochs, want at most %.5f", name, rate, layers, bound)
 		}
 		if perKey := float64(f.bytes()*8) / n; perKey > filterBitsPerKey*1.2 {
 			t.Fatalf("%s: %.1f bits per key over %.0f epochs, want at most %.0f", name, perKey, layers, filterBitsPerKey*1.2)

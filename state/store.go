@@ -718,8 +718,8 @@ type Stats struct {
 	// KnownFalsePositives counts the lookups by batches of messages that
 	// a partition's filter of known messages may hold but the partition
 	// does not: each a Pebble lookup of an index entry that is not there.
-	// They grow with the filter's epochs, about 1% of new messages a full
-	// one.
+	// They grow with the filter's epochs, about 0.2% of new messages a
+	// full one.
 	KnownFalsePositives int64
 }
 
