@@ -100,7 +100,7 @@ func (r *recorder) tenths(total int64) []Tenth {
 // messages in state over the cost with 1-2M: issue 7's "flat from 1M to
 // 10M messages". The first tenth is not the cost at 1M but from an empty
 // store up to 1M, which Pebble has not yet flushed and compacted into
-// levels: a run's cheapest tenth by far, whatever the size it ends at.
+// levels: usually a run's cheapest tenth, whatever the size it ends at.
 func cpuGrowth(ts []Tenth) float64 {
 	if len(ts) < 3 || ts[1].CPUMicros <= 0 || ts[len(ts)-1].CPUMicros < 0 {
 		return -1
