@@ -169,8 +169,7 @@ func TestBenchModes(t *testing.T) {
 // checkTenths checks that a processor's drain is cut into ten
 // consecutive parts from its first progress to the last event, each with
 // a rate and (where /proc counts CPU time) a CPU time per event, and that
-// the CPU growth is the last part's over the second's (from 1M messages in
-// state, in a run to 10M).
+// the report gives the CPU growth.
 func checkTenths(t *testing.T, r *benchReport) {
 	t.Helper()
 	ts := r.Tenths
@@ -187,8 +186,10 @@ func checkTenths(t *testing.T, r *benchReport) {
 	if ts[9].To != r.Events {
 		t.Errorf("the last tenth ends at event %d, want %d", ts[9].To, r.Events)
 	}
-	if withCPU && math.Abs(r.CPUGrowth-ts[9].CPUMicros/ts[1].CPUMicros) > 0.01 {
-		t.Errorf("CPU growth %v, want the last tenth's CPU per event over the second's, %v", r.CPUGrowth, ts[9].CPUMicros/ts[1].CPUMicros)
+	// internal/bench TestTenths checks how the growth is computed; here,
+	// that the report carries it.
+	if withCPU && r.CPUGrowth <= 0 || !withCPU && r.CPUGrowth != -1 {
+		t.Errorf("CPU growth %v with CPU times read %v", r.CPUGrowth, withCPU)
 	}
 }
 

@@ -62,16 +62,18 @@
 // its first event. So the report also cuts the drain into tenths of its
 // events (Tenth), sampling the child's CPU time (/proc/<pid>/stat) with
 // each committed-progress sample, and gives each tenth's rate and CPU time
-// per event, and the last tenth's CPU per event over the second's
-// (Report.CPUGrowth): in a 10M-message run, the cost with 9-10M messages in
-// state against 1-2M, issue 7's "flat from 1M to 10M messages", measured
-// in one process within minutes, which a comparison of two runs cannot do
-// on a machine whose speed drifts by a sixth between them. The first tenth
-// is left out of the ratio: it is folded into a store that starts empty
-// and that Pebble has barely flushed, let alone compacted into levels, so
-// it is usually a run's cheapest tenth, whatever size the run ends at
-// (0.88-1.04 of the second's in eight 10M runs, 0.93 on their mean); the
-// table and the JSON give it all the same.
+// per event, and how much the CPU per event grew from the second tenth to
+// the last (Report.CPUGrowth): in a 10M-message run, the cost with 9-10M
+// messages in state against 1-2M, issue 7's "flat from 1M to 10M
+// messages", measured in one process within minutes, which a comparison
+// of two runs cannot do on a machine whose speed drifts by a sixth between
+// them. It is read off the least-squares line through tenths 2-10, which
+// one tenth's compaction or a neighbour's burst moves less than it moves
+// the ratio of two tenths. The first tenth is left out: it is folded into
+// a store that starts empty and that Pebble has barely flushed, let alone
+// compacted into levels, so it is usually a run's cheapest tenth, whatever
+// size the run ends at (0.88-1.04 of the second's in nine 10M runs, 0.93
+// on their mean); the table and the JSON give it all the same.
 //
 // # Files
 //

@@ -55,9 +55,10 @@ type Report struct {
 	// above are the round with the median ratio's.
 	Rounds []Round `json:"rounds,omitempty"`
 	// Processor mode: the system's drain cut into tenths of its events
-	// (Tenth), and the CPU time per event of the last tenth over the
-	// second's (-1 without both): in a run to 10M messages, the cost at
-	// 9-10M messages in state over that at 1-2M (cpuGrowth).
+	// (Tenth), and how much the CPU time per event grew from the second
+	// tenth to the last, on the line through them all (cpuGrowth; -1
+	// without them): in a run to 10M messages, the cost at 9-10M messages
+	// in state over that at 1-2M.
 	Tenths    []Tenth `json:"tenths,omitempty"`
 	CPUGrowth float64 `json:"cpu_growth,omitempty"`
 
@@ -198,7 +199,7 @@ func (r *Report) table(w io.Writer) {
 		for i, t := range r.Tenths {
 			fmt.Fprintf(w, "tenth %d\t%.0f\t%s\t(events %d-%d)\n", i+1, t.EventsPerSec, ms(t.CPUMicros), t.From, t.To)
 		}
-		fmt.Fprintf(w, "CPU growth\t%s\t(last tenth over the second)\n", growth(r.CPUGrowth))
+		fmt.Fprintf(w, "CPU growth\t%s\t(last tenth over the second, on the line through tenths 2-10)\n", growth(r.CPUGrowth))
 	}
 	for _, p := range r.Phases {
 		detail := p.Detail

@@ -95,17 +95,44 @@ func (r *recorder) tenths(total int64) []Tenth {
 	return out
 }
 
-// cpuGrowth is the CPU time per event of the last tenth over the second's;
-// -1 without both. In a run to 10M messages that is the cost with 9-10M
-// messages in state over the cost with 1-2M: issue 7's "flat from 1M to
-// 10M messages". The first tenth is not the cost at 1M but from an empty
-// store up to 1M, which Pebble has not yet flushed and compacted into
-// levels: usually a run's cheapest tenth, whatever the size it ends at.
+// cpuGrowth is how much the CPU time per event grew from the second tenth
+// to the last, read off the least-squares line through the CPU times of
+// the second to the last tenth (its value at the last over its value at
+// the second); -1 without them all. In a run to 10M messages that is the
+// cost with 9-10M messages in state over the cost with 1-2M: issue 7's
+// "flat from 1M to 10M messages". The first tenth is not the cost at 1M
+// but from an empty store up to 1M, which Pebble has not yet flushed and
+// compacted into levels: usually a run's cheapest tenth, whatever the size
+// it ends at. A line through nine tenths rather than the ratio of two:
+// one tenth is 10-13 s of a 10M drain, and a compaction or a neighbour's
+// burst moves it by a tenth.
 func cpuGrowth(ts []Tenth) float64 {
-	if len(ts) < 3 || ts[1].CPUMicros <= 0 || ts[len(ts)-1].CPUMicros < 0 {
+	if len(ts) < 3 {
 		return -1
 	}
-	return ts[len(ts)-1].CPUMicros / ts[1].CPUMicros
+	ys := ts[1:]
+	var mx, my float64
+	for i, t := range ys {
+		if t.CPUMicros <= 0 {
+			return -1
+		}
+		mx += float64(i)
+		my += t.CPUMicros
+	}
+	n := float64(len(ys))
+	mx, my = mx/n, my/n
+	var sxy, sxx float64
+	for i, t := range ys {
+		dx := float64(i) - mx
+		sxy += dx * (t.CPUMicros - my)
+		sxx += dx * dx
+	}
+	slope := sxy / sxx
+	first, last := my-slope*mx, my+slope*(n-1-mx)
+	if first <= 0 {
+		return -1
+	}
+	return last / first
 }
 
 // latency records one latency observed at now.

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"math"
+	"slices"
 	"testing"
 	"time"
 )
@@ -97,8 +98,20 @@ func TestTenths(t *testing.T) {
 			t.Errorf("tenth %d (events %d-%d): %.1f events/s and %.3f µs each, want %v and %v", i+1, x.From, x.To, x.EventsPerSec, x.CPUMicros, wantRate, wantCPU)
 		}
 	}
-	if g := cpuGrowth(ts); math.Abs(g-2) > 1e-9 {
-		t.Errorf("CPU growth %v, want 2 (the last tenth over the second, not the first)", g)
+	// The least-squares line through tenths 2-10 (100 µs four times, then
+	// 200 five times) runs from 88.9 µs to 222.2: 2.5. The last tenth over
+	// the second is 2, over the first 4.
+	if g := cpuGrowth(ts); math.Abs(g-2.5) > 1e-9 {
+		t.Errorf("CPU growth %v, want 2.5 (the line through tenths 2-10)", g)
+	}
+	// A cost that grows evenly grows by as much on the line as between
+	// the tenths: 100 µs at the second tenth up to 180 at the last.
+	even := slices.Clone(ts)
+	for i := range even {
+		even[i].CPUMicros = 100 + 10*float64(i-1)
+	}
+	if g := cpuGrowth(even); math.Abs(g-1.8) > 1e-9 {
+		t.Errorf("CPU growth of an even rise %v, want 1.8", g)
 	}
 
 	// Without the CPU time, the rates only.
