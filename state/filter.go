@@ -31,21 +31,25 @@ import "math/bits"
 // Each layer is a blocked bloom filter: all of a key's probes fall in one
 // 64-byte block, so a check costs one cache miss rather than one per
 // probe. At 14 bits a key it gives about 0.2% false positives per full
-// layer (a standard bloom filter 0.1%; a blocked one's keys crowd some
-// blocks more than others), 10 bits 1%, 12 bits 0.4%: filterFalsePositives.
-// A layer is sized for its epoch: the filter is no larger than its keys
-// need (the growth by doubling it replaced could take twice that).
+// layer (filterFalsePositives; a standard bloom filter with 7 probes
+// 0.15%, but a blocked one's keys crowd some blocks more than others); 10
+// bits 1%, 12 bits 0.4%. A layer is sized for its epoch: the filter is no
+// larger than its keys need (the growth by doubling it replaced could take
+// twice that). The epochs' size was chosen with 10 bits a key; with a
+// fifth as many false positives, smaller epochs, which rewrite less, may
+// now come out ahead (not measured).
 //
 // 14 bits rather than 10: a false positive is a Pebble lookup of an index
-// entry that is not there, about 10 µs of CPU in a store of 10 million
+// entry that is not there, 10-20 µs of CPU in a store of 10 million
 // messages that is being written and compacted, and new messages, a third
 // of the events, check every layer. At 10M messages (BenchmarkFoldStream)
 // 10 bits let through 3.2% of new messages, 14 bits 0.65%, and CPU
-// profiles of the processor late in a 10M drain put the lookups at 4.7-5.9%
-// of its CPU with 10 bits and 1.6% with 14. The filters take 40% more, 18
-// MB at 10 million messages rather than 13, from the Go heap's share of
-// the processor's memory, and its collector took about a point more of the
-// CPU (docs/PERFORMANCE.md, "Filters of 14 bits a key").
+// profiles of the processor in the second half of a 10M drain put the
+// lookups at 4.7-5.9% of its CPU with 10 bits and 1.6% with 14: 2-3% of
+// a whole run's CPU saved. The filters take 40% more, 18 MB at 10 million
+// messages rather than 13, from the Go heap's share of the processor's
+// memory, and its collector took about a point more of the CPU
+// (docs/PERFORMANCE.md, "Filters of 14 bits a key").
 type keyFilter struct {
 	layers []filterLayer // layers[e] is epoch e's
 	min    int           // epochMinKeys, or less in tests

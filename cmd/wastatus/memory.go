@@ -25,9 +25,10 @@ import (
 //     folded and of the next fetch (the processor's fetch limits). The
 //     rest is garbage the collector has not reclaimed yet. (Since the
 //     batches keep only what their last transaction needed, the live heap
-//     after a collection averages 57-59 MB with 10 million messages, the
-//     known-messages filters' 13 MB included, 18 MB since they take 14
-//     bits a message; it was 81.)
+//     after a collection averaged 57-59 MB with 10 million messages,
+//     where it was 81; that was with the known-messages filters at 13 MB.
+//     They take 18 MB since they have 14 bits a message, so about 5 MB
+//     more now.)
 //   - The binary's mapped code and data: 31 MiB.
 //   - Thread stacks and the rest: a few MiB.
 //
@@ -48,7 +49,8 @@ const (
 	// is full long before, and fetches and transactions do not grow with
 	// the messages in state; the store's filter of known messages
 	// (state's keyFilter: 31 MiB at 10 million when this default was
-	// set, 18 MB since it is blocked and kept in epochs) does, and at 10
+	// set, 13 MB once it was blocked and kept in epochs, 18 MB at 14
+	// bits a message) does, and at 10
 	// million the live heap then reached the Go limit: peak RSS 275 MiB,
 	// a fifth of the CPU in collections.
 	defaultMemoryLimit = 256 << 20
