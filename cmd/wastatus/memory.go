@@ -50,9 +50,8 @@ const (
 	// the messages in state; the store's filter of known messages
 	// (state's keyFilter: 31 MiB at 10 million when this default was
 	// set, 13 MB once it was blocked and kept in epochs, 18 MB at 14
-	// bits a message) does, and at 10
-	// million the live heap then reached the Go limit: peak RSS 275 MiB,
-	// a fifth of the CPU in collections.
+	// bits a message) does, and at 10 million the live heap then reached
+	// the Go limit: peak RSS 275 MiB, a fifth of the CPU in collections.
 	defaultMemoryLimit = 256 << 20
 	// defaultCacheBytes is --cache-bytes' default. Half of the 64 MiB it
 	// was: a processor's reads are mostly of messages it touched recently,

@@ -56,9 +56,9 @@ type Report struct {
 	Rounds []Round `json:"rounds,omitempty"`
 	// Processor mode: the system's drain cut into tenths of its events
 	// (Tenth), and how much the CPU time per event grew from the second
-	// tenth to the last, on the line through them all (cpuGrowth; -1
-	// without them): in a run to 10M messages, the cost at 9-10M messages
-	// in state over that at 1-2M.
+	// tenth to the last, on the least-squares line through tenths 2-10
+	// (cpuGrowth; -1 without them): in a run to 10M messages, the cost at
+	// 9-10M messages in state over that at 1-2M.
 	Tenths    []Tenth `json:"tenths,omitempty"`
 	CPUGrowth float64 `json:"cpu_growth,omitempty"`
 
