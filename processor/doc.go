@@ -224,14 +224,15 @@
 // waited for) on revocation, loss and shutdown; a worker that restores or
 // catches up runs a consumer client of its own until it is done.
 //
-// franz-go's GroupTransactSession passes on no revoke after the first until
-// a transaction ends. Two things make up for it: an idle instance ends an
-// empty transaction after a revoke (polls wake every 200 ms), so that it
-// hears of the next; and a revoke that came before that, within
-// milliseconds, is noticed when the client fetches the offsets of what it
-// still holds: a worker that never started, for a partition that fetch does
-// not cover, is dropped (adjustOffsets). A partition assigned again without
-// a revoke replaces its worker. Run also
+// franz-go's GroupTransactSession passes on no revoke (and no loss) after
+// the first until a transaction ends. Three things make up for it: a revoke
+// or a loss ends the idle poll's wait at once (wakePoll), and Run then ends
+// an empty transaction before the group can call back again, so that the
+// instance hears of the next; a revoke that still came first is noticed
+// when the client fetches the offsets of what it holds: a worker that never
+// started, for a partition that fetch does not cover, is dropped
+// (adjustOffsets); and a partition assigned again without a revoke
+// replaces its worker. Run also
 // starts a goroutine that watches the events topic's id and, with ServeAll,
 // one that follows the current topic into the view.
 package processor

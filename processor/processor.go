@@ -54,6 +54,11 @@ type Processor struct {
 	stats   *counters
 
 	revokedSinceEnd atomic.Bool // a revoke reached us since the last transaction ended
+
+	// pollMu guards pollWake, which ends the idle wait of the poll in
+	// progress, if any (see wakePoll).
+	pollMu   sync.Mutex
+	pollWake context.CancelFunc
 }
 
 // idleWake bounds how long one poll blocks when no records arrive.
@@ -331,10 +336,21 @@ func (p *Processor) poll(ctx context.Context, sess *kgo.GroupTransactSession) ma
 			}
 		})
 	}
-	// Polls wake up now and then even when idle, so a session that saw a
-	// revoke is reset (see Run) before the next rebalance.
+	// A poll that waits for records lets rebalances run. A revoke or a
+	// loss ends its wait (wakePoll), and one that came before it began
+	// ends it at once, so that Run resets the session before the group
+	// can revoke again; idle polls also wake now and then.
 	pctx, cancel := context.WithTimeout(ctx, idleWake)
+	p.pollMu.Lock()
+	p.pollWake = cancel
+	p.pollMu.Unlock()
+	if p.revokedSinceEnd.Load() {
+		cancel()
+	}
 	fs := sess.PollRecords(pctx, p.cfg.TxnMaxRecords)
+	p.pollMu.Lock()
+	p.pollWake = nil
+	p.pollMu.Unlock()
 	cancel()
 	if fs.IsClientClosed() || ctx.Err() != nil {
 		return nil
@@ -554,6 +570,7 @@ func (p *Processor) assigned(ctx context.Context, cl *kgo.Client, assigned map[s
 // them, so no worker writes state for a partition it no longer owns.
 func (p *Processor) revoked(_ context.Context, cl *kgo.Client, revoked map[string][]int32) {
 	p.revokedSinceEnd.Store(true)
+	defer p.wakePoll()
 	parts := revoked[p.cfg.EventsTopic]
 	if len(parts) == 0 {
 		return
@@ -566,6 +583,28 @@ func (p *Processor) revoked(_ context.Context, cl *kgo.Client, revoked map[strin
 	cl.ResumeFetchPartitions(map[string][]int32{p.cfg.EventsTopic: parts})
 	for _, part := range parts {
 		p.log.Info("partition revoked", "topic", p.cfg.EventsTopic, "partition", part)
+	}
+}
+
+// wakePoll ends the idle wait of the poll in progress, so that Run ends the
+// session's transaction, empty or not, before the group can call back again.
+//
+// franz-go's GroupTransactSession passes on no revoke after the first, and
+// no loss after the first, until a transaction ends. A consumer-protocol
+// group can revoke twice a few milliseconds apart as it spreads out: when
+// Run reset the session only once an idle poll's 200 ms ran out, the
+// second revoke never reached the processor, which went on claiming the
+// partition. The poll woken here waits for this callback to return, then
+// blocks rebalances (BlockRebalanceOnPoll) until Run has ended the
+// transaction; the group's next revoke needs a round trip to the
+// coordinator first, so it comes after. Should it still win that race,
+// adjustOffsets drops an unstarted worker it leaves behind (dropUnassigned).
+// TestRevokesInQuickSuccession makes those two revokes.
+func (p *Processor) wakePoll() {
+	p.pollMu.Lock()
+	defer p.pollMu.Unlock()
+	if p.pollWake != nil {
+		p.pollWake()
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/goleak"
 
@@ -34,9 +35,9 @@ type fixture struct {
 	cl      *kgo.Client
 }
 
-func newFixture(t *testing.T, partitions int32) *fixture {
+func newFixture(t *testing.T, partitions int32, opts ...kfake.Opt) *fixture {
 	t.Helper()
-	c := kafkatest.New(t)
+	c := kafkatest.New(t, opts...)
 	codec, err := schemas.NewCodec(schemas.IDs{})
 	if err != nil {
 		t.Fatal(err)

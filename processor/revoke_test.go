@@ -1,0 +1,147 @@
+package processor_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/wastatus/wastatus/internal/kafkatest"
+	"github.com/wastatus/wastatus/state"
+)
+
+// TestRevokesInQuickSuccession: an idle processor A owns every partition of
+// a consumer-protocol group; B joins, and the group takes three partitions
+// from A. C's join is held until A's heartbeat acknowledging that revoke
+// arrives, and that heartbeat is held until C has joined, so its answer
+// takes one more partition from A: two revokes a few milliseconds apart, as
+// a scaling group does. franz-go's GroupTransactSession passes on no revoke
+// after the first until a transaction ends; a processor that heard only the
+// first went on claiming the partition it lost second (two CI runs of
+// TestCrashRecovery never got ready that way). Every partition must end with
+// exactly one owner and every processor ready.
+func TestRevokesInQuickSuccession(t *testing.T) {
+	// Heartbeats every 250 ms: A hears of B within that, not within 5 s.
+	f := newFixture(t, 6, kfake.BrokerConfigs(map[string]string{"group.consumer.heartbeat.interval.ms": "250"}))
+	if f.cluster.Real() {
+		t.Skip("holds heartbeats with kfake's controls")
+	}
+	f.cfg.GroupProtocol = "consumer"
+	adm := kadm.NewClient(f.cl)
+	members := func() []string {
+		d, err := adm.DescribeConsumerGroups(context.Background(), f.cfg.Group)
+		if err != nil {
+			return nil
+		}
+		var ids []string
+		for _, m := range d[f.cfg.Group].Members {
+			ids = append(ids, m.MemberID)
+		}
+		return ids
+	}
+	waitMembers := func(n int) []string {
+		var ids []string
+		kafkatest.Eventually(t, 30*time.Second, func() error {
+			if ids = members(); len(ids) != n {
+				return fmt.Errorf("%d members, want %d", len(ids), n)
+			}
+			return nil
+		})
+		return ids
+	}
+
+	a := f.start(t.TempDir())
+	aID := waitMembers(1)[0]
+	b := f.launch(f.cfg, openStore(t))
+	known := waitMembers(2)
+
+	var (
+		mu       sync.Mutex
+		held     bool
+		ackSeen  = make(chan struct{})
+		released bool
+	)
+	f.cluster.Fake.ControlKey(int16(kmsg.ConsumerGroupHeartbeat), func(kr kmsg.Request) (kmsg.Response, error, bool) {
+		req := kr.(*kmsg.ConsumerGroupHeartbeatRequest)
+		mu.Lock()
+		switch {
+		case req.MemberEpoch == 0 && !slices.Contains(known, req.MemberID) && !held:
+			// C joins: hold it until A acknowledges its first revoke.
+			held = true
+			mu.Unlock()
+			f.cluster.Fake.SleepControl(func() { <-ackSeen })
+			return nil, nil, false
+		case req.MemberID == aID && held && !released && owned(req) > 0 && owned(req) < 6:
+			// A acknowledges the first revoke: answer only once C is
+			// in, so that the answer revokes again.
+			released = true
+			mu.Unlock()
+			close(ackSeen)
+			f.cluster.Fake.SleepControl(func() {
+				for len(members()) < 3 {
+					time.Sleep(time.Millisecond)
+				}
+			})
+			return nil, nil, false
+		}
+		mu.Unlock()
+		return nil, nil, false
+	})
+	c := f.launch(f.cfg, openStore(t))
+
+	procs := map[string]*running{"a": a, "b": b, "c": c}
+	kafkatest.Eventually(t, 60*time.Second, func() error {
+		owners := map[int32][]string{}
+		for name, r := range procs {
+			if ok, why := r.p.Ready(); !ok {
+				return fmt.Errorf("%s not ready: %s", name, why)
+			}
+			for _, part := range r.p.Owned() {
+				owners[part] = append(owners[part], name)
+			}
+		}
+		for part := range int32(6) {
+			if o := owners[part]; len(o) != 1 {
+				slices.Sort(o)
+				return fmt.Errorf("partition %d claimed by %v", part, o)
+			}
+		}
+		return nil
+	})
+	mu.Lock()
+	if !released {
+		t.Error("A's acknowledgement of the first revoke was never held: the test did not make two revokes")
+	}
+	mu.Unlock()
+	for _, r := range procs {
+		r.stop(t)
+	}
+}
+
+// owned counts the partitions a heartbeat says its member owns; -1 for a
+// heartbeat that does not say.
+func owned(req *kmsg.ConsumerGroupHeartbeatRequest) int {
+	if req.Topics == nil {
+		return -1
+	}
+	n := 0
+	for _, t := range req.Topics {
+		n += len(t.Partitions)
+	}
+	return n
+}
+
+func openStore(t *testing.T) *state.Store {
+	t.Helper()
+	s, err := state.Open(t.TempDir(), state.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
