@@ -206,6 +206,7 @@
 //	topics.go     topic specs, creation with kadm, the partition-count check
 //	processor.go  New, Run, the poll loop, group callbacks, offset decisions
 //	worker.go     the per-partition worker: fold, emit, dead letters, commit
+//	reconcile.go  dropping workers left waiting by a revoke that never came
 //	restore.go    restores from the current topic, silent catch-ups on the events topic
 //	view.go       the view of the whole current topic behind the query API
 //	waiters.go    requests waiting for a message to change (?wait_for=)
@@ -225,14 +226,18 @@
 // catches up runs a consumer client of its own until it is done.
 //
 // franz-go's GroupTransactSession passes on no revoke (and no loss) after
-// the first until a transaction ends. Three things make up for it: a revoke
+// the first until a transaction ends. Four things make up for it: a revoke
 // or a loss ends the idle poll's wait at once (wakePoll), and Run then ends
 // an empty transaction before the group can call back again, so that the
 // instance hears of the next; a revoke that still came first is noticed
 // when the client fetches the offsets of what it holds: a worker that never
 // started, for a partition that fetch does not cover, is dropped
-// (adjustOffsets); and a partition assigned again without a revoke
-// replaces its worker. Run also
-// starts a goroutine that watches the events topic's id and, with ServeAll,
-// one that follows the current topic into the view.
+// (adjustOffsets); failing that, a worker that has waited 15 s for its
+// offsets is dropped if the group coordinator no longer lists its
+// partition for the member (reconcile.go), and adjustOffsets makes a
+// worker for any partition whose offsets come without one; and a
+// partition assigned again without a revoke replaces its worker. Run also
+// starts goroutines that watch the events topic's id and the unstarted
+// workers and, with ServeAll, one that follows the current topic into the
+// view.
 package processor

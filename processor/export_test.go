@@ -1,5 +1,13 @@
 package processor
 
+import (
+	"context"
+	"slices"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
 // ResumeDecision exposes decide's answer to the external tests.
 type ResumeDecision struct {
 	At, CatchUpFrom int64
@@ -10,4 +18,62 @@ type ResumeDecision struct {
 func Decide(stored bool, next, committed, logStart int64) ResumeDecision {
 	d := decide(stored, next, committed, logStart)
 	return ResumeDecision{At: d.at, CatchUpFrom: d.catchUpFrom, Restore: d.restore}
+}
+
+// AddUnstartedWorker gives p an unstarted worker for part, made age ago, as
+// a revoke that never reached p would leave one behind.
+func (p *Processor) AddUnstartedWorker(part int32, age time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	w := newWorker(p.client.Context(), p, p.client, part)
+	w.created = time.Now().Add(-age)
+	p.owned[part] = w
+	go w.run()
+}
+
+// DropStaleUnstarted runs the check watchUnstarted runs, with grace.
+func (p *Processor) DropStaleUnstarted(ctx context.Context, grace time.Duration) []int32 {
+	p.mu.RLock()
+	cl := p.client
+	p.mu.RUnlock()
+	parts := p.dropStaleUnstarted(ctx, cl, time.Now().Add(-grace))
+	slices.Sort(parts)
+	return parts
+}
+
+// MemberPartitions returns the partitions the group coordinator lists for
+// p's member, sorted.
+func (p *Processor) MemberPartitions(ctx context.Context) ([]int32, error) {
+	p.mu.RLock()
+	cl := p.client
+	p.mu.RUnlock()
+	held, err := p.memberPartitions(ctx, cl)
+	if err != nil {
+		return nil, err
+	}
+	parts := make([]int32, 0, len(held))
+	for part := range held {
+		parts = append(parts, part)
+	}
+	slices.Sort(parts)
+	return parts, nil
+}
+
+// FetchedOffset runs adjustOffsets as franz-go does once it has fetched the
+// group's offset for part, and then stops the worker that made: the test
+// only looks at what adjustOffsets did.
+func (p *Processor) FetchedOffset(ctx context.Context, part int32, at int64) (made, started bool, err error) {
+	offsets := map[string]map[int32]kgo.Offset{p.cfg.EventsTopic: {part: kgo.NewOffset().At(at)}}
+	if _, err := p.adjustOffsets(ctx, offsets); err != nil {
+		return false, false, err
+	}
+	p.mu.RLock()
+	w := p.owned[part]
+	p.mu.RUnlock()
+	if w == nil {
+		return false, false, nil
+	}
+	started = w.hasStarted()
+	p.stopWorkers([]int32{part})
+	return true, started, nil
 }

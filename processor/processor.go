@@ -44,6 +44,7 @@ type Processor struct {
 	partitions int32 // of the events topic, known once Run has started
 	joined     bool  // partitions were assigned at least once
 	owned      map[int32]*worker
+	client     *kgo.Client  // the group's, once partitions were assigned
 	eventsID   kadm.TopicID // the events topic Run started on
 	fresh      bool         // the events topic was recreated: ignore the group's old offsets
 	fail       context.CancelCauseFunc
@@ -129,6 +130,7 @@ func (p *Processor) Run(ctx context.Context) error {
 		sess.CloseAllowingRebalance()
 	}()
 	background.Go(func() { p.watchTopic(runCtx, sess.Client()) })
+	background.Go(func() { p.watchUnstarted(runCtx, sess.Client()) })
 	if p.cfg.ServeAll {
 		background.Go(func() {
 			if err := p.runView(runCtx, p.partitions); err != nil {
@@ -542,6 +544,7 @@ func (p *Processor) transact(ctx context.Context, sess *kgo.GroupTransactSession
 func (p *Processor) assigned(ctx context.Context, cl *kgo.Client, assigned map[string][]int32) {
 	p.mu.Lock()
 	p.joined = true
+	p.client = cl
 	var stale []*worker
 	for _, part := range assigned[p.cfg.EventsTopic] {
 		if old := p.owned[part]; old != nil {
@@ -690,15 +693,20 @@ func (p *Processor) adjustOffsets(ctx context.Context, offsets map[string]map[in
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	unassigned = p.dropUnassigned(parts)
-	var cl *kgo.Client
-	for part := range parts {
-		if w := p.owned[part]; w != nil {
-			cl = w.cl
-			break
-		}
-	}
+	cl := p.client
 	if cl == nil {
-		return offsets, nil
+		return offsets, nil // cannot be: partitions are assigned before their offsets are fetched
+	}
+	for part := range parts {
+		if p.owned[part] == nil {
+			// Its worker was dropped as stale (dropStaleUnstarted) on
+			// an answer of the coordinator that was out of date, or its
+			// partition came back: franz-go consumes it from here on.
+			w := newWorker(cl.Context(), p, cl, part)
+			p.owned[part] = w
+			go w.run()
+			w.log.Warn("offsets fetched for a partition without a worker; made one")
+		}
 	}
 	adm := kadm.NewClient(cl)
 	details, err := adm.ListTopics(ctx, p.cfg.EventsTopic)
@@ -713,9 +721,6 @@ func (p *Processor) adjustOffsets(ctx context.Context, offsets map[string]map[in
 	}
 	for part, off := range parts {
 		w := p.owned[part]
-		if w == nil {
-			continue
-		}
 		committed := off.EpochOffset().Offset
 		if p.fresh {
 			committed = -1 // offsets of the old topic mean nothing here

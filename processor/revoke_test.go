@@ -145,3 +145,73 @@ func openStore(t *testing.T) *state.Store {
 	}
 	return s
 }
+
+// TestStaleUnstartedWorker: a worker left waiting for the offsets of a
+// partition whose revoke never reached the processor is dropped once it has
+// waited past the grace and the group coordinator does not list the
+// partition for the member; a younger one stays until then. Should franz-go
+// fetch that partition's offsets after all, adjustOffsets makes a worker for
+// it again.
+func TestStaleUnstartedWorker(t *testing.T) {
+	for _, protocol := range []string{"classic", "consumer"} {
+		t.Run(protocol, func(t *testing.T) {
+			f := newFixture(t, 4)
+			f.cfg.GroupProtocol = protocol
+			a := f.start(t.TempDir())
+			defer a.stop(t)
+			b := f.start(t.TempDir())
+			defer b.stop(t)
+			ctx := t.Context()
+			var theirs []int32
+			kafkatest.Eventually(t, 60*time.Second, func() error {
+				mine := a.p.Owned()
+				theirs = b.p.Owned()
+				slices.Sort(mine)
+				slices.Sort(theirs)
+				if len(mine) != 2 || len(theirs) != 2 {
+					return fmt.Errorf("a owns %v, b %v", mine, theirs)
+				}
+				for _, r := range []*running{a, b} {
+					if ok, why := r.p.Ready(); !ok {
+						return fmt.Errorf("not ready: %s", why)
+					}
+				}
+				listed, err := a.p.MemberPartitions(ctx)
+				if err != nil {
+					return err
+				}
+				if !slices.Equal(listed, mine) {
+					return fmt.Errorf("the coordinator lists %v for a, which owns %v", listed, mine)
+				}
+				return nil
+			})
+
+			old, young := theirs[0], theirs[1]
+			a.p.AddUnstartedWorker(old, time.Hour)
+			a.p.AddUnstartedWorker(young, 0)
+			if ok, _ := a.p.Ready(); ok {
+				t.Fatal("a is ready with workers waiting for offsets")
+			}
+			if got := a.p.DropStaleUnstarted(ctx, time.Minute); !slices.Equal(got, []int32{old}) {
+				t.Fatalf("dropped %v, want [%d]", got, old)
+			}
+			if ok, why := a.p.Ready(); ok || why != fmt.Sprintf("partition %d catching up", young) {
+				t.Fatalf("a: ready %t (%s) with the young worker waiting", ok, why)
+			}
+			if got := a.p.DropStaleUnstarted(ctx, 0); !slices.Equal(got, []int32{young}) {
+				t.Fatalf("dropped %v, want [%d]", got, young)
+			}
+			if ok, why := a.p.Ready(); !ok {
+				t.Fatalf("a not ready once the stale workers are gone: %s", why)
+			}
+			if got := a.p.DropStaleUnstarted(ctx, 0); len(got) != 0 {
+				t.Fatalf("a second pass dropped %v", got)
+			}
+
+			made, started, err := a.p.FetchedOffset(ctx, old, 0)
+			if err != nil || !made || !started {
+				t.Fatalf("offsets fetched for partition %d without a worker: made %t, started %t, err %v", old, made, started, err)
+			}
+		})
+	}
+}

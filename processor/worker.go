@@ -56,6 +56,7 @@ type worker struct {
 	cancel    context.CancelFunc
 	started   chan struct{} // closed by adjustOffsets once resume is set
 	done      chan struct{}
+	created   time.Time // when the partition was assigned (see dropStaleUnstarted)
 
 	// Set by adjustOffsets before started is closed; next is then the
 	// worker's (the poll loop reads it after a fold's result, to rewind).
@@ -90,6 +91,7 @@ func newWorker(ctx context.Context, p *Processor, cl *kgo.Client, partition int3
 		cancel:      cancel,
 		started:     make(chan struct{}),
 		done:        make(chan struct{}),
+		created:     time.Now(),
 		recordBytes: 456, // a first guess: 513 bytes a record with the margin
 	}
 }
