@@ -32,10 +32,22 @@ func TestCloseDropsTheRun(t *testing.T) {
 			t.Fatal(err)
 		}
 		group := b.topic("processor")
-		withAdmin(t, c.Brokers, func(adm *kadm.Client) error {
-			offsets := kadm.Offsets{}
-			offsets.Add(kadm.Offset{Topic: b.topic("events"), Partition: 0, At: 0, LeaderEpoch: -1})
-			_, err := adm.CommitOffsets(t.Context(), group, offsets)
+		// The group exists once a commit to it succeeds. A coordinator
+		// may not know a topic created a moment ago, and says so per
+		// partition, not as the request's error: a CI run on a real
+		// broker went on without the group.
+		offsets := kadm.Offsets{}
+		offsets.Add(kadm.Offset{Topic: b.topic("events"), Partition: 0, At: 0, LeaderEpoch: -1})
+		kafkatest.Eventually(t, 10*time.Second, func() error {
+			var err error
+			withAdmin(t, c.Brokers, func(adm *kadm.Client) error {
+				resp, cerr := adm.CommitOffsets(t.Context(), group, offsets)
+				if cerr == nil {
+					cerr = resp.Error()
+				}
+				err = cerr
+				return nil
+			})
 			return err
 		})
 		if err := b.Close(); err != nil {
