@@ -141,8 +141,9 @@ type Config struct {
 }
 
 // TestingKnobs are hooks at the points where a crash is most interesting,
-// so crash tests can kill the process exactly there. Each is called, when
-// set, from the poll loop.
+// so crash tests can kill the process exactly there, and switches that
+// keep background work out of a test's way. Each hook is called, when set,
+// from the poll loop.
 type TestingKnobs struct {
 	// AfterTxnCommit runs after a transaction committed and before its
 	// store batches are committed.
@@ -150,6 +151,10 @@ type TestingKnobs struct {
 	// BeforeTxnEnd runs after a transaction's outputs were produced and
 	// before it is ended.
 	BeforeTxnEnd func()
+	// NoUnstartedCheck turns off the periodic check of workers left
+	// waiting for their offsets (reconcile.go), for tests that run it
+	// themselves.
+	NoUnstartedCheck bool
 }
 
 func (c Config) withDefaults() Config {

@@ -228,11 +228,12 @@
 // franz-go's GroupTransactSession passes on no revoke (and no loss) after
 // the first until a transaction ends. Four things make up for it: a revoke
 // or a loss ends the idle poll's wait at once (wakePoll), and Run then ends
-// an empty transaction before the group can call back again, so that the
-// instance hears of the next; a revoke that still came first is noticed
+// an empty transaction, almost always before the group calls back again,
+// so that the instance hears of the next; a revoke that still came first
+// is noticed
 // when the client fetches the offsets of what it holds: a worker that never
 // started, for a partition that fetch does not cover, is dropped
-// (adjustOffsets); failing that, a worker that has waited 15 s for its
+// (adjustOffsets); failing that, a worker that has waited 15-20 s for its
 // offsets is dropped if the group coordinator no longer lists its
 // partition for the member (reconcile.go), and adjustOffsets makes a
 // worker for any partition whose offsets come without one; and a

@@ -41,4 +41,9 @@ var (
 	// registry cannot be reached to decode a record; the processor stops
 	// rather than serve or emit wrong state, or dead-letter a good record.
 	ErrStore = errors.New("processor: state store failed")
+
+	// errNotMember: the group coordinator does not list this client's
+	// member (it is joining, or was fenced and rejoins), so nothing can be
+	// concluded from its description.
+	errNotMember = errors.New("processor: this member is not in the group's description")
 )

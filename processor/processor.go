@@ -45,6 +45,7 @@ type Processor struct {
 	joined     bool  // partitions were assigned at least once
 	owned      map[int32]*worker
 	client     *kgo.Client  // the group's, once partitions were assigned
+	closing    bool         // Run is closing its client: make no more workers
 	eventsID   kadm.TopicID // the events topic Run started on
 	fresh      bool         // the events topic was recreated: ignore the group's old offsets
 	fail       context.CancelCauseFunc
@@ -126,6 +127,9 @@ func (p *Processor) Run(ctx context.Context) error {
 		return fmt.Errorf("processor: client: %w", err)
 	}
 	defer func() {
+		p.mu.Lock()
+		p.closing = true // no callback makes workers from here on
+		p.mu.Unlock()
 		p.stopAllWorkers()
 		sess.CloseAllowingRebalance()
 	}()
@@ -296,7 +300,7 @@ func (p *Processor) clientOpts(txnID string) []kgo.Opt {
 		kgo.BlockRebalanceOnPoll(),
 		kgo.OnPartitionsAssigned(p.assigned),
 		kgo.OnPartitionsRevoked(p.revoked),
-		kgo.OnPartitionsLost(p.revoked),
+		kgo.OnPartitionsLost(p.lost),
 		kgo.AdjustFetchOffsetsFn(p.adjustOffsets),
 		kgo.TransactionalID(txnID),
 		kgo.TransactionTimeout(p.cfg.TransactionTimeout),
@@ -543,6 +547,10 @@ func (p *Processor) transact(ctx context.Context, sess *kgo.GroupTransactSession
 // adjustOffsets has decided where each partition resumes.
 func (p *Processor) assigned(ctx context.Context, cl *kgo.Client, assigned map[string][]int32) {
 	p.mu.Lock()
+	if p.closing {
+		p.mu.Unlock()
+		return
+	}
 	p.joined = true
 	p.client = cl
 	var stale []*worker
@@ -569,11 +577,28 @@ func (p *Processor) assigned(ctx context.Context, cl *kgo.Client, assigned map[s
 	}
 }
 
-// revoked stops the workers of revoked or lost partitions and waits for
-// them, so no worker writes state for a partition it no longer owns.
+// revoked stops the workers of revoked partitions and waits for them, so no
+// worker writes state for a partition it no longer owns. GroupTransactSession
+// passes on a cooperative revoke of nothing without counting it as a revoke,
+// so only a revoke of something wakes the poll.
 func (p *Processor) revoked(_ context.Context, cl *kgo.Client, revoked map[string][]int32) {
+	p.release(cl, revoked, len(revoked) > 0)
+}
+
+// lost stops the workers of lost partitions, as revoked does, and always
+// wakes the poll: the session passes on no loss after the first until a
+// transaction ends.
+func (p *Processor) lost(_ context.Context, cl *kgo.Client, lost map[string][]int32) {
+	p.release(cl, lost, true)
+}
+
+// release stops the workers of partitions revoked or lost, and wakes the
+// poll in progress if wake is set (see wakePoll).
+func (p *Processor) release(cl *kgo.Client, revoked map[string][]int32, wake bool) {
 	p.revokedSinceEnd.Store(true)
-	defer p.wakePoll()
+	if wake {
+		defer p.wakePoll()
+	}
 	parts := revoked[p.cfg.EventsTopic]
 	if len(parts) == 0 {
 		return
@@ -590,18 +615,21 @@ func (p *Processor) revoked(_ context.Context, cl *kgo.Client, revoked map[strin
 }
 
 // wakePoll ends the idle wait of the poll in progress, so that Run ends the
-// session's transaction, empty or not, before the group can call back again.
+// session's transaction, empty or not, before the group calls back again.
 //
 // franz-go's GroupTransactSession passes on no revoke after the first, and
 // no loss after the first, until a transaction ends. A consumer-protocol
 // group can revoke twice a few milliseconds apart as it spreads out: when
 // Run reset the session only once an idle poll's 200 ms ran out, the
 // second revoke never reached the processor, which went on claiming the
-// partition. The poll woken here waits for this callback to return, then
-// blocks rebalances (BlockRebalanceOnPoll) until Run has ended the
-// transaction; the group's next revoke needs a round trip to the
-// coordinator first, so it comes after. Should it still win that race,
-// adjustOffsets drops an unstarted worker it leaves behind (dropUnassigned).
+// partition. The poll woken here waits for the rebalance under way to
+// finish, then blocks the next (BlockRebalanceOnPoll) until Run has ended
+// the transaction. The group's next revoke needs the acknowledgement of
+// this one to make a round trip to the coordinator first, so the poll
+// almost always gets there first: a race won by a wide margin, not a
+// guarantee. For a worker that never started, what it leaves behind is
+// caught by adjustOffsets (dropUnassigned) or by the coordinator check
+// (reconcile.go); a started worker has no such net.
 // TestRevokesInQuickSuccession makes those two revokes.
 func (p *Processor) wakePoll() {
 	p.pollMu.Lock()
@@ -694,8 +722,11 @@ func (p *Processor) adjustOffsets(ctx context.Context, offsets map[string]map[in
 	defer p.mu.Unlock()
 	unassigned = p.dropUnassigned(parts)
 	cl := p.client
-	if cl == nil {
-		return offsets, nil // cannot be: partitions are assigned before their offsets are fetched
+	if cl == nil || p.closing {
+		// Nothing is consumed any more while closing; and partitions
+		// are assigned, which sets the client, before their offsets
+		// are fetched.
+		return offsets, nil
 	}
 	for part := range parts {
 		if p.owned[part] == nil {

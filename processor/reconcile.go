@@ -2,7 +2,6 @@ package processor
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -28,21 +27,22 @@ import (
 // it again.
 //
 // The grace is far above the milliseconds an offset fetch takes, so a
-// healthy group never asks. A fetch can wait longer, for a transaction of
+// healthy group never asks; with the check's period, a stale worker goes
+// 15-20 s after it was made. A fetch can wait longer, for a transaction of
 // another member to end (UNSTABLE_OFFSET_COMMIT) or for a coordinator to
 // come back; the coordinator then still lists the partition, and the
-// worker stays.
+// worker stays. A classic group that is rebalancing lists no assignments,
+// so it tells nothing until it is stable again.
 const (
 	unstartedGrace = 15 * time.Second
 	unstartedCheck = 5 * time.Second
 )
 
-// errNotMember: the coordinator does not list this client's member (it is
-// joining, or was fenced and rejoins): nothing can be concluded.
-var errNotMember = errors.New("this member is not in the group's description")
-
 // watchUnstarted drops stale unstarted workers until ctx is done.
 func (p *Processor) watchUnstarted(ctx context.Context, cl *kgo.Client) {
+	if p.cfg.Testing.NoUnstartedCheck {
+		return
+	}
 	t := time.NewTicker(unstartedCheck)
 	defer t.Stop()
 	for {
@@ -119,11 +119,11 @@ func (p *Processor) memberPartitions(ctx context.Context, cl *kgo.Client) (map[i
 		req.Groups = []string{p.cfg.Group}
 		resp, err := req.RequestWith(ctx, cl)
 		if err != nil {
-			return nil, fmt.Errorf("describe group %s: %w", p.cfg.Group, err)
+			return nil, fmt.Errorf("processor: describe group %s: %w", p.cfg.Group, err)
 		}
 		for _, g := range resp.Groups {
 			if err := kerr.ErrorForCode(g.ErrorCode); err != nil {
-				return nil, fmt.Errorf("describe group %s: %w", p.cfg.Group, err)
+				return nil, fmt.Errorf("processor: describe group %s: %w", p.cfg.Group, err)
 			}
 			for _, m := range g.Members {
 				if m.MemberID != member {
@@ -146,11 +146,16 @@ func (p *Processor) memberPartitions(ctx context.Context, cl *kgo.Client) (map[i
 	}
 	described, err := kadm.NewClient(cl).DescribeGroups(ctx, p.cfg.Group)
 	if err != nil {
-		return nil, fmt.Errorf("describe group %s: %w", p.cfg.Group, err)
+		return nil, fmt.Errorf("processor: describe group %s: %w", p.cfg.Group, err)
 	}
 	g := described[p.cfg.Group]
 	if g.Err != nil {
-		return nil, fmt.Errorf("describe group %s: %w", p.cfg.Group, g.Err)
+		return nil, fmt.Errorf("processor: describe group %s: %w", p.cfg.Group, g.Err)
+	}
+	if g.State != "Stable" {
+		// A classic group lists its members' assignments only
+		// between rebalances.
+		return nil, fmt.Errorf("processor: group %s is %s, so its description lists no assignments", p.cfg.Group, g.State)
 	}
 	for _, m := range g.Members {
 		if m.MemberID != member {

@@ -2,6 +2,7 @@ package processor_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -45,54 +46,56 @@ func TestRevokesInQuickSuccession(t *testing.T) {
 		}
 		return ids
 	}
-	waitMembers := func(n int) []string {
-		var ids []string
-		kafkatest.Eventually(t, 30*time.Second, func() error {
-			if ids = members(); len(ids) != n {
-				return fmt.Errorf("%d members, want %d", len(ids), n)
-			}
-			return nil
-		})
-		return ids
-	}
 
 	a := f.start(t.TempDir())
-	aID := waitMembers(1)[0]
-	b := f.launch(f.cfg, openStore(t))
-	known := waitMembers(2)
+	var aID string
+	kafkatest.Eventually(t, 30*time.Second, func() error {
+		if ids := members(); len(ids) == 1 {
+			aID = ids[0]
+			return nil
+		}
+		return errors.New("A is not the group's only member yet")
+	})
 
+	// Installed before B joins, so that A's acknowledgement is held
+	// whether it comes before C's join or after.
 	var (
 		mu       sync.Mutex
-		held     bool
+		joiners  []string // members seen joining after A: B, then C
+		acked    sync.Once
 		ackSeen  = make(chan struct{})
 		released bool
 	)
 	f.cluster.Fake.ControlKey(int16(kmsg.ConsumerGroupHeartbeat), func(kr kmsg.Request) (kmsg.Response, error, bool) {
 		req := kr.(*kmsg.ConsumerGroupHeartbeatRequest)
 		mu.Lock()
-		switch {
-		case req.MemberEpoch == 0 && !slices.Contains(known, req.MemberID) && !held:
-			// C joins: hold it until A acknowledges its first revoke.
-			held = true
-			mu.Unlock()
-			f.cluster.Fake.SleepControl(func() { <-ackSeen })
-			return nil, nil, false
-		case req.MemberID == aID && held && !released && owned(req) > 0 && owned(req) < 6:
-			// A acknowledges the first revoke: answer only once C is
-			// in, so that the answer revokes again.
+		if req.MemberEpoch == 0 && req.MemberID != aID && !slices.Contains(joiners, req.MemberID) {
+			joiners = append(joiners, req.MemberID)
+		}
+		isC := len(joiners) == 2 && req.MemberID == joiners[1] && req.MemberEpoch == 0
+		isAck := req.MemberID == aID && !released && owned(req) > 0 && owned(req) < 6
+		if isAck {
 			released = true
-			mu.Unlock()
-			close(ackSeen)
+		}
+		mu.Unlock()
+		switch {
+		case isC:
+			// C joins only once A has acknowledged its first revoke,
+			// so that the first revoke does not already count C.
+			f.cluster.Fake.SleepControl(func() { <-ackSeen })
+		case isAck:
+			// A's acknowledgement is answered only once C is in, so
+			// that the answer revokes again.
+			acked.Do(func() { close(ackSeen) })
 			f.cluster.Fake.SleepControl(func() {
 				for len(members()) < 3 {
 					time.Sleep(time.Millisecond)
 				}
 			})
-			return nil, nil, false
 		}
-		mu.Unlock()
 		return nil, nil, false
 	})
+	b := f.launch(f.cfg, openStore(t))
 	c := f.launch(f.cfg, openStore(t))
 
 	procs := map[string]*running{"a": a, "b": b, "c": c}
@@ -116,7 +119,7 @@ func TestRevokesInQuickSuccession(t *testing.T) {
 	})
 	mu.Lock()
 	if !released {
-		t.Error("A's acknowledgement of the first revoke was never held: the test did not make two revokes")
+		t.Error("A's acknowledgement of its first revoke was never held: the test made no second revoke")
 	}
 	mu.Unlock()
 	for _, r := range procs {
@@ -157,6 +160,7 @@ func TestStaleUnstartedWorker(t *testing.T) {
 		t.Run(protocol, func(t *testing.T) {
 			f := newFixture(t, 4)
 			f.cfg.GroupProtocol = protocol
+			f.cfg.Testing.NoUnstartedCheck = true // the test runs the check itself
 			a := f.start(t.TempDir())
 			defer a.stop(t)
 			b := f.start(t.TempDir())
