@@ -384,23 +384,33 @@ func (p *Processor) poll(ctx context.Context, sess *kgo.GroupTransactSession) ma
 // changes, so a recreated topic is noticed even before records arrive.
 func (p *Processor) watchTopic(ctx context.Context, cl *kgo.Client) {
 	adm := kadm.NewClient(cl)
-	t := time.NewTicker(p.cfg.TopicCheckInterval)
+	every(ctx, p.cfg.TopicCheckInterval, func() bool {
+		details, err := adm.ListTopics(ctx, p.cfg.EventsTopic)
+		if err != nil {
+			return true
+		}
+		d := details[p.cfg.EventsTopic]
+		if d.Err == nil && d.ID != p.eventsID {
+			p.log.Error("events topic was recreated while running; stopping", "topic", p.cfg.EventsTopic)
+			p.fail(ErrTopicRecreated)
+			return false
+		}
+		return true
+	})
+}
+
+// every calls fn every d until ctx is done or fn returns false.
+func every(ctx context.Context, d time.Duration, fn func() bool) {
+	t := time.NewTicker(d)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-		}
-		details, err := adm.ListTopics(ctx, p.cfg.EventsTopic)
-		if err != nil {
-			continue
-		}
-		d := details[p.cfg.EventsTopic]
-		if d.Err == nil && d.ID != p.eventsID {
-			p.log.Error("events topic was recreated while running; stopping", "topic", p.cfg.EventsTopic)
-			p.fail(ErrTopicRecreated)
-			return
+			if !fn() {
+				return
+			}
 		}
 	}
 }

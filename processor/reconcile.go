@@ -43,16 +43,10 @@ func (p *Processor) watchUnstarted(ctx context.Context, cl *kgo.Client) {
 	if p.cfg.Testing.NoUnstartedCheck {
 		return
 	}
-	t := time.NewTicker(unstartedCheck)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	every(ctx, unstartedCheck, func() bool {
 		p.dropStaleUnstarted(ctx, cl, time.Now().Add(-unstartedGrace))
-	}
+		return true
+	})
 }
 
 // dropStaleUnstarted drops the workers made before cutoff that have not
