@@ -344,8 +344,8 @@ func (p *Processor) poll(ctx context.Context, sess *kgo.GroupTransactSession) ma
 	}
 	// A poll that waits for records lets rebalances run. A revoke or a
 	// loss ends its wait (wakePoll), and one that came before it began
-	// ends it at once, so that Run resets the session before the group
-	// can revoke again; idle polls also wake now and then.
+	// ends it at once, so that Run resets the session, almost always
+	// before the group revokes again; idle polls also wake now and then.
 	pctx, cancel := context.WithTimeout(ctx, idleWake)
 	p.pollMu.Lock()
 	p.pollWake = cancel
