@@ -66,11 +66,18 @@ type running struct {
 
 func (f *fixture) start(dir string) *running {
 	f.t.Helper()
-	store, err := state.Open(dir, state.Options{})
+	return f.startOn(f.cfg, openStore(f.t, dir))
+}
+
+// openStore opens a store in dir with the default options; the caller
+// closes it (running.stop does).
+func openStore(t *testing.T, dir string) *state.Store {
+	t.Helper()
+	s, err := state.Open(dir, state.Options{})
 	if err != nil {
-		f.t.Fatal(err)
+		t.Fatal(err)
 	}
-	return f.startOn(f.cfg, store)
+	return s
 }
 
 // startOn starts a processor on store, with cfg, and waits until it is

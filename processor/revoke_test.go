@@ -14,7 +14,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/wastatus/wastatus/internal/kafkatest"
-	"github.com/wastatus/wastatus/state"
 )
 
 // TestRevokesInQuickSuccession: an idle processor A owns every partition of
@@ -95,8 +94,8 @@ func TestRevokesInQuickSuccession(t *testing.T) {
 		}
 		return nil, nil, false
 	})
-	b := f.launch(f.cfg, openStore(t))
-	c := f.launch(f.cfg, openStore(t))
+	b := f.launch(f.cfg, openStore(t, t.TempDir()))
+	c := f.launch(f.cfg, openStore(t, t.TempDir()))
 
 	procs := map[string]*running{"a": a, "b": b, "c": c}
 	kafkatest.Eventually(t, 60*time.Second, func() error {
@@ -138,15 +137,6 @@ func owned(req *kmsg.ConsumerGroupHeartbeatRequest) int {
 		n += len(t.Partitions)
 	}
 	return n
-}
-
-func openStore(t *testing.T) *state.Store {
-	t.Helper()
-	s, err := state.Open(t.TempDir(), state.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
 }
 
 // TestStaleUnstartedWorker: a worker left waiting for the offsets of a
