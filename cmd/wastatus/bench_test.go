@@ -53,6 +53,8 @@ type benchReport struct {
 		To           int64   `json:"to_event"`
 		EventsPerSec float64 `json:"events_per_sec"`
 		CPUMicros    float64 `json:"cpu_us_per_event"`
+		GCs          float64 `json:"gcs_per_million_events"`
+		AllocBytes   float64 `json:"alloc_bytes_per_event"`
 	} `json:"tenths"`
 	CPUGrowth float64 `json:"cpu_growth"`
 	Rounds    []struct {
@@ -185,6 +187,22 @@ func checkTenths(t *testing.T, r *benchReport) {
 	}
 	if ts[9].To != r.Events {
 		t.Errorf("the last tenth ends at event %d, want %d", ts[9].To, r.Events)
+	}
+	// The collector's figures come from the processor's /metrics, read
+	// where each tenth starts and ends; a read that times out on a busy
+	// machine costs the two tenths it bounds theirs, and only that.
+	read := 0
+	for i, x := range ts {
+		switch {
+		case x.GCs == -1 && x.AllocBytes == -1:
+		case x.GCs >= 0 && x.AllocBytes > 0:
+			read++
+		default:
+			t.Errorf("tenth %d: %v collections per million events, %v bytes allocated per event", i+1, x.GCs, x.AllocBytes)
+		}
+	}
+	if read < 8 {
+		t.Errorf("the collector's figures of %d tenths, want 8 at least: %+v", read, ts)
 	}
 	// internal/bench TestTenths checks how the growth is computed; here,
 	// that the report carries it.

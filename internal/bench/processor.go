@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -214,7 +215,7 @@ func (b *Bench) runRound(ctx context.Context, r *Report, i int, events string, e
 	}
 	sut, err := b.drain(ctx, drainSpec{
 		name: n.proc, args: args, group: n.procGroup, events: events, out: n.current, ends: ends,
-		profileAddr: profileAddr,
+		profileAddr: profileAddr, metricsAddr: httpAddr,
 	})
 	if err != nil {
 		return processorRound{}, err
@@ -313,6 +314,7 @@ type drainSpec struct {
 	events, out string
 	ends        kadm.ListedOffsets
 	profileAddr string // the child's HTTP address serving /debug/pprof, if profiled
+	metricsAddr string // the child's HTTP address serving /metrics, if it does
 }
 
 type drained struct {
@@ -360,6 +362,10 @@ func (b *Bench) drain(ctx context.Context, spec drainSpec) (*drained, error) {
 	}
 
 	prog := b.newProgress(spec.name, "events", total)
+	// The collector's figures are read where tenths start and end: at the
+	// first progress, and where the count first reaches each tenth of the
+	// total, the samples recorder.tenths cuts at.
+	cut, tenth := int64(1), int64(0)
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -380,6 +386,18 @@ func (b *Bench) drain(ctx context.Context, spec drainSpec) (*drained, error) {
 			d.rec.countCPU(now, done, cpu)
 		} else {
 			d.rec.count(now, done) // not Linux: no tenths' CPU
+		}
+		if spec.metricsAddr != "" && done >= cut {
+			if rt, err := readGoRuntime(ctx, spec.metricsAddr); err == nil {
+				d.rec.runtimeNow(rt)
+			}
+			for cut <= done && tenth < 10 {
+				tenth++
+				cut = total * tenth / 10
+			}
+			if cut <= done {
+				cut = math.MaxInt64
+			}
 		}
 		if done > 0 && d.startup == 0 {
 			d.startup = now.Sub(start).Seconds()

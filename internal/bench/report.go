@@ -6,6 +6,7 @@ import (
 	"io"
 	"math"
 	"slices"
+	"strconv"
 	"text/tabwriter"
 )
 
@@ -104,6 +105,7 @@ func roundTenths(ts []Tenth) []Tenth {
 	for i := range out {
 		t := &out[i]
 		t.Seconds, t.EventsPerSec, t.CPUMicros = round(t.Seconds, 3), round(t.EventsPerSec, 0), round(t.CPUMicros, 3)
+		t.GCsPerMillion, t.AllocBytes = round(t.GCsPerMillion, 1), round(t.AllocBytes, 0)
 	}
 	return out
 }
@@ -195,9 +197,9 @@ func (r *Report) table(w io.Writer) {
 		fmt.Fprintf(w, "round %d\t%.0f\t%.0f\t%.3f (CPU s %.2f, %.2f; peak RSS MiB %.1f; CPU growth %s)\n", rd.Round, rd.EventsPerSec, rd.BaselineEventsPerSec, rd.Ratio, rd.CPUSeconds, rd.BaselineCPUSeconds, float64(rd.PeakRSSBytes)/(1<<20), growth(rd.CPUGrowth))
 	}
 	if len(r.Tenths) > 0 {
-		fmt.Fprintf(w, "tenths\tevents/s\tCPU µs/event\n")
+		fmt.Fprintf(w, "tenths\tevents/s\tCPU µs/event\tGCs/M events\talloc B/event\n")
 		for i, t := range r.Tenths {
-			fmt.Fprintf(w, "tenth %d\t%.0f\t%s\t(events %d-%d)\n", i+1, t.EventsPerSec, ms(t.CPUMicros), t.From, t.To)
+			fmt.Fprintf(w, "tenth %d\t%.0f\t%s\t%s\t%s\t(events %d-%d)\n", i+1, t.EventsPerSec, ms(t.CPUMicros), known(t.GCsPerMillion, 1), known(t.AllocBytes, 0), t.From, t.To)
 		}
 		fmt.Fprintf(w, "CPU growth\t%s\t(last tenth over the second, on the line through tenths 2-10)\n", growth(r.CPUGrowth))
 	}
@@ -224,9 +226,12 @@ func growth(v float64) string {
 	return fmt.Sprintf("%.3f", v)
 }
 
-func ms(v float64) string {
+func ms(v float64) string { return known(v, 2) }
+
+// known formats v with prec decimals, or "-" for a figure not read (< 0).
+func known(v float64, prec int) string {
 	if v < 0 {
 		return "-"
 	}
-	return fmt.Sprintf("%.2f", v)
+	return strconv.FormatFloat(v, 'f', prec, 64)
 }

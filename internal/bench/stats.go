@@ -22,6 +22,16 @@ type countPoint struct {
 	t    float64 // seconds since start
 	done int64
 	cpu  float64 // the system's CPU seconds so far; -1 where not read
+	rt   goRuntime
+}
+
+// goRuntime is what a Go system's runtime reported of its collector so
+// far (its Prometheus metrics, at the moment of a count); ok is false where
+// it was not read.
+type goRuntime struct {
+	ok     bool
+	gcs    float64 // collections completed (go_gc_duration_seconds_count)
+	allocs float64 // bytes allocated on the heap (go_memstats_alloc_bytes_total)
 }
 
 type latPoint struct {
@@ -34,14 +44,23 @@ func newRecorder(start time.Time) *recorder { return &recorder{start: start} }
 // count records that done events were done in all by now.
 func (r *recorder) count(now time.Time, done int64) {
 	r.mu.Lock()
-	r.counts = append(r.counts, countPoint{now.Sub(r.start).Seconds(), done, -1})
+	r.counts = append(r.counts, countPoint{t: now.Sub(r.start).Seconds(), done: done, cpu: -1})
 	r.mu.Unlock()
 }
 
 // countCPU is count with the system's CPU time so far.
 func (r *recorder) countCPU(now time.Time, done int64, cpu time.Duration) {
 	r.mu.Lock()
-	r.counts = append(r.counts, countPoint{now.Sub(r.start).Seconds(), done, cpu.Seconds()})
+	r.counts = append(r.counts, countPoint{t: now.Sub(r.start).Seconds(), done: done, cpu: cpu.Seconds()})
+	r.mu.Unlock()
+}
+
+// runtimeNow adds what the system's Go runtime reported to the last count.
+func (r *recorder) runtimeNow(rt goRuntime) {
+	r.mu.Lock()
+	if n := len(r.counts); n > 0 {
+		r.counts[n-1].rt = rt
+	}
 	r.mu.Unlock()
 }
 
@@ -59,6 +78,14 @@ type Tenth struct {
 	// CPUMicros is the system's CPU time (user and system, all its
 	// threads) per event; -1 where it was not read.
 	CPUMicros float64 `json:"cpu_us_per_event"`
+	// GCsPerMillion is how many collections the system's Go runtime
+	// completed per million events, and AllocBytes how many bytes it
+	// allocated on the heap per event; -1 where not read (a system that
+	// serves no Go metrics). Under a fixed memory limit, a live heap that
+	// grows with the state leaves each collection less room, so the same
+	// allocations make more collections: this is where that shows.
+	GCsPerMillion float64 `json:"gcs_per_million_events"`
+	AllocBytes    float64 `json:"alloc_bytes_per_event"`
 }
 
 // tenths cuts the counts from the first progress to total events done into
@@ -85,9 +112,13 @@ func (r *recorder) tenths(total int64) []Tenth {
 			return nil
 		}
 		n := float64(b.done - a.done)
-		t := Tenth{From: a.done, To: b.done, Seconds: b.t - a.t, EventsPerSec: n / (b.t - a.t), CPUMicros: -1}
+		t := Tenth{From: a.done, To: b.done, Seconds: b.t - a.t, EventsPerSec: n / (b.t - a.t), CPUMicros: -1, GCsPerMillion: -1, AllocBytes: -1}
 		if a.cpu >= 0 && b.cpu >= 0 {
 			t.CPUMicros = (b.cpu - a.cpu) * 1e6 / n
+		}
+		if a.rt.ok && b.rt.ok {
+			t.GCsPerMillion = (b.rt.gcs - a.rt.gcs) * 1e6 / n
+			t.AllocBytes = (b.rt.allocs - a.rt.allocs) / n
 		}
 		out = append(out, t)
 		a = b

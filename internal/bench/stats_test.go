@@ -123,6 +123,9 @@ func TestTenths(t *testing.T) {
 	if len(ts) != 10 || ts[4].CPUMicros != -1 || ts[4].EventsPerSec != 50 {
 		t.Fatalf("tenths without CPU times: %+v", ts)
 	}
+	if ts[4].GCsPerMillion != -1 || ts[4].AllocBytes != -1 {
+		t.Errorf("tenth 5 without the runtime's figures: %+v, want -1 for them", ts[4])
+	}
 	if g := cpuGrowth(ts); g != -1 {
 		t.Errorf("CPU growth without CPU times %v, want -1", g)
 	}
@@ -134,5 +137,48 @@ func TestTenths(t *testing.T) {
 	r.countCPU(at(3), total, 2*time.Second)
 	if ts := r.tenths(total); ts != nil {
 		t.Errorf("tenths of three samples: %+v, want none", ts)
+	}
+}
+
+// TestTenthsCollector checks each tenth's collections and allocations,
+// from the runtime's cumulative figures at the samples that cut it: 2,000
+// bytes an event throughout, a collection every 100 events up to the
+// half, then every 50 (a live heap that leaves each one less room), and
+// no figures where a read failed.
+func TestTenthsCollector(t *testing.T) {
+	start := time.Unix(1000, 0)
+	at := func(s float64) time.Time { return start.Add(time.Duration(s * float64(time.Second))) }
+	const total = 10_000
+	r := newRecorder(start)
+	var gcs float64
+	for i := range 41 {
+		done := int64(i * 250)
+		if done > total/2 {
+			gcs += 5 // 250 events since the last sample
+		} else if done > 0 {
+			gcs += 2.5
+		}
+		r.countCPU(at(float64(i)), done, time.Duration(i)*time.Second)
+		if done == 3*total/10 {
+			continue // a failed read: tenths 3 and 4 have no figures
+		}
+		r.runtimeNow(goRuntime{ok: true, gcs: gcs, allocs: 2000 * float64(done)})
+	}
+	ts := r.tenths(total)
+	if len(ts) != 10 {
+		t.Fatalf("%d tenths, want 10: %+v", len(ts), ts)
+	}
+	for i, x := range ts {
+		wantGCs, wantAlloc := 10_000.0, 2000.0
+		if x.From >= total/2 {
+			wantGCs = 20_000
+		}
+		if i == 2 || i == 3 {
+			wantGCs, wantAlloc = -1, -1
+		}
+		if math.Abs(x.GCsPerMillion-wantGCs) > 1e-6 || math.Abs(x.AllocBytes-wantAlloc) > 1e-6 {
+			t.Errorf("tenth %d (events %d-%d): %v collections per million events and %v bytes an event, want %v and %v",
+				i+1, x.From, x.To, x.GCsPerMillion, x.AllocBytes, wantGCs, wantAlloc)
+		}
 	}
 }
