@@ -73,7 +73,11 @@
 // a store that starts empty and that Pebble has barely flushed, let alone
 // compacted into levels, so it is usually a run's cheapest tenth, whatever
 // size the run ends at (0.88-1.04 of the second's in nine 10M runs, 0.93
-// on their mean); the table and the JSON give it all the same.
+// on their mean); the table and the JSON give it all the same. Each tenth
+// also gives the child's Go collector, its collections per million events
+// and bytes allocated per event, from its /metrics (Prometheus' Go
+// collector, parsed with expfmt) read at the samples that cut the tenths:
+// eleven reads a run, so reading costs the child nothing that shows.
 //
 // # Files
 //
@@ -88,6 +92,7 @@
 //	child.go       child processes, VmHWM and CPU time, free ports, readiness
 //	stats.go       the recorder: counts over time, tenths, latency percentiles
 //	profile.go     CPU and heap profiles of a child over /debug/pprof
+//	goruntime.go   a child's collections and allocations from its /metrics
 //	report.go      Report, JSON and the table
 //	machine.go     the machine's CPU time in each phase
 //	plot.go        the PNG of throughput and latency over time
