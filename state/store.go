@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math"
 	"path/filepath"
@@ -191,10 +192,13 @@ func (o *Options) Validate() error {
 // Pebble database. Its methods are safe for concurrent use; writes go
 // through a Batch, one per partition at a time.
 type Store struct {
-	db     *pebble.DB
-	opts   Options
-	dir    string
-	fs     vfs.FS
+	db   *pebble.DB
+	opts Options
+	dir  string
+	fs   vfs.FS
+	// health closes the disk-health checks the store wraps the operating
+	// system's file system in (nil for an FS given in Options).
+	health io.Closer
 	closed atomic.Bool
 	fault  fault      // the first storage failure; see Err
 	disk   *diskGuard // fails the store before the disk is full
@@ -257,8 +261,16 @@ func Open(dir string, o Options) (*Store, error) {
 	cache := pebble.NewCache(o.CacheSize + memTablesCharged*int64(o.MemTableSize))
 	defer cache.Unref() // the DB holds its own reference
 	s := &Store{opts: o, dir: dir, fs: fs, fault: fault{done: make(chan struct{})}, disk: disk, known: make(map[int32]*knownKeys), seqs: make(map[int32]*seqCounter), recent: newRecentSeqs(), hash: wamidHash}
+	// Pebble wraps a nil FS in disk-health checks itself, but when its Open
+	// fails (a store in use, say) it loses the wrapper, whose ticker
+	// goroutine then runs on. So the store wraps the OS's file system and
+	// closes the wrapper itself.
+	pfs := o.FS
+	if pfs == nil {
+		pfs, s.health = vfs.WithDiskHealthChecks(vfs.Default, diskSlowThreshold, nil, s.diskSlow)
+	}
 	po := &pebble.Options{
-		FS:           o.FS,
+		FS:           pfs,
 		Cache:        cache,
 		MemTableSize: o.MemTableSize,
 		// Writes stall when this many memtables are waiting (the mutable one
@@ -282,20 +294,20 @@ func Open(dir string, o Options) (*Store, error) {
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("state: open %s: %w", dir, err)
+		return nil, errors.Join(fmt.Errorf("state: open %s: %w", dir, err), s.closeHealth())
 	}
 	s.db = db
 	// What Loaders left when the process died: never part of the store.
 	// Only once Pebble holds the directory's lock, so that an Open refused
 	// for a store in use leaves its Loaders' files alone.
 	if err := fs.RemoveAll(filepath.Join(dir, loadDir)); err != nil {
-		return nil, errors.Join(fmt.Errorf("state: open %s: %w", dir, err), db.Close())
+		return nil, errors.Join(fmt.Errorf("state: open %s: %w", dir, err), db.Close(), s.closeHealth())
 	}
 	wo := po.Clone()
 	wo.EnsureDefaults()
 	s.tableOpts = wo.MakeWriterOptions(0, db.TableFormat())
 	if err := s.checkFormat(); err != nil {
-		return nil, errors.Join(err, db.Close())
+		return nil, errors.Join(err, db.Close(), s.closeHealth())
 	}
 	disk.start(s, checkable)
 	return s, nil
@@ -376,10 +388,29 @@ func (s *Store) Close() error {
 	if s.Err() != nil {
 		return s.closeFailed()
 	}
-	if err := s.db.Close(); err != nil {
+	if err := errors.Join(s.db.Close(), s.closeHealth()); err != nil {
 		return fmt.Errorf("state: close: %w", err)
 	}
 	return nil
+}
+
+// diskSlowThreshold is how long a write or sync to the store's disk may
+// take before the store warns of a slow disk: Pebble's own default.
+const diskSlowThreshold = 5 * time.Second
+
+// diskSlow reports a disk operation that has taken diskSlowThreshold or
+// more, and is still running or just ended (Pebble's disk-health checks;
+// repeated while it lasts).
+func (s *Store) diskSlow(info vfs.DiskSlowInfo) {
+	s.opts.Logger.Warn("state store disk slow", "path", info.Path, "op", info.OpType.String(), "write_bytes", info.WriteSize, "duration", info.Duration)
+}
+
+// closeHealth stops the disk-health checks the store started, if any.
+func (s *Store) closeHealth() error {
+	if s.health == nil {
+		return nil
+	}
+	return s.health.Close()
 }
 
 // Policy returns the policy the store was opened with.
@@ -907,7 +938,7 @@ func (s *Store) closeFailed() error {
 	done := make(chan error, 1)
 	go func() {
 		s.fault.writing.Wait()
-		done <- s.guard(s.db.Close)
+		done <- errors.Join(s.guard(s.db.Close), s.closeHealth())
 	}()
 	select {
 	case err := <-done:

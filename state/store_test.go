@@ -13,6 +13,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/wastatus/wastatus/schemas"
+	"go.uber.org/goleak"
 )
 
 // openMem opens a store on a fresh in-memory file system.
@@ -118,6 +119,45 @@ func TestStoreReopen(t *testing.T) {
 	defer s.Close()
 	if _, ok := mustGet(t, s, 0, testWAMID); !ok {
 		t.Errorf("state lost across reopen")
+	}
+}
+
+// TestStoreOnDiskLeavesNoGoroutine opens and closes a store on the
+// operating system's file system (Options.FS nil, as wastatus runs):
+// whatever Pebble starts for it, its disk-health checks included, ends
+// with Close.
+func TestStoreOnDiskLeavesNoGoroutine(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	dir := t.TempDir()
+	for round := range int32(2) {
+		s, err := Open(dir, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		commit(t, s, 0, 0, ev("sent", T))
+		// A restore's Loader writes its runs and tables beside the store.
+		l, err := s.NewLoader(1+round, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 100 {
+			m, _ := fold(t, s.Policy(), ev("sent", T, wamid(fmt.Sprintf("wamid.%d", i))))
+			if err := l.Add(&m); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := l.Finish(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		l.Close()
+		// A second Open of a store in use is refused.
+		if s2, err := Open(dir, Options{}); err == nil {
+			s2.Close()
+			t.Fatal("a second Open of a store in use succeeded")
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
