@@ -398,9 +398,9 @@ func (s *Store) Close() error {
 // take before the store warns of a slow disk: Pebble's own default.
 const diskSlowThreshold = 5 * time.Second
 
-// diskSlow reports a disk operation that has taken diskSlowThreshold or
-// more, and is still running or just ended (Pebble's disk-health checks;
-// repeated while it lasts).
+// diskSlow reports a disk operation that has been running for
+// diskSlowThreshold or more (Pebble's disk-health checks look every 2 s,
+// so it repeats while the operation lasts).
 func (s *Store) diskSlow(info vfs.DiskSlowInfo) {
 	s.opts.Logger.Warn("state store disk slow", "path", info.Path, "op", info.OpType.String(), "write_bytes", info.WriteSize, "duration", info.Duration)
 }
