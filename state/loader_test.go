@@ -2,15 +2,19 @@ package state
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 
+	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 )
@@ -454,4 +458,89 @@ func addStates(l *Loader, p Policy, n int, prefix, status string, ts int64) erro
 		}
 	}
 	return nil
+}
+
+// TestGetWhileLoading reads partitions while Loaders fill them, as an API
+// reader does while its processor restores partitions. A read sees a
+// message as absent or as its whole loaded state, and never fails; and it
+// finds every message of a partition that a snapshot taken before it
+// already held: the reader reads the filter of known messages after its
+// snapshot, and a Loader sets the filter before it ingests
+// (findCommitted, knownKeys). Partition 0 is dropped and loaded again each
+// round, so that reads also cross drops (an index entry whose record is
+// gone, or names another message); the others are loaded once each.
+func TestGetWhileLoading(t *testing.T) {
+	s, _ := openMem(t, Options{})
+	const n, rounds = 300, 12
+	statuses := []string{"sent", "delivered", "read"}
+	var loading atomic.Int32 // the highest partition a Loader has begun
+	ctx, stop := context.WithCancel(t.Context())
+	var reads, found atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, 2)
+	for r := range 2 {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(r), 7))
+			for ctx.Err() == nil {
+				p, id := rng.Int32N(loading.Load()+1), fmt.Sprintf("wamid.%d", rng.IntN(n))
+				held := p > 0 && hasKeys(t, s, p) // partition 0 may be dropped meanwhile
+				m, ok, err := s.Get(p, id)
+				reads.Add(1)
+				if err != nil {
+					errs <- fmt.Errorf("Get %d/%s: %w", p, id, err)
+					return
+				}
+				if !ok {
+					if held {
+						errs <- fmt.Errorf("Get %d/%s: absent from a partition loaded before the read", p, id)
+						return
+					}
+					continue
+				}
+				found.Add(1)
+				if v := m.View(s.Policy()); v.WAMID != id || !slices.Contains(statuses, v.Status) {
+					errs <- fmt.Errorf("Get %d/%s: a state of %s with status %q", p, id, v.WAMID, v.Status)
+					return
+				}
+			}
+		})
+	}
+	for round := range int32(rounds) {
+		if err := s.DropPartition(0); err != nil {
+			t.Fatal(err)
+		}
+		status := statuses[int(round)%len(statuses)]
+		loadStates(t, s, 0, n, "wamid.", status)
+		if round > 0 {
+			loading.Store(round)
+			loadStates(t, s, round, n, "wamid.", status)
+		}
+		for _, p := range []int32{0, round} {
+			m, ok, err := s.Get(p, fmt.Sprintf("wamid.%d", round))
+			if err != nil || !ok || m.Status(s.Policy()).String() != status {
+				t.Fatalf("round %d: after the load, Get from partition %d = %v, %v, %v; want the loaded %s", round, p, m.Status(s.Policy()), ok, err, status)
+			}
+		}
+	}
+	stop()
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if found.Load() == 0 {
+		t.Errorf("%d reads found no loaded message", reads.Load())
+	}
+}
+
+// hasKeys reports whether partition p holds any key now.
+func hasKeys(t *testing.T, s *Store, p int32) bool {
+	lo, hi := partitionBounds(p)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		t.Error(err)
+		return false
+	}
+	defer it.Close()
+	return it.First()
 }
