@@ -122,10 +122,12 @@ func TestStoreReopen(t *testing.T) {
 	}
 }
 
-// TestStoreOnDiskLeavesNoGoroutine opens and closes a store on the
-// operating system's file system (Options.FS nil, as wastatus runs):
-// whatever Pebble starts for it, its disk-health checks included, ends
-// with Close.
+// TestStoreOnDiskLeavesNoGoroutine opens, restores into and closes a store
+// on the operating system's file system (Options.FS nil, as wastatus runs),
+// and has a second Open of it refused meanwhile: whatever Pebble starts
+// for either, its disk-health checks included, ends. Before the store
+// wrapped the file system itself, the refused Open left Pebble's ticker
+// goroutine running.
 func TestStoreOnDiskLeavesNoGoroutine(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	dir := t.TempDir()
