@@ -14,7 +14,6 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 )
@@ -535,12 +534,9 @@ func TestGetWhileLoading(t *testing.T) {
 
 // hasKeys reports whether partition p holds any key now.
 func hasKeys(t *testing.T, s *Store, p int32) bool {
-	lo, hi := partitionBounds(p)
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	empty, err := s.noKeys(partitionBounds(p))
 	if err != nil {
 		t.Error(err)
-		return false
 	}
-	defer it.Close()
-	return it.First()
+	return !empty
 }
