@@ -42,16 +42,16 @@ type latPoint struct {
 func newRecorder(start time.Time) *recorder { return &recorder{start: start} }
 
 // count records that done events were done in all by now.
-func (r *recorder) count(now time.Time, done int64) {
-	r.mu.Lock()
-	r.counts = append(r.counts, countPoint{t: now.Sub(r.start).Seconds(), done: done, cpu: -1})
-	r.mu.Unlock()
-}
+func (r *recorder) count(now time.Time, done int64) { r.add(now, done, -1) }
 
 // countCPU is count with the system's CPU time so far.
 func (r *recorder) countCPU(now time.Time, done int64, cpu time.Duration) {
+	r.add(now, done, cpu.Seconds())
+}
+
+func (r *recorder) add(now time.Time, done int64, cpu float64) {
 	r.mu.Lock()
-	r.counts = append(r.counts, countPoint{t: now.Sub(r.start).Seconds(), done: done, cpu: cpu.Seconds()})
+	r.counts = append(r.counts, countPoint{t: now.Sub(r.start).Seconds(), done: done, cpu: cpu})
 	r.mu.Unlock()
 }
 
