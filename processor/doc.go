@@ -207,6 +207,7 @@
 //	processor.go  New, Run, the poll loop, group callbacks, offset decisions
 //	worker.go     the per-partition worker: fold, emit, dead letters, commit
 //	reconcile.go  dropping workers left waiting by a revoke that never came
+//	hanging.go    FindHanging, AbortHanging: transactions no coordinator will end
 //	restore.go    restores from the current topic, silent catch-ups on the events topic
 //	view.go       the view of the whole current topic behind the query API
 //	waiters.go    requests waiting for a message to change (?wait_for=)

@@ -77,3 +77,6 @@ func (p *Processor) FetchedOffset(ctx context.Context, part int32, at int64) (ma
 	p.stopWorkers([]int32{part})
 	return true, started, nil
 }
+
+// GroupOffsetsPartition is groupOffsetsPartition.
+var GroupOffsetsPartition = groupOffsetsPartition

@@ -1,0 +1,367 @@
+package processor_test
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"hash/crc32"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/kversion"
+
+	"github.com/wastatus/wastatus/internal/kafkatest"
+	"github.com/wastatus/wastatus/processor"
+)
+
+// TestHangingTransactions makes, on a real broker of its own, the hanging
+// transactions a broker bug leaves (docs/RELIABILITY.md): one on a
+// partition of the current topic and one holding the group's offsets in
+// __consumer_offsets, both open on their partitions while the coordinator
+// knows nothing of them. It checks that they stall what they stall (the
+// partition's last stable offset; the group's offset fetch answers
+// UNSTABLE_OFFSET_COMMIT), that FindHanging finds exactly them, and not a
+// live transaction nor another group's hanging one, and that AbortHanging
+// frees both partitions.
+//
+// Kafka's brokers do not let a correct client make a hanging transaction:
+// they check with the coordinator that a transactional append belongs to
+// a transaction it knows (KIP-890). So the test turns that check off on its
+// broker, after its live transaction has begun, and appends with requests
+// of the versions before KIP-890's, as a client with the bug would.
+func TestHangingTransactions(t *testing.T) {
+	b := kafkatest.OwnBroker(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	vs := kversion.Stable()
+	vs.SetMaxKeyVersion(int16(kmsg.Produce), 11)
+	vs.SetMaxKeyVersion(int16(kmsg.TxnOffsetCommit), 3)
+	vs.SetMaxKeyVersion(int16(kmsg.OffsetFetch), 9)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()), kgo.MaxVersions(vs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	admCl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admCl.Close()
+	adm := kadm.NewClient(admCl)
+	current, dlq, group := kafkatest.Name(t, "current"), kafkatest.Name(t, "dlq"), kafkatest.Name(t, "group")
+	for _, topic := range []string{current, dlq} {
+		if _, err := adm.CreateTopic(ctx, 3, 1, nil, topic); err != nil {
+			t.Fatal(err)
+		}
+	}
+	scope := processor.HangingScope{Topics: []string{current, dlq}, Group: group, TxnIDPrefix: group + ".", OlderThan: time.Millisecond}
+
+	// A live transaction, begun while the broker still checks: its
+	// coordinator lists current/2.
+	live, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()), kgo.TransactionalID(group+".live"), kgo.DefaultProduceTopic(current), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer live.Close()
+	if err := live.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := live.ProduceSync(ctx, &kgo.Record{Partition: 2, Key: []byte("live")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+
+	if _, err := adm.AlterBrokerConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "transaction.partition.verification.enable", Value: kadm.StringPtr("false")}}); err != nil {
+		t.Fatal(err)
+	}
+	kafkatest.Eventually(t, 30*time.Second, func() error {
+		rcs, err := adm.DescribeBrokerConfigs(ctx, 1)
+		if err != nil {
+			return err
+		}
+		c, err := rcs.On("1", nil)
+		if err != nil {
+			return err
+		}
+		for _, kv := range c.Configs {
+			if kv.Key == "transaction.partition.verification.enable" && kv.MaybeValue() == "false" {
+				return nil
+			}
+		}
+		return errors.New("the broker still checks transactional appends")
+	})
+	// Committed records before the hanging ones, so that the last stable
+	// offset it holds back is not the log's start.
+	writeTxn(ctx, t, cl, group+".a", current, 1, false)
+	hungRecords := writeTxn(ctx, t, cl, group+".b", current, 1, true)
+	hungOffsets := commitTxnOffset(ctx, t, cl, group+".c", group, current)
+	commitTxnOffset(ctx, t, cl, "other.d", "other", current) // another group's: not ours to abort
+
+	if got := lastStable(ctx, t, adm, current, 1); got != hungRecords {
+		t.Fatalf("current/1's last stable offset %d, want %d: the hanging transaction holds it", got, hungRecords)
+	}
+	if err := fetchStable(ctx, cl, group, current); !errors.Is(err, kerr.UnstableOffsetCommit) {
+		t.Fatalf("the group's offset fetch: %v, want UNSTABLE_OFFSET_COMMIT", err)
+	}
+
+	// The brokers' longest transaction timeout (15 min by default) has not
+	// passed: nothing can be called hanging yet.
+	if h, err := processor.FindHanging(ctx, adm, processor.HangingScope{Topics: scope.Topics, Group: group, TxnIDPrefix: scope.TxnIDPrefix}, time.Now()); err != nil || len(h) != 0 {
+		t.Fatalf("with the brokers' timeout: %v, %v; want none", h, err)
+	}
+	time.Sleep(2 * scope.OlderThan) // the only wait: OlderThan must pass on the clock
+	hanging, err := processor.FindHanging(ctx, adm, scope, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found []string
+	for _, h := range hanging {
+		found = append(found, h.Topic+"@"+h.TransactionalID)
+	}
+	want := []string{current + "@" + group + ".b", "__consumer_offsets@" + group + ".c"} // sorted by topic
+	if !slices.Equal(found, want) {
+		t.Fatalf("found %v (%+v), want %v", found, hanging, want)
+	}
+	if h := hanging[0]; h.Partition != 1 || h.StartOffset != hungRecords || h.CoordinatorState != "Empty" {
+		t.Errorf("current's hanging transaction %+v, want partition 1 from offset %d, coordinator state Empty", h, hungRecords)
+	}
+	if h := hanging[1]; h.StartOffset != hungOffsets {
+		t.Errorf("the offsets' hanging transaction %+v, want from offset %d", h, hungOffsets)
+	}
+
+	for _, h := range hanging {
+		if err := processor.AbortHanging(ctx, adm, h); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, end := lastStable(ctx, t, adm, current, 1), highWatermark(ctx, t, adm, current, 1); got != end {
+		t.Errorf("current/1's last stable offset %d after the abort, want its end %d", got, end)
+	}
+	if err := fetchStable(ctx, cl, group, current); err != nil {
+		t.Errorf("the group's offset fetch after the abort: %v", err)
+	}
+	if err := processor.AbortHanging(ctx, adm, hanging[0]); !errors.Is(err, processor.ErrNotHanging) {
+		t.Errorf("a second abort: %v, want ErrNotHanging", err)
+	}
+	if h, err := processor.FindHanging(ctx, adm, scope, time.Now()); err != nil || len(h) != 0 {
+		t.Errorf("after the aborts: %v, %v; want none", h, err)
+	}
+	// The aborted record is gone for read_committed readers; the live
+	// transaction is untouched and still commits.
+	if err := live.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		t.Fatal(err)
+	}
+	keys := readCommitted(ctx, t, b.Addr(), current)
+	if !slices.Equal(keys, []string{"committed " + group + ".a", "live"}) {
+		t.Errorf("read_committed sees %q", keys)
+	}
+}
+
+// writeTxn appends one record, keyed "committed ID" or "hung ID", to
+// topic/part in a transaction of transactional id id that the coordinator
+// never hears of, ends it with a commit marker unless hang, and returns
+// the record's offset.
+func writeTxn(ctx context.Context, t *testing.T, cl *kgo.Client, id, topic string, part int32, hang bool) int64 {
+	t.Helper()
+	pid, epoch := initProducer(ctx, t, cl, id)
+	rec := kmsg.NewRecord()
+	rec.Key = []byte("committed " + id)
+	if hang {
+		rec.Key = []byte("hung " + id)
+	}
+	rec.Length = int32(len(rec.AppendTo(nil)) - 1) // the length's own varint was one byte
+	batch := kmsg.NewRecordBatch()
+	batch.PartitionLeaderEpoch = -1
+	batch.Magic = 2
+	batch.Attributes = 0x10 // transactional
+	batch.FirstTimestamp = time.Now().UnixMilli()
+	batch.MaxTimestamp = batch.FirstTimestamp
+	batch.ProducerID, batch.ProducerEpoch = pid, epoch
+	batch.NumRecords = 1
+	batch.Records = rec.AppendTo(nil)
+	raw := batch.AppendTo(nil)
+	binary.BigEndian.PutUint32(raw[8:], uint32(len(raw)-12))                                          // length: what follows it
+	binary.BigEndian.PutUint32(raw[17:], crc32.Checksum(raw[21:], crc32.MakeTable(crc32.Castagnoli))) // crc: from the attributes on
+
+	req := kmsg.NewPtrProduceRequest()
+	req.TransactionID = &id
+	req.Acks = -1
+	req.TimeoutMillis = 10000
+	rt := kmsg.NewProduceRequestTopic()
+	rt.Topic = topic
+	rp := kmsg.NewProduceRequestTopicPartition()
+	rp.Partition, rp.Records = part, raw
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := resp.Topics[0].Partitions[0]
+	if err := kerr.ErrorForCode(r.ErrorCode); err != nil {
+		t.Fatalf("append to %s/%d: %v", topic, part, err)
+	}
+	if !hang {
+		_, err := kadm.NewClient(cl).WriteTxnMarkers(ctx, kadm.TxnMarkers{ProducerID: pid, ProducerEpoch: epoch, Commit: true, Topics: kadm.TopicsSet{topic: {part: {}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return r.BaseOffset
+}
+
+// commitTxnOffset commits offset 1 of topic/0 for group in a transaction of
+// transactional id id that the coordinator never hears of, left open, and
+// returns the offset of the commit's record in __consumer_offsets.
+func commitTxnOffset(ctx context.Context, t *testing.T, cl *kgo.Client, id, group, topic string) int64 {
+	t.Helper()
+	pid, epoch := initProducer(ctx, t, cl, id)
+	adm := kadm.NewClient(cl)
+	end := highWatermark(ctx, t, adm, "__consumer_offsets", 0)
+	req := kmsg.NewPtrTxnOffsetCommitRequest()
+	req.TransactionalID, req.Group = id, group
+	req.ProducerID, req.ProducerEpoch = pid, epoch
+	req.Generation = -1
+	rt := kmsg.NewTxnOffsetCommitRequestTopic()
+	rt.Topic = topic
+	rp := kmsg.NewTxnOffsetCommitRequestTopicPartition()
+	rp.Partition, rp.Offset = 0, 1
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := kerr.ErrorForCode(resp.Topics[0].Partitions[0].ErrorCode); err != nil {
+		t.Fatalf("transactional offset commit of %s: %v", group, err)
+	}
+	return end
+}
+
+// initProducer returns a producer id and epoch for transactional id id.
+func initProducer(ctx context.Context, t *testing.T, cl *kgo.Client, id string) (int64, int16) {
+	t.Helper()
+	req := kmsg.NewPtrInitProducerIDRequest()
+	req.TransactionalID = &id
+	req.TransactionTimeoutMillis = 60000
+	resp, err := req.RequestWith(ctx, cl)
+	if err == nil {
+		err = kerr.ErrorForCode(resp.ErrorCode)
+	}
+	if err != nil {
+		t.Fatalf("init producer %s: %v", id, err)
+	}
+	return resp.ProducerID, resp.ProducerEpoch
+}
+
+// fetchStable fetches group's offset of topic/0 as a transactional
+// consumer does (RequireStable), and returns the partition's error.
+func fetchStable(ctx context.Context, cl *kgo.Client, group, topic string) error {
+	req := kmsg.NewPtrOffsetFetchRequest()
+	req.Group, req.RequireStable = group, true
+	rt := kmsg.NewOffsetFetchRequestTopic()
+	rt.Topic, rt.Partitions = topic, []int32{0}
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		return err
+	}
+	if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
+		return err
+	}
+	return kerr.ErrorForCode(resp.Topics[0].Partitions[0].ErrorCode)
+}
+
+func lastStable(ctx context.Context, t *testing.T, adm *kadm.Client, topic string, part int32) int64 {
+	t.Helper()
+	o, err := adm.ListCommittedOffsets(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, _ := o.Lookup(topic, part)
+	return l.Offset
+}
+
+func highWatermark(ctx context.Context, t *testing.T, adm *kadm.Client, topic string, part int32) int64 {
+	t.Helper()
+	o, err := adm.ListEndOffsets(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, _ := o.Lookup(topic, part)
+	return l.Offset
+}
+
+// readCommitted appends a non-transactional "end" record to each of
+// partitions 1 and 2 of topic and returns the keys a read_committed
+// consumer reads before them, in partition order.
+func readCommitted(ctx context.Context, t *testing.T, addr, topic string) []string {
+	t.Helper()
+	parts := []int32{1, 2}
+	start := make(map[int32]kgo.Offset)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.DefaultProduceTopic(topic), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	for _, p := range parts {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Partition: p, Key: []byte("end")}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		start[p] = kgo.NewOffset().AtStart()
+	}
+	rd, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: start}), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	byPart := make(map[int32][]string)
+	for ended := 0; ended < len(parts); {
+		fs := rd.PollFetches(ctx)
+		if err := fs.Err0(); err != nil {
+			t.Fatal(err)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			if string(r.Key) == "end" {
+				ended++
+				return
+			}
+			byPart[r.Partition] = append(byPart[r.Partition], string(r.Key))
+		})
+	}
+	var keys []string
+	for _, p := range parts {
+		keys = append(keys, byPart[p]...)
+	}
+	return keys
+}
+
+// TestGroupOffsetsPartition checks the partition of __consumer_offsets
+// that holds a group's offsets against Java's String.hashCode, as worked
+// out apart from this code: non-ASCII, a surrogate pair, and a hash of
+// MinInt32, which Kafka's abs maps to 0.
+func TestGroupOffsetsPartition(t *testing.T) {
+	for _, c := range []struct {
+		group string
+		want  int32 // of 50 partitions, Kafka's default
+	}{
+		{"", 0},
+		{"hello", 22},             // hashCode 99162322
+		{"wastatus", 44},          // 532029244
+		{"wastatus-processor", 5}, // -1155697855
+		{"grüße", 23},             // 98768023
+		{"😀group", 32},            // -1231696132
+		{"polygenelubricants", 0}, // -2147483648
+	} {
+		if got := processor.GroupOffsetsPartition(c.group, 50); got != c.want {
+			t.Errorf("group %q: partition %d of 50, want %d", c.group, got, c.want)
+		}
+		if got := processor.GroupOffsetsPartition(c.group, 1); got != 0 {
+			t.Errorf("group %q: partition %d of 1", c.group, got)
+		}
+	}
+}
