@@ -52,6 +52,7 @@ flag's name in upper case with - as _ (--http-addr is WASTATUS_HTTP_ADDR).`,
 		newTimelineCmd(),
 		newRebuildCmd(g),
 		newDLQCmd(g),
+		newTxnCmd(g),
 		newBenchCmd(g),
 	)
 	return root

@@ -1,0 +1,81 @@
+package main
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/wastatus/wastatus/processor"
+)
+
+// TestTxnHangingLeavesLiveTransactions runs txn hanging and txn abort, on
+// kfake or the real broker, while a processor-named transaction is open on
+// the current topic and the group's offsets: its coordinator lists both
+// partitions, so neither command may call it hanging, even with
+// --older-than far below its age. (Making a hanging transaction takes a
+// broker of the test's own: processor's TestHangingTransactions.)
+func TestTxnHangingLeavesLiveTransactions(t *testing.T) {
+	e := newKafkaEnv(t, 2)
+	live, err := kgo.NewClient(kgo.SeedBrokers(e.cfg.Brokers...), kgo.TransactionalID(e.cfg.Group+".live"),
+		kgo.DefaultProduceTopic(e.cfg.CurrentTopic), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer live.Close()
+	if err := live.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := live.ProduceSync(t.Context(), &kgo.Record{Partition: 1, Key: []byte("wamid.LIVE")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	args := func(a ...string) []string {
+		return append(append([]string{"txn"}, a...), append(e.kafkaArgs(), "--group", e.cfg.Group, "--older-than", "1ms")...)
+	}
+	time.Sleep(5 * time.Millisecond) // the only wait: --older-than must pass on the clock
+	out, errOut, err := runWastatus(t, args("hanging")...)
+	if err != nil || strings.TrimSpace(out) != "no hanging transactions" {
+		t.Errorf("txn hanging: %v\n%s\n%s", err, out, errOut)
+	}
+	out, errOut, err = runWastatus(t, args("abort", "--json")...)
+	if err != nil || out != "" || strings.Contains(errOut, "would abort") {
+		t.Errorf("txn abort --json: %v\n%q\n%s", err, out, errOut)
+	}
+	if err := live.EndTransaction(t.Context(), kgo.TryCommit); err != nil {
+		t.Errorf("the live transaction, after the commands: %v", err)
+	}
+
+	_, _, err = runWastatus(t, "txn", "hanging", "--brokers", strings.Join(e.cfg.Brokers, ","), "--current-topic", e.cfg.CurrentTopic+".missing")
+	if err == nil || !strings.Contains(err.Error(), e.cfg.CurrentTopic+".missing") {
+		t.Errorf("txn hanging on a missing topic: %v, want an error naming it", err)
+	}
+}
+
+// TestPrintHanging checks both forms of the list.
+func TestPrintHanging(t *testing.T) {
+	h := processor.HangingTxn{Topic: "whatsapp.status.current", Partition: 7, StartOffset: 1234, ProducerID: 42, ProducerEpoch: 3,
+		CoordinatorEpoch: -1, LastWrite: time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC), CoordinatorState: "CompleteCommit"}
+	var table strings.Builder
+	if err := printHanging(&table, []processor.HangingTxn{h}, false); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(table.String()), "\n")
+	if len(lines) != 2 || strings.Join(strings.Fields(lines[1]), " ") != "whatsapp.status.current 7 1234 42 3 2026-11-29T10:00:00Z - CompleteCommit" {
+		t.Errorf("table:\n%s", table.String())
+	}
+	var js strings.Builder
+	if err := printHanging(&js, []processor.HangingTxn{h, h}, true); err != nil {
+		t.Fatal(err)
+	}
+	lines = strings.Split(strings.TrimSpace(js.String()), "\n")
+	var back processor.HangingTxn
+	if len(lines) != 2 || json.Unmarshal([]byte(lines[0]), &back) != nil || back != h {
+		t.Errorf("json: %s\nread back as %+v", js.String(), back)
+	}
+	var none strings.Builder
+	if err := printHanging(&none, nil, false); err != nil || none.String() != "no hanging transactions\n" {
+		t.Errorf("none: %q %v", none.String(), err)
+	}
+}
