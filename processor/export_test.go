@@ -36,7 +36,7 @@ func (p *Processor) DropStaleUnstarted(ctx context.Context, grace time.Duration)
 	p.mu.RLock()
 	cl := p.client
 	p.mu.RUnlock()
-	parts := p.dropStaleUnstarted(ctx, cl, time.Now().Add(-grace))
+	parts := p.dropStaleUnstarted(ctx, cl, time.Now().Add(-grace), time.Now().Add(-p.waitHint()))
 	slices.Sort(parts)
 	return parts
 }
@@ -80,3 +80,13 @@ func (p *Processor) FetchedOffset(ctx context.Context, part int32, at int64) (ma
 
 // GroupOffsetsPartition is groupOffsetsPartition.
 var GroupOffsetsPartition = groupOffsetsPartition
+
+// WarnLongWaits runs the check watchUnstarted runs, warning of every held
+// worker that has waited for its offsets longer than hint.
+func (p *Processor) WarnLongWaits(ctx context.Context, hint time.Duration) {
+	p.mu.RLock()
+	cl := p.client
+	p.mu.RUnlock()
+	now := time.Now()
+	p.dropStaleUnstarted(ctx, cl, now.Add(-hint), now.Add(-hint))
+}

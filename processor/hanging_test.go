@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"hash/crc32"
+	"log/slog"
 	"slices"
 	"testing"
 	"time"
@@ -20,39 +22,44 @@ import (
 )
 
 // TestHangingTransactions makes, on a real broker of its own, the hanging
-// transactions a broker bug leaves (docs/RELIABILITY.md): one on a
-// partition of the current topic and one holding the group's offsets in
-// __consumer_offsets, both open on their partitions while the coordinator
-// knows nothing of them. It checks that they stall what they stall (the
-// partition's last stable offset; the group's offset fetch answers
-// UNSTABLE_OFFSET_COMMIT), that FindHanging finds exactly them, and not a
-// live transaction nor another group's hanging one, and that AbortHanging
-// frees both partitions.
+// transactions a broker bug leaves (docs/RELIABILITY.md): open on their
+// partitions while no coordinator knows of them.
 //
-// Kafka's brokers do not let a correct client make a hanging transaction:
-// they check with the coordinator that a transactional append belongs to
-// a transaction it knows (KIP-890). So the test turns that check off on its
-// broker, after its live transaction has begun, and appends with requests
-// of the versions before KIP-890's, as a client with the bug would.
+// Kafka's brokers do not let a correct client make one: they check with the
+// coordinator that a transactional append belongs to a transaction it
+// knows (KIP-890). So the test turns that check off on its broker, and
+// appends with requests of the versions before KIP-890's, as a client with
+// the bug would.
 func TestHangingTransactions(t *testing.T) {
 	b := kafkatest.OwnBroker(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
 	vs := kversion.Stable()
 	vs.SetMaxKeyVersion(int16(kmsg.Produce), 11)
 	vs.SetMaxKeyVersion(int16(kmsg.TxnOffsetCommit), 3)
 	vs.SetMaxKeyVersion(int16(kmsg.OffsetFetch), 9)
-	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()), kgo.MaxVersions(vs))
+	raw, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()), kgo.MaxVersions(vs))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cl.Close()
+	defer raw.Close()
 	admCl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer admCl.Close()
 	adm := kadm.NewClient(admCl)
+	t.Run("found and aborted", func(t *testing.T) { testHangingFound(t, b.Addr(), raw, adm) })
+	t.Run("processor freed", func(t *testing.T) { testHangingProcessor(t, b.Addr(), raw, adm) })
+}
+
+// testHangingFound makes a hanging transaction on a partition of the
+// current topic and one holding the group's offsets in __consumer_offsets.
+// It checks that they stall what they stall (the partition's last stable
+// offset; the group's offset fetch answers UNSTABLE_OFFSET_COMMIT), that
+// FindHanging finds exactly them, and not a live transaction nor another
+// group's hanging one, and that AbortHanging frees both partitions.
+func testHangingFound(t *testing.T, addr string, cl *kgo.Client, adm *kadm.Client) {
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
 	current, dlq, group := kafkatest.Name(t, "current"), kafkatest.Name(t, "dlq"), kafkatest.Name(t, "group")
 	for _, topic := range []string{current, dlq} {
 		if _, err := adm.CreateTopic(ctx, 3, 1, nil, topic); err != nil {
@@ -63,7 +70,7 @@ func TestHangingTransactions(t *testing.T) {
 
 	// A live transaction, begun while the broker still checks: its
 	// coordinator lists current/2.
-	live, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()), kgo.TransactionalID(group+".live"), kgo.DefaultProduceTopic(current), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	live, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.TransactionalID(group+".live"), kgo.DefaultProduceTopic(current), kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,25 +82,7 @@ func TestHangingTransactions(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if _, err := adm.AlterBrokerConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "transaction.partition.verification.enable", Value: kadm.StringPtr("false")}}); err != nil {
-		t.Fatal(err)
-	}
-	kafkatest.Eventually(t, 30*time.Second, func() error {
-		rcs, err := adm.DescribeBrokerConfigs(ctx, 1)
-		if err != nil {
-			return err
-		}
-		c, err := rcs.On("1", nil)
-		if err != nil {
-			return err
-		}
-		for _, kv := range c.Configs {
-			if kv.Key == "transaction.partition.verification.enable" && kv.MaybeValue() == "false" {
-				return nil
-			}
-		}
-		return errors.New("the broker still checks transactional appends")
-	})
+	stopTxnChecks(ctx, t, adm)
 	// Committed records before the hanging ones, so that the last stable
 	// offset it holds back is not the log's start.
 	writeTxn(ctx, t, cl, group+".a", current, 1, false)
@@ -155,10 +144,101 @@ func TestHangingTransactions(t *testing.T) {
 	if err := live.EndTransaction(ctx, kgo.TryCommit); err != nil {
 		t.Fatal(err)
 	}
-	keys := readCommitted(ctx, t, b.Addr(), current)
+	keys := readCommitted(ctx, t, addr, current)
 	if !slices.Equal(keys, []string{"committed " + group + ".a", "live"}) {
 		t.Errorf("read_committed sees %q", keys)
 	}
+}
+
+// testHangingProcessor stalls a processor as Kafka 4.4 did in the chaos
+// run: a hanging transaction holds the group's offsets, so the processor
+// given the events topic's partition waits for them without end. The
+// processor warns of it once, and once the transaction is aborted it
+// starts the partition and folds what came meanwhile.
+func testHangingProcessor(t *testing.T, addr string, raw *kgo.Client, adm *kadm.Client) {
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	f := newFixtureOn(t, &kafkatest.Cluster{Brokers: []string{addr}}, 1)
+	var logs lockedBuffer
+	f.cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	f.cfg.Testing.NoUnstartedCheck = true // the test runs the check itself
+	dir := t.TempDir()
+	first := f.start(dir)
+	f.produce(f.event("wamid.HANG1", "sent", 1_750_000_000))
+	f.consume(f.cfg.CurrentTopic, hasKeys("wamid.HANG1"))
+	first.stop(t)
+
+	stopTxnChecks(ctx, t, adm)
+	commitTxnOffset(ctx, t, raw, f.cfg.Group+".stuck", f.cfg.Group, f.cfg.EventsTopic)
+	f.produce(f.event("wamid.HANG2", "delivered", 1_750_000_060))
+
+	r := f.launch(f.cfg, openStore(t, dir))
+	defer r.stop(t)
+	kafkatest.Eventually(t, 60*time.Second, func() error {
+		if owned := r.p.Owned(); len(owned) != 1 {
+			return fmt.Errorf("owns %v", owned)
+		}
+		return nil
+	})
+	if ok, why := r.p.Ready(); ok || why != "partition 0 catching up" {
+		t.Fatalf("ready %t (%s) while the group's offsets are held", ok, why)
+	}
+	const warning = "a hanging transaction may hold them"
+	r.p.WarnLongWaits(ctx, 0)
+	r.p.WarnLongWaits(ctx, 0)
+	if n := logs.count(warning); n != 1 {
+		t.Fatalf("warned %d times, want once:\n%s", n, logs.String())
+	}
+
+	hanging, err := processor.FindHanging(ctx, adm, processor.HangingScope{
+		Topics: []string{f.cfg.CurrentTopic, f.cfg.DLQTopic}, Group: f.cfg.Group, TxnIDPrefix: f.cfg.Group + ".", OlderThan: time.Nanosecond,
+	}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(hanging) != 1 || hanging[0].TransactionalID != f.cfg.Group+".stuck" {
+		t.Fatalf("found %+v, want the group's stuck offsets commit alone", hanging)
+	}
+	if err := processor.AbortHanging(ctx, adm, hanging[0]); err != nil {
+		t.Fatal(err)
+	}
+	kafkatest.Eventually(t, 60*time.Second, func() error {
+		if ok, why := r.p.Ready(); !ok {
+			return errors.New(why)
+		}
+		return nil
+	})
+	f.consume(f.cfg.CurrentTopic, hasKeys("wamid.HANG1", "wamid.HANG2"))
+}
+
+// stopTxnChecks turns off the broker's check that a transactional append
+// belongs to a transaction its coordinator knows, until t ends.
+func stopTxnChecks(ctx context.Context, t *testing.T, adm *kadm.Client) {
+	t.Helper()
+	const name = "transaction.partition.verification.enable"
+	set := func(ctx context.Context, op kadm.IncrementalOp, want string) {
+		if _, err := adm.AlterBrokerConfigs(ctx, []kadm.AlterConfig{{Op: op, Name: name, Value: kadm.StringPtr(want)}}); err != nil {
+			t.Fatal(err)
+		}
+		kafkatest.Eventually(t, 30*time.Second, func() error {
+			rcs, err := adm.DescribeBrokerConfigs(ctx, 1)
+			if err != nil {
+				return err
+			}
+			c, err := rcs.On("1", nil)
+			if err != nil {
+				return err
+			}
+			for _, kv := range c.Configs {
+				if kv.Key == name && kv.MaybeValue() == want {
+					return nil
+				}
+			}
+			return fmt.Errorf("the broker's %s is not yet %s", name, want)
+		})
+	}
+	set(ctx, kadm.SetConfig, "false")
+	t.Cleanup(func() { set(context.WithoutCancel(ctx), kadm.DeleteConfig, "true") })
 }
 
 // writeTxn appends one record, keyed "committed ID" or "hung ID", to
@@ -363,5 +443,17 @@ func TestGroupOffsetsPartition(t *testing.T) {
 		if got := processor.GroupOffsetsPartition(c.group, 1); got != 0 {
 			t.Errorf("group %q: partition %d of 1", c.group, got)
 		}
+	}
+}
+
+// hasKeys holds once records hold every one of keys.
+func hasKeys(keys ...string) func([]*kgo.Record) error {
+	return func(recs []*kgo.Record) error {
+		for _, k := range keys {
+			if !slices.ContainsFunc(recs, func(r *kgo.Record) bool { return string(r.Key) == k }) {
+				return fmt.Errorf("no record of %s in %d", k, len(recs))
+			}
+		}
+		return nil
 	}
 }

@@ -37,7 +37,12 @@ type fixture struct {
 
 func newFixture(t *testing.T, partitions int32, opts ...kfake.Opt) *fixture {
 	t.Helper()
-	c := kafkatest.New(t, opts...)
+	return newFixtureOn(t, kafkatest.New(t, opts...), partitions)
+}
+
+// newFixtureOn is newFixture on cluster c.
+func newFixtureOn(t *testing.T, c *kafkatest.Cluster, partitions int32) *fixture {
+	t.Helper()
 	codec, err := schemas.NewCodec(schemas.IDs{})
 	if err != nil {
 		t.Fatal(err)

@@ -33,10 +33,23 @@ import (
 // come back; the coordinator then still lists the partition, and the
 // worker stays. A classic group that is rebalancing lists no assignments,
 // so it tells nothing until it is stable again.
+//
+// A worker its member still holds that waits much longer than any member's
+// transaction can last is most likely held by a hanging transaction on the
+// group's offsets (hanging.go), which no coordinator will ever end: the
+// check then warns once, naming the command that finds and aborts it.
 const (
 	unstartedGrace = 15 * time.Second
 	unstartedCheck = 5 * time.Second
 )
+
+// waitHint is how long a held worker waits for its offsets before the
+// check warns of a hanging transaction: twice the transaction timeout,
+// past which the broker aborts a member's transaction, and at least a
+// minute.
+func (p *Processor) waitHint() time.Duration {
+	return max(2*p.cfg.TransactionTimeout, time.Minute)
+}
 
 // watchUnstarted drops stale unstarted workers until ctx is done.
 func (p *Processor) watchUnstarted(ctx context.Context, cl *kgo.Client) {
@@ -44,7 +57,8 @@ func (p *Processor) watchUnstarted(ctx context.Context, cl *kgo.Client) {
 		return
 	}
 	every(ctx, unstartedCheck, func() bool {
-		p.dropStaleUnstarted(ctx, cl, time.Now().Add(-unstartedGrace))
+		now := time.Now()
+		p.dropStaleUnstarted(ctx, cl, now.Add(-unstartedGrace), now.Add(-p.waitHint()))
 		return true
 	})
 }
@@ -53,7 +67,8 @@ func (p *Processor) watchUnstarted(ctx context.Context, cl *kgo.Client) {
 // started and whose partitions the group coordinator lists for this member
 // in neither its current nor its target assignment, and returns their
 // partitions. It keeps every worker when the coordinator cannot answer.
-func (p *Processor) dropStaleUnstarted(ctx context.Context, cl *kgo.Client, cutoff time.Time) []int32 {
+// Of the workers it keeps, it warns once of each made before hintCutoff.
+func (p *Processor) dropStaleUnstarted(ctx context.Context, cl *kgo.Client, cutoff, hintCutoff time.Time) []int32 {
 	p.mu.RLock()
 	var waiting []*worker
 	for _, w := range p.owned {
@@ -73,17 +88,27 @@ func (p *Processor) dropStaleUnstarted(ctx context.Context, cl *kgo.Client, cuto
 		}
 		return nil
 	}
-	var drop []*worker
+	var drop, hint []*worker
 	p.mu.Lock()
 	for _, w := range waiting {
 		// adjustOffsets starts workers under p.mu: one that started
 		// since the scan above stays.
-		if p.owned[w.partition] == w && !w.hasStarted() && !held[w.partition] {
+		switch {
+		case p.owned[w.partition] != w || w.hasStarted():
+		case !held[w.partition]:
 			delete(p.owned, w.partition)
 			drop = append(drop, w)
+		case !w.waitHinted && w.created.Before(hintCutoff):
+			w.waitHinted = true
+			hint = append(hint, w)
 		}
 	}
 	p.mu.Unlock()
+	for _, w := range hint {
+		w.log.Warn("partition still waiting for the group's committed offsets, longer than any member's transaction lasts; "+
+			"a hanging transaction may hold them: see wastatus txn hanging",
+			"group", p.cfg.Group, "waited", time.Since(w.created).Round(time.Second))
+	}
 	parts := make([]int32, 0, len(drop))
 	for _, w := range drop {
 		w.stop()

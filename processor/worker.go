@@ -57,6 +57,9 @@ type worker struct {
 	started   chan struct{} // closed by adjustOffsets once resume is set
 	done      chan struct{}
 	created   time.Time // when the partition was assigned (see dropStaleUnstarted)
+	// waitHinted: dropStaleUnstarted has warned that the worker waits
+	// long for its offsets. Guarded by p.mu.
+	waitHinted bool
 
 	// Set by adjustOffsets before started is closed; next is then the
 	// worker's (the poll loop reads it after a fold's result, to rewind).
