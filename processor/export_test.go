@@ -79,7 +79,7 @@ func (p *Processor) FetchedOffset(ctx context.Context, part int32, at int64) (ma
 }
 
 // GroupOffsetsPartition is groupOffsetsPartition.
-var GroupOffsetsPartition = groupOffsetsPartition
+func GroupOffsetsPartition(group string, n int32) int32 { return groupOffsetsPartition(group, n) }
 
 // WarnLongWaits runs the check watchUnstarted runs, warning of every held
 // worker that has waited for its offsets longer than hint.

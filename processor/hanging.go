@@ -13,30 +13,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 )
 
-// A hanging transaction is one a partition holds open while its
-// transaction coordinator will never write its marker: the coordinator has
-// forgotten it, or completed it without writing the marker to this
-// partition (Kafka 4.4 does that when it finds the partition leaderless,
-// docs/RELIABILITY.md). Its partition's last stable offset then stays at
-// the transaction's first record for ever: read_committed consumers of the
-// current topic stop there, restores from it never end, and when the
-// partition is the group's partition of __consumer_offsets, every offset
-// fetch of the group's partitions answers UNSTABLE_OFFSET_COMMIT, so the
-// processors never start them.
-//
-// FindHanging finds such transactions the way Kafka's
-// kafka-transactions.sh find-hanging does (KIP-664): a transaction is open
-// on a partition (DescribeProducers gives its first offset), no record has
-// been added to it for longer than any live transaction can last (the
-// brokers' transaction.max.timeout.ms, past which a coordinator aborts what
-// it knows of), and the coordinator of the producer's transactional id does
-// not list the partition as part of a transaction it has yet to complete.
-// AbortHanging writes the abort marker the coordinator never will.
-
-// ErrNotHanging is returned by AbortHanging when the transaction is no
-// longer open on its partition: something else ended it, and there is
-// nothing to abort.
-var ErrNotHanging = errors.New("transaction no longer open on its partition")
+// ErrNotHanging is returned by AbortHanging when the partition no longer
+// holds the transaction open as FindHanging found it: something ended it,
+// or its producer wrote to it since, and it is not to be aborted.
+var ErrNotHanging = errors.New("transaction no longer open on its partition as found")
 
 // HangingScope says where FindHanging looks.
 type HangingScope struct {
@@ -52,9 +32,10 @@ type HangingScope struct {
 	TxnIDPrefix string
 	// OlderThan is how long a transaction must have gone without a record
 	// before it can be hanging. Zero or less: the brokers'
-	// transaction.max.timeout.ms, the longest any live transaction can
-	// last. A shorter one may report, and lead to the abort of, a live
-	// transaction of a slow producer.
+	// transaction.max.timeout.ms, past which a coordinator aborts a
+	// transaction it knows of. The age only spares transactions too young
+	// to judge (the record's timestamp is the producer's clock); what
+	// tells a hanging transaction from a live one is its coordinator.
 	OlderThan time.Duration
 }
 
@@ -63,8 +44,9 @@ type HangingScope struct {
 type HangingTxn struct {
 	Topic     string `json:"topic"`
 	Partition int32  `json:"partition"`
-	// StartOffset is the transaction's first offset on the partition: the
-	// partition's last stable offset, where read_committed readers stop.
+	// StartOffset is the transaction's first offset on the partition;
+	// read_committed readers stop there (at the earliest, when several
+	// transactions are open on the partition).
 	StartOffset      int64     `json:"start_offset"`
 	ProducerID       int64     `json:"producer_id"`
 	ProducerEpoch    int16     `json:"producer_epoch"`
@@ -73,6 +55,12 @@ type HangingTxn struct {
 	// TransactionalID is the producer's transactional id, "" when no
 	// coordinator knows the producer any more.
 	TransactionalID string `json:"transactional_id,omitempty"`
+	// Unattributed: the transaction is on __consumer_offsets and no
+	// coordinator knows its producer, so whether it holds the group's
+	// offsets or another group's cannot be told (its transactional id
+	// expired, or its producer id was replaced). It is hanging all the
+	// same.
+	Unattributed bool `json:"unattributed,omitempty"`
 	// CoordinatorState is what the coordinator says of that transactional
 	// id (Empty, Ongoing, CompleteCommit, ...), "" when it knows none.
 	CoordinatorState string `json:"coordinator_state,omitempty"`
@@ -83,16 +71,36 @@ func (h HangingTxn) String() string {
 	return fmt.Sprintf("%s/%d at offset %d (producer %d, epoch %d)", h.Topic, h.Partition, h.StartOffset, h.ProducerID, h.ProducerEpoch)
 }
 
-// offsetsTopic is Kafka's topic of committed offsets.
-const offsetsTopic = "__consumer_offsets"
+// OffsetsTopic is Kafka's topic of committed offsets.
+const OffsetsTopic = "__consumer_offsets"
 
 // defaultTxnMaxTimeout is Kafka's default transaction.max.timeout.ms, used
 // when the brokers do not say theirs.
 const defaultTxnMaxTimeout = 15 * time.Minute
 
 // FindHanging returns the hanging transactions in scope, sorted by topic,
-// partition and producer, as of now. It fails when a partition in scope
-// cannot be described: a partition not looked at is not known to be well.
+// partition and producer, as of now.
+//
+// A hanging transaction is one a partition holds open while no transaction
+// coordinator will ever write its marker there: the coordinator has
+// forgotten it, or completed it without writing the marker to this
+// partition (Kafka 4.4 does that when it finds the partition leaderless,
+// docs/RELIABILITY.md). The partition's last stable offset then stays at
+// the transaction's first record for ever: read_committed consumers of the
+// current topic stop there and restores from it never end; in the group's
+// partition of __consumer_offsets, fetches of the offsets it holds answer
+// UNSTABLE_OFFSET_COMMIT, so the processors never start those partitions.
+//
+// FindHanging finds them as Kafka's kafka-transactions.sh find-hanging does
+// (KIP-664): a transaction is open on a partition (DescribeProducers gives
+// its first offset), no record has joined it for OlderThan, and the
+// coordinator of its producer's transactional id does not list the
+// partition in a transaction of that producer it has yet to complete. It
+// fails rather than guess: when a partition in scope cannot be described,
+// when a partition of __transaction_state has no leader (a coordinator
+// that cannot answer would make its transactions look forgotten), or when
+// a coordinator does not answer for a transactional id. AbortHanging then
+// writes the abort marker no coordinator will.
 func FindHanging(ctx context.Context, adm *kadm.Client, scope HangingScope, now time.Time) ([]HangingTxn, error) {
 	olderThan := scope.OlderThan
 	if olderThan <= 0 {
@@ -101,7 +109,7 @@ func FindHanging(ctx context.Context, adm *kadm.Client, scope HangingScope, now 
 			return nil, err
 		}
 	}
-	set, err := hangingPartitions(ctx, adm, scope)
+	set, err := scopePartitions(ctx, adm, scope)
 	if err != nil {
 		return nil, err
 	}
@@ -128,6 +136,9 @@ func FindHanging(ctx context.Context, adm *kadm.Client, scope HangingScope, now 
 	}
 	if len(open) == 0 {
 		return nil, nil
+	}
+	if err := coordinatorsUp(ctx, adm); err != nil {
+		return nil, err
 	}
 	return withCoordinators(ctx, adm, open, scope)
 }
@@ -165,19 +176,23 @@ func withCoordinators(ctx context.Context, adm *kadm.Client, open []HangingTxn, 
 	var hanging []HangingTxn
 	for _, h := range open {
 		h.TransactionalID = txnIDs[h.ProducerID]
-		if h.Topic == offsetsTopic && (h.TransactionalID == "" || !strings.HasPrefix(h.TransactionalID, scope.TxnIDPrefix)) {
-			continue // another group's, or nobody's we can tell
+		if h.Topic == OffsetsTopic {
+			if h.TransactionalID != "" && !strings.HasPrefix(h.TransactionalID, scope.TxnIDPrefix) {
+				continue // another group's
+			}
+			h.Unattributed = h.TransactionalID == ""
 		}
 		if h.TransactionalID != "" {
-			d, err := described.On(h.TransactionalID, nil)
+			d, ok := described[h.TransactionalID]
 			switch {
-			case errors.Is(err, kerr.TransactionalIDNotFound):
-			case err != nil:
-				return nil, fmt.Errorf("describe transaction %s: %w", h.TransactionalID, err)
+			case !ok:
+				return nil, fmt.Errorf("describe transaction %s: no answer", h.TransactionalID)
 			case d.Err != nil && !errors.Is(d.Err, kerr.TransactionalIDNotFound):
 				return nil, fmt.Errorf("describe transaction %s: %w", h.TransactionalID, d.Err)
 			case d.Err == nil:
 				h.CoordinatorState = d.State
+				// A coordinator that moved the id to another producer
+				// has completed every transaction of the old one.
 				if _, pending := d.Topics[h.Topic][h.Partition]; pending && d.ProducerID == h.ProducerID {
 					continue // the coordinator will write its marker
 				}
@@ -188,11 +203,11 @@ func withCoordinators(ctx context.Context, adm *kadm.Client, open []HangingTxn, 
 	return hanging, nil
 }
 
-// hangingPartitions returns every partition in scope.
-func hangingPartitions(ctx context.Context, adm *kadm.Client, scope HangingScope) (kadm.TopicsSet, error) {
+// scopePartitions returns every partition in scope.
+func scopePartitions(ctx context.Context, adm *kadm.Client, scope HangingScope) (kadm.TopicsSet, error) {
 	topics := slices.Clone(scope.Topics)
 	if scope.Group != "" {
-		topics = append(topics, offsetsTopic)
+		topics = append(topics, OffsetsTopic)
 	}
 	md, err := adm.Metadata(ctx, topics...)
 	if err != nil {
@@ -201,7 +216,7 @@ func hangingPartitions(ctx context.Context, adm *kadm.Client, scope HangingScope
 	set := make(kadm.TopicsSet)
 	for _, t := range topics {
 		td, ok := md.Topics[t]
-		if t == offsetsTopic && (!ok || errors.Is(td.Err, kerr.UnknownTopicOrPartition)) {
+		if t == OffsetsTopic && (!ok || errors.Is(td.Err, kerr.UnknownTopicOrPartition)) {
 			continue // no group has committed offsets yet: nothing to hang there
 		}
 		switch {
@@ -212,7 +227,7 @@ func hangingPartitions(ctx context.Context, adm *kadm.Client, scope HangingScope
 		case len(td.Partitions) == 0:
 			return nil, fmt.Errorf("metadata of %s: no partitions", t)
 		}
-		if t != offsetsTopic {
+		if t != OffsetsTopic {
 			for p := range td.Partitions {
 				set.Add(t, p)
 			}
@@ -221,6 +236,34 @@ func hangingPartitions(ctx context.Context, adm *kadm.Client, scope HangingScope
 		set.Add(t, groupOffsetsPartition(scope.Group, int32(len(td.Partitions))))
 	}
 	return set, nil
+}
+
+// transactionsTopic is Kafka's topic of transaction coordinators' state.
+const transactionsTopic = "__transaction_state"
+
+// coordinatorsUp checks that every partition of __transaction_state has a
+// leader, so that every transaction coordinator can answer: ListTransactions
+// leaves out, without an error, the transactions of a coordinator that
+// cannot, and they would look forgotten. A cluster without the topic has
+// never had a transaction.
+func coordinatorsUp(ctx context.Context, adm *kadm.Client) error {
+	md, err := adm.Metadata(ctx, transactionsTopic)
+	if err != nil {
+		return fmt.Errorf("metadata of %s: %w", transactionsTopic, err)
+	}
+	td, ok := md.Topics[transactionsTopic]
+	if !ok || errors.Is(td.Err, kerr.UnknownTopicOrPartition) {
+		return nil
+	}
+	if td.Err != nil {
+		return fmt.Errorf("metadata of %s: %w", transactionsTopic, td.Err)
+	}
+	for _, p := range td.Partitions.Sorted() {
+		if p.Err != nil || p.Leader < 0 {
+			return fmt.Errorf("transaction coordinators cannot all answer: %s/%d has no leader (%v); try again once it has", transactionsTopic, p.Partition, p.Err)
+		}
+	}
+	return nil
 }
 
 // groupOffsetsPartition returns the partition of __consumer_offsets that
@@ -282,18 +325,22 @@ func txnMaxTimeout(ctx context.Context, adm *kadm.Client) (time.Duration, error)
 }
 
 // AbortHanging writes the abort marker of h to its partition, once it has
-// checked that the partition still holds h open; ErrNotHanging if it does
-// not. It does not check that h is hanging: FindHanging does. The marker
-// drops the transaction's records for read_committed readers and lets the
-// partition's last stable offset move past them.
+// checked that the partition still holds h open, as FindHanging saw it
+// (the same producer, epoch, first offset and last record): ErrNotHanging
+// if it does not. It does not check that h is hanging: FindHanging does,
+// just before. The marker drops the transaction's records for
+// read_committed readers and lets the partition's last stable offset move
+// past them.
 func AbortHanging(ctx context.Context, adm *kadm.Client, h HangingTxn) error {
 	cur, err := openTxn(ctx, adm, h)
 	if err != nil {
 		return err
 	}
 	resp, err := adm.WriteTxnMarkers(ctx, kadm.TxnMarkers{
-		ProducerID:    cur.ProducerID,
-		ProducerEpoch: cur.ProducerEpoch,
+		ProducerID: h.ProducerID,
+		// h's epoch, not a newer one: records of a newer epoch belong to
+		// a live transaction, and the broker refuses the marker.
+		ProducerEpoch: h.ProducerEpoch,
 		Commit:        false,
 		// A producer with no marker written yet on the partition reports
 		// -1; 0 is at most any epoch a coordinator can have had.
@@ -317,7 +364,7 @@ func AbortHanging(ctx context.Context, adm *kadm.Client, h HangingTxn) error {
 		if err == nil {
 			err = errors.New("still open after its abort marker")
 		}
-		return fmt.Errorf("abort %s: %w", h, err)
+		return fmt.Errorf("abort %s: marker written, not confirmed: %w", h, err)
 	}
 	return nil
 }
@@ -337,7 +384,7 @@ func openTxn(ctx context.Context, adm *kadm.Client, h HangingTxn) (kadm.Describe
 		return kadm.DescribedProducer{}, fmt.Errorf("describe producers of %s/%d: %w", h.Topic, h.Partition, dp.Err)
 	}
 	pr, ok := dp.ActiveProducers[h.ProducerID]
-	if !ok || pr.CurrentTxnStartOffset != h.StartOffset {
+	if !ok || pr.CurrentTxnStartOffset != h.StartOffset || pr.ProducerEpoch != h.ProducerEpoch || pr.LastTimestamp != h.LastWrite.UnixMilli() {
 		return kadm.DescribedProducer{}, fmt.Errorf("%s: %w", h, ErrNotHanging)
 	}
 	return pr, nil

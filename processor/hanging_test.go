@@ -70,7 +70,8 @@ func testHangingFound(t *testing.T, addr string, cl *kgo.Client, adm *kadm.Clien
 
 	// A live transaction, begun while the broker still checks: its
 	// coordinator lists current/2.
-	live, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.TransactionalID(group+".live"), kgo.DefaultProduceTopic(current), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	live, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.TransactionalID(group+".live"), kgo.TransactionTimeout(5*time.Minute),
+		kgo.DefaultProduceTopic(current), kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,8 +88,9 @@ func testHangingFound(t *testing.T, addr string, cl *kgo.Client, adm *kadm.Clien
 	// offset it holds back is not the log's start.
 	writeTxn(ctx, t, cl, group+".a", current, 1, false)
 	hungRecords := writeTxn(ctx, t, cl, group+".b", current, 1, true)
-	hungOffsets := commitTxnOffset(ctx, t, cl, group+".c", group, current)
-	commitTxnOffset(ctx, t, cl, "other.d", "other", current) // another group's: not ours to abort
+	hungOffsets := commitTxnOffset(ctx, t, cl, group+".c", group, current, true)
+	commitTxnOffset(ctx, t, cl, "other.d", "other", current, true)     // another group's: not ours to abort
+	commitTxnOffset(ctx, t, cl, "ghost."+group, group, current, false) // nobody's any more: unattributed
 
 	if got := lastStable(ctx, t, adm, current, 1); got != hungRecords {
 		t.Fatalf("current/1's last stable offset %d, want %d: the hanging transaction holds it", got, hungRecords)
@@ -109,11 +111,15 @@ func testHangingFound(t *testing.T, addr string, cl *kgo.Client, adm *kadm.Clien
 	}
 	var found []string
 	for _, h := range hanging {
-		found = append(found, h.Topic+"@"+h.TransactionalID)
+		found = append(found, fmt.Sprintf("%s@%s unattributed=%t", h.Topic, h.TransactionalID, h.Unattributed))
 	}
-	want := []string{current + "@" + group + ".b", "__consumer_offsets@" + group + ".c"} // sorted by topic
+	want := []string{ // by topic, then producer id: in the order they were made
+		current + "@" + group + ".b unattributed=false",
+		"__consumer_offsets@" + group + ".c unattributed=false",
+		"__consumer_offsets@ unattributed=true",
+	}
 	if !slices.Equal(found, want) {
-		t.Fatalf("found %v (%+v), want %v", found, hanging, want)
+		t.Fatalf("found %q (%+v), want %q", found, hanging, want)
 	}
 	if h := hanging[0]; h.Partition != 1 || h.StartOffset != hungRecords || h.CoordinatorState != "Empty" {
 		t.Errorf("current's hanging transaction %+v, want partition 1 from offset %d, coordinator state Empty", h, hungRecords)
@@ -122,6 +128,21 @@ func testHangingFound(t *testing.T, addr string, cl *kgo.Client, adm *kadm.Clien
 		t.Errorf("the offsets' hanging transaction %+v, want from offset %d", h, hungOffsets)
 	}
 
+	// A transaction its producer has written to since it was found, or
+	// that a newer epoch of its producer now holds, is not aborted.
+	for _, changed := range []func(*processor.HangingTxn){
+		func(h *processor.HangingTxn) { h.LastWrite = h.LastWrite.Add(-time.Millisecond) },
+		func(h *processor.HangingTxn) { h.ProducerEpoch++ },
+	} {
+		h := hanging[0]
+		changed(&h)
+		if err := processor.AbortHanging(ctx, adm, h); !errors.Is(err, processor.ErrNotHanging) {
+			t.Fatalf("abort of %+v, changed since found: %v, want ErrNotHanging", h, err)
+		}
+	}
+	if got := lastStable(ctx, t, adm, current, 1); got != hungRecords {
+		t.Fatalf("current/1's last stable offset %d after refused aborts, want %d", got, hungRecords)
+	}
 	for _, h := range hanging {
 		if err := processor.AbortHanging(ctx, adm, h); err != nil {
 			t.Fatal(err)
@@ -169,7 +190,7 @@ func testHangingProcessor(t *testing.T, addr string, raw *kgo.Client, adm *kadm.
 	first.stop(t)
 
 	stopTxnChecks(ctx, t, adm)
-	commitTxnOffset(ctx, t, raw, f.cfg.Group+".stuck", f.cfg.Group, f.cfg.EventsTopic)
+	commitTxnOffset(ctx, t, raw, f.cfg.Group+".stuck", f.cfg.Group, f.cfg.EventsTopic, true)
 	f.produce(f.event("wamid.HANG2", "delivered", 1_750_000_060))
 
 	r := f.launch(f.cfg, openStore(t, dir))
@@ -296,10 +317,16 @@ func writeTxn(ctx context.Context, t *testing.T, cl *kgo.Client, id, topic strin
 
 // commitTxnOffset commits offset 1 of topic/0 for group in a transaction of
 // transactional id id that the coordinator never hears of, left open, and
-// returns the offset of the commit's record in __consumer_offsets.
-func commitTxnOffset(ctx context.Context, t *testing.T, cl *kgo.Client, id, group, topic string) int64 {
+// returns the offset of the commit's record in __consumer_offsets. Unless
+// known, the producer id is an idempotent producer's, which no coordinator
+// maps to a transactional id.
+func commitTxnOffset(ctx context.Context, t *testing.T, cl *kgo.Client, id, group, topic string, known bool) int64 {
 	t.Helper()
-	pid, epoch := initProducer(ctx, t, cl, id)
+	initID := id
+	if !known {
+		initID = ""
+	}
+	pid, epoch := initProducer(ctx, t, cl, initID)
 	adm := kadm.NewClient(cl)
 	end := highWatermark(ctx, t, adm, "__consumer_offsets", 0)
 	req := kmsg.NewPtrTxnOffsetCommitRequest()
@@ -322,11 +349,14 @@ func commitTxnOffset(ctx context.Context, t *testing.T, cl *kgo.Client, id, grou
 	return end
 }
 
-// initProducer returns a producer id and epoch for transactional id id.
+// initProducer returns a producer id and epoch for transactional id id, or
+// for an idempotent producer if id is "".
 func initProducer(ctx context.Context, t *testing.T, cl *kgo.Client, id string) (int64, int16) {
 	t.Helper()
 	req := kmsg.NewPtrInitProducerIDRequest()
-	req.TransactionalID = &id
+	if id != "" {
+		req.TransactionalID = &id
+	}
 	req.TransactionTimeoutMillis = 60000
 	resp, err := req.RequestWith(ctx, cl)
 	if err == nil {
