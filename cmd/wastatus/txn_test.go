@@ -2,10 +2,12 @@ package main
 
 import (
 	"encoding/json"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/wastatus/wastatus/processor"
@@ -77,5 +79,18 @@ func TestPrintHanging(t *testing.T) {
 	var none strings.Builder
 	if err := printHanging(&none, nil, false); err != nil || none.String() != "no hanging transactions\n" {
 		t.Errorf("none: %q %v", none.String(), err)
+	}
+}
+
+// TestAbortHangingLeavesWhatChanged runs abort's loop on a transaction the
+// partition does not hold open as found: it is left alone, said so, and
+// not an error.
+func TestAbortHangingLeavesWhatChanged(t *testing.T) {
+	e := newKafkaEnv(t, 1)
+	var logs, out syncBuffer
+	gone := processor.HangingTxn{Topic: e.cfg.CurrentTopic, Partition: 0, StartOffset: 0, ProducerID: 4242, LastWrite: time.UnixMilli(1)}
+	err := abortHanging(t.Context(), kadm.NewClient(e.cl), []processor.HangingTxn{gone}, slog.New(slog.NewTextHandler(&logs, nil)), &out, false)
+	if err != nil || out.String() != "aborted 0 of 1\n" || !strings.Contains(logs.String(), "no longer open as found") {
+		t.Errorf("abort of a transaction not open: %v\n%s\n%s", err, out.String(), logs.String())
 	}
 }
