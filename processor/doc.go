@@ -21,7 +21,8 @@
 // all, and its records are read again; any other failure to end it stops Run.
 //
 // So the store never runs ahead of Kafka: its next offset P is at most the
-// group's committed offset C. A crash between the two commits leaves P < C,
+// group's committed offset C, unless the offsets are moved back after the
+// fact (below). A crash between the two commits leaves P < C,
 // which the next owner catches up without emitting (below). The output log of
 // a key never goes backwards, because a state is only emitted by the owner of
 // its partition after folding everything before it.
@@ -42,11 +43,14 @@
 //     P to C without emitting, since those states were emitted already, then
 //     resume at C.
 //   - no state although the group has progressed (a lost disk, a new
-//     instance), P > C (the group's offsets were reset), or P below the log's
+//     instance), P > C (the group's offsets were reset, or a hanging
+//     offsets commit of a transaction the processor was told committed was
+//     aborted: wastatus txn abort, hanging.go), or P below the log's
 //     start (retention deleted what the store missed): drop the partition's
 //     state and restore it from the current topic, read_committed to its last
-//     stable offset, which holds exactly the states committed with C, then
-//     resume at C.
+//     stable offset, which holds exactly the states committed with C (or
+//     more, once offsets were moved back: folding events again onto states
+//     that hold them changes nothing), then resume at C.
 //   - no state and nothing committed: a new partition, folded from the start.
 //
 // A restore first waits until no transaction is open on the partition of
