@@ -2,10 +2,8 @@ package processor_test
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"log/slog"
 	"slices"
 	"testing"
@@ -14,41 +12,23 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
-	"github.com/twmb/franz-go/pkg/kversion"
 
 	"github.com/wastatus/wastatus/internal/kafkatest"
 	"github.com/wastatus/wastatus/processor"
 )
 
 // TestHangingTransactions makes, on a real broker of its own, the hanging
-// transactions a broker bug leaves (docs/RELIABILITY.md): open on their
-// partitions while no coordinator knows of them.
-//
-// Kafka's brokers do not let a correct client make one: they check with the
-// coordinator that a transactional append belongs to a transaction it
-// knows (KIP-890). So the test turns that check off on its broker, and
-// appends with requests of the versions before KIP-890's, as a client with
-// the bug would.
+// transactions a broker bug leaves (docs/RELIABILITY.md; kafkatest.Hanger).
 func TestHangingTransactions(t *testing.T) {
 	b := kafkatest.OwnBroker(t)
-	vs := kversion.Stable()
-	vs.SetMaxKeyVersion(int16(kmsg.Produce), 11)
-	vs.SetMaxKeyVersion(int16(kmsg.TxnOffsetCommit), 3)
-	vs.SetMaxKeyVersion(int16(kmsg.OffsetFetch), 9)
-	raw, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()), kgo.MaxVersions(vs))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
 	admCl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer admCl.Close()
 	adm := kadm.NewClient(admCl)
-	t.Run("found and aborted", func(t *testing.T) { testHangingFound(t, b.Addr(), raw, adm) })
-	t.Run("processor freed", func(t *testing.T) { testHangingProcessor(t, b.Addr(), raw, adm) })
+	t.Run("found and aborted", func(t *testing.T) { testHangingFound(t, b.Addr(), adm) })
+	t.Run("processor freed", func(t *testing.T) { testHangingProcessor(t, b.Addr(), adm) })
 }
 
 // testHangingFound makes a hanging transaction on a partition of the
@@ -57,7 +37,7 @@ func TestHangingTransactions(t *testing.T) {
 // offset; the group's offset fetch answers UNSTABLE_OFFSET_COMMIT), that
 // FindHanging finds exactly them, and not a live transaction nor another
 // group's hanging one, and that AbortHanging frees both partitions.
-func testHangingFound(t *testing.T, addr string, cl *kgo.Client, adm *kadm.Client) {
+func testHangingFound(t *testing.T, addr string, adm *kadm.Client) {
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
 	current, dlq, group := kafkatest.Name(t, "current"), kafkatest.Name(t, "dlq"), kafkatest.Name(t, "group")
@@ -83,19 +63,19 @@ func testHangingFound(t *testing.T, addr string, cl *kgo.Client, adm *kadm.Clien
 		t.Fatal(err)
 	}
 
-	stopTxnChecks(ctx, t, adm)
+	hg := kafkatest.NewHanger(t, addr)
 	// Committed records before the hanging ones, so that the last stable
 	// offset it holds back is not the log's start.
-	writeTxn(ctx, t, cl, group+".a", current, 1, false)
-	hungRecords := writeTxn(ctx, t, cl, group+".b", current, 1, true)
-	hungOffsets := commitTxnOffset(ctx, t, cl, group+".c", group, current, true)
-	commitTxnOffset(ctx, t, cl, "other.d", "other", current, true)     // another group's: not ours to abort
-	commitTxnOffset(ctx, t, cl, "ghost."+group, group, current, false) // nobody's any more: unattributed
+	hg.Append(ctx, group+".a", current, 1, false)
+	hungRecords := hg.Append(ctx, group+".b", current, 1, true)
+	hungOffsets := hg.CommitOffset(ctx, group+".c", group, current, true)
+	hg.CommitOffset(ctx, "other.d", "other", current, true)     // another group's: not ours to abort
+	hg.CommitOffset(ctx, "ghost."+group, group, current, false) // nobody's any more: unattributed
 
 	if got := lastStable(ctx, t, adm, current, 1); got != hungRecords {
 		t.Fatalf("current/1's last stable offset %d, want %d: the hanging transaction holds it", got, hungRecords)
 	}
-	if err := fetchStable(ctx, cl, group, current); !errors.Is(err, kerr.UnstableOffsetCommit) {
+	if err := hg.FetchStable(ctx, group, current); !errors.Is(err, kerr.UnstableOffsetCommit) {
 		t.Fatalf("the group's offset fetch: %v, want UNSTABLE_OFFSET_COMMIT", err)
 	}
 
@@ -151,7 +131,7 @@ func testHangingFound(t *testing.T, addr string, cl *kgo.Client, adm *kadm.Clien
 	if got, end := lastStable(ctx, t, adm, current, 1), highWatermark(ctx, t, adm, current, 1); got != end {
 		t.Errorf("current/1's last stable offset %d after the abort, want its end %d", got, end)
 	}
-	if err := fetchStable(ctx, cl, group, current); err != nil {
+	if err := hg.FetchStable(ctx, group, current); err != nil {
 		t.Errorf("the group's offset fetch after the abort: %v", err)
 	}
 	if err := processor.AbortHanging(ctx, adm, hanging[0]); !errors.Is(err, processor.ErrNotHanging) {
@@ -176,7 +156,7 @@ func testHangingFound(t *testing.T, addr string, cl *kgo.Client, adm *kadm.Clien
 // given the events topic's partition waits for them without end. The
 // processor warns of it once, and once the transaction is aborted it
 // starts the partition and folds what came meanwhile.
-func testHangingProcessor(t *testing.T, addr string, raw *kgo.Client, adm *kadm.Client) {
+func testHangingProcessor(t *testing.T, addr string, adm *kadm.Client) {
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
 	f := newFixtureOn(t, &kafkatest.Cluster{Brokers: []string{addr}}, 1)
@@ -189,8 +169,7 @@ func testHangingProcessor(t *testing.T, addr string, raw *kgo.Client, adm *kadm.
 	f.consume(f.cfg.CurrentTopic, hasKeys("wamid.HANG1"))
 	first.stop(t)
 
-	stopTxnChecks(ctx, t, adm)
-	commitTxnOffset(ctx, t, raw, f.cfg.Group+".stuck", f.cfg.Group, f.cfg.EventsTopic, true)
+	kafkatest.NewHanger(t, addr).CommitOffset(ctx, f.cfg.Group+".stuck", f.cfg.Group, f.cfg.EventsTopic, true)
 	f.produce(f.event("wamid.HANG2", "delivered", 1_750_000_060))
 
 	r := f.launch(f.cfg, openStore(t, dir))
@@ -230,160 +209,6 @@ func testHangingProcessor(t *testing.T, addr string, raw *kgo.Client, adm *kadm.
 		return nil
 	})
 	f.consume(f.cfg.CurrentTopic, hasKeys("wamid.HANG1", "wamid.HANG2"))
-}
-
-// stopTxnChecks turns off the broker's check that a transactional append
-// belongs to a transaction its coordinator knows, until t ends.
-func stopTxnChecks(ctx context.Context, t *testing.T, adm *kadm.Client) {
-	t.Helper()
-	const name = "transaction.partition.verification.enable"
-	set := func(ctx context.Context, op kadm.IncrementalOp, want string) {
-		if _, err := adm.AlterBrokerConfigs(ctx, []kadm.AlterConfig{{Op: op, Name: name, Value: kadm.StringPtr(want)}}); err != nil {
-			t.Fatal(err)
-		}
-		kafkatest.Eventually(t, 30*time.Second, func() error {
-			rcs, err := adm.DescribeBrokerConfigs(ctx, 1)
-			if err != nil {
-				return err
-			}
-			c, err := rcs.On("1", nil)
-			if err != nil {
-				return err
-			}
-			for _, kv := range c.Configs {
-				if kv.Key == name && kv.MaybeValue() == want {
-					return nil
-				}
-			}
-			return fmt.Errorf("the broker's %s is not yet %s", name, want)
-		})
-	}
-	set(ctx, kadm.SetConfig, "false")
-	t.Cleanup(func() { set(context.WithoutCancel(ctx), kadm.DeleteConfig, "true") })
-}
-
-// writeTxn appends one record, keyed "committed ID" or "hung ID", to
-// topic/part in a transaction of transactional id id that the coordinator
-// never hears of, ends it with a commit marker unless hang, and returns
-// the record's offset.
-func writeTxn(ctx context.Context, t *testing.T, cl *kgo.Client, id, topic string, part int32, hang bool) int64 {
-	t.Helper()
-	pid, epoch := initProducer(ctx, t, cl, id)
-	rec := kmsg.NewRecord()
-	rec.Key = []byte("committed " + id)
-	if hang {
-		rec.Key = []byte("hung " + id)
-	}
-	rec.Length = int32(len(rec.AppendTo(nil)) - 1) // the length's own varint was one byte
-	batch := kmsg.NewRecordBatch()
-	batch.PartitionLeaderEpoch = -1
-	batch.Magic = 2
-	batch.Attributes = 0x10 // transactional
-	batch.FirstTimestamp = time.Now().UnixMilli()
-	batch.MaxTimestamp = batch.FirstTimestamp
-	batch.ProducerID, batch.ProducerEpoch = pid, epoch
-	batch.NumRecords = 1
-	batch.Records = rec.AppendTo(nil)
-	raw := batch.AppendTo(nil)
-	binary.BigEndian.PutUint32(raw[8:], uint32(len(raw)-12))                                          // length: what follows it
-	binary.BigEndian.PutUint32(raw[17:], crc32.Checksum(raw[21:], crc32.MakeTable(crc32.Castagnoli))) // crc: from the attributes on
-
-	req := kmsg.NewPtrProduceRequest()
-	req.TransactionID = &id
-	req.Acks = -1
-	req.TimeoutMillis = 10000
-	rt := kmsg.NewProduceRequestTopic()
-	rt.Topic = topic
-	rp := kmsg.NewProduceRequestTopicPartition()
-	rp.Partition, rp.Records = part, raw
-	rt.Partitions = append(rt.Partitions, rp)
-	req.Topics = append(req.Topics, rt)
-	resp, err := req.RequestWith(ctx, cl)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := resp.Topics[0].Partitions[0]
-	if err := kerr.ErrorForCode(r.ErrorCode); err != nil {
-		t.Fatalf("append to %s/%d: %v", topic, part, err)
-	}
-	if !hang {
-		_, err := kadm.NewClient(cl).WriteTxnMarkers(ctx, kadm.TxnMarkers{ProducerID: pid, ProducerEpoch: epoch, Commit: true, Topics: kadm.TopicsSet{topic: {part: {}}}})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	return r.BaseOffset
-}
-
-// commitTxnOffset commits offset 1 of topic/0 for group in a transaction of
-// transactional id id that the coordinator never hears of, left open, and
-// returns the offset of the commit's record in __consumer_offsets. Unless
-// known, the producer id is an idempotent producer's, which no coordinator
-// maps to a transactional id.
-func commitTxnOffset(ctx context.Context, t *testing.T, cl *kgo.Client, id, group, topic string, known bool) int64 {
-	t.Helper()
-	initID := id
-	if !known {
-		initID = ""
-	}
-	pid, epoch := initProducer(ctx, t, cl, initID)
-	adm := kadm.NewClient(cl)
-	end := highWatermark(ctx, t, adm, "__consumer_offsets", 0)
-	req := kmsg.NewPtrTxnOffsetCommitRequest()
-	req.TransactionalID, req.Group = id, group
-	req.ProducerID, req.ProducerEpoch = pid, epoch
-	req.Generation = -1
-	rt := kmsg.NewTxnOffsetCommitRequestTopic()
-	rt.Topic = topic
-	rp := kmsg.NewTxnOffsetCommitRequestTopicPartition()
-	rp.Partition, rp.Offset = 0, 1
-	rt.Partitions = append(rt.Partitions, rp)
-	req.Topics = append(req.Topics, rt)
-	resp, err := req.RequestWith(ctx, cl)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := kerr.ErrorForCode(resp.Topics[0].Partitions[0].ErrorCode); err != nil {
-		t.Fatalf("transactional offset commit of %s: %v", group, err)
-	}
-	return end
-}
-
-// initProducer returns a producer id and epoch for transactional id id, or
-// for an idempotent producer if id is "".
-func initProducer(ctx context.Context, t *testing.T, cl *kgo.Client, id string) (int64, int16) {
-	t.Helper()
-	req := kmsg.NewPtrInitProducerIDRequest()
-	if id != "" {
-		req.TransactionalID = &id
-	}
-	req.TransactionTimeoutMillis = 60000
-	resp, err := req.RequestWith(ctx, cl)
-	if err == nil {
-		err = kerr.ErrorForCode(resp.ErrorCode)
-	}
-	if err != nil {
-		t.Fatalf("init producer %s: %v", id, err)
-	}
-	return resp.ProducerID, resp.ProducerEpoch
-}
-
-// fetchStable fetches group's offset of topic/0 as a transactional
-// consumer does (RequireStable), and returns the partition's error.
-func fetchStable(ctx context.Context, cl *kgo.Client, group, topic string) error {
-	req := kmsg.NewPtrOffsetFetchRequest()
-	req.Group, req.RequireStable = group, true
-	rt := kmsg.NewOffsetFetchRequestTopic()
-	rt.Topic, rt.Partitions = topic, []int32{0}
-	req.Topics = append(req.Topics, rt)
-	resp, err := req.RequestWith(ctx, cl)
-	if err != nil {
-		return err
-	}
-	if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
-		return err
-	}
-	return kerr.ErrorForCode(resp.Topics[0].Partitions[0].ErrorCode)
 }
 
 func lastStable(ctx context.Context, t *testing.T, adm *kadm.Client, topic string, part int32) int64 {

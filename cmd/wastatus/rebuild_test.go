@@ -27,7 +27,12 @@ type kafkaEnv struct {
 
 func newKafkaEnv(t *testing.T, partitions int32) *kafkaEnv {
 	t.Helper()
-	c := kafkatest.New(t)
+	return newKafkaEnvOn(t, kafkatest.New(t), partitions)
+}
+
+// newKafkaEnvOn is newKafkaEnv on cluster c.
+func newKafkaEnvOn(t *testing.T, c *kafkatest.Cluster, partitions int32) *kafkaEnv {
+	t.Helper()
 	codec, err := schemas.NewCodec(schemas.IDs{})
 	if err != nil {
 		t.Fatal(err)

@@ -2,14 +2,17 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/wastatus/wastatus/internal/kafkatest"
 	"github.com/wastatus/wastatus/processor"
 )
 
@@ -92,5 +95,55 @@ func TestAbortHangingLeavesWhatChanged(t *testing.T) {
 	err := abortHanging(t.Context(), kadm.NewClient(e.cl), []processor.HangingTxn{gone}, slog.New(slog.NewTextHandler(&logs, nil)), &out, false)
 	if err != nil || out.String() != "aborted 0 of 1\n" || !strings.Contains(logs.String(), "no longer open as found") {
 		t.Errorf("abort of a transaction not open: %v\n%s\n%s", err, out.String(), logs.String())
+	}
+}
+
+// TestTxnAbort runs the commands on a real broker of the test's own, on
+// hanging transactions (kafkatest.Hanger): one on the current topic whose
+// offsets commit was not left hanging with it, one holding the group's
+// offsets, and one on the group's offsets partition whose producer no
+// coordinator knows.
+func TestTxnAbort(t *testing.T) {
+	b := kafkatest.OwnBroker(t)
+	e := newKafkaEnvOn(t, &kafkatest.Cluster{Brokers: []string{b.Addr()}}, 2)
+	ctx := t.Context()
+	hg := kafkatest.NewHanger(t, b.Addr())
+	hg.Append(ctx, e.cfg.Group+".x", e.cfg.CurrentTopic, 1, true)
+	hg.CommitOffset(ctx, e.cfg.Group+".y", e.cfg.Group, e.cfg.EventsTopic, true)
+	hg.CommitOffset(ctx, "ghost", e.cfg.Group, e.cfg.EventsTopic, false)
+	time.Sleep(5 * time.Millisecond) // the only wait: --older-than must pass on the clock
+	args := func(a ...string) []string {
+		return append(append([]string{"txn"}, a...), append(e.kafkaArgs(), "--group", e.cfg.Group, "--older-than", "1ms")...)
+	}
+
+	out, _, err := runWastatus(t, args("hanging")...)
+	if err == nil || err.Error() != "3 hanging transactions" || strings.Count(out, "\n") != 4 || !strings.Contains(out, "(unattributed)") ||
+		!strings.Contains(out, e.cfg.Group+".x") || !strings.Contains(out, e.cfg.Group+".y") {
+		t.Fatalf("txn hanging: %v\n%s", err, out)
+	}
+	if _, _, err := runWastatus(t, args("abort")...); err == nil || !strings.Contains(err.Error(), "would abort 2 of 3") {
+		t.Fatalf("txn abort without --yes: %v", err)
+	}
+	if err := hg.FetchStable(ctx, e.cfg.Group, e.cfg.EventsTopic); !errors.Is(err, kerr.UnstableOffsetCommit) {
+		t.Fatalf("after a dry run the group's offsets: %v, want still held", err)
+	}
+	out, errOut, err := runWastatus(t, args("abort", "--yes")...)
+	if err == nil || !strings.Contains(err.Error(), "1 unattributed hanging transactions left") || !strings.Contains(out, "aborted 2 of 2") ||
+		strings.Count(errOut, "whose offsets commit was not aborted with it") != 1 || !strings.Contains(errOut, e.cfg.CurrentTopic+"/1") {
+		t.Fatalf("txn abort --yes: %v\n%s\n%s", err, out, errOut)
+	}
+	if err := hg.FetchStable(ctx, e.cfg.Group, e.cfg.EventsTopic); !errors.Is(err, kerr.UnstableOffsetCommit) {
+		t.Fatalf("the group's offsets with the unattributed commit left: %v, want still held", err)
+	}
+	out, errOut, err = runWastatus(t, args("abort", "--yes", "--unattributed")...)
+	if err != nil || !strings.Contains(out, "aborted 1 of 1") {
+		t.Fatalf("txn abort --yes --unattributed: %v\n%s\n%s", err, out, errOut)
+	}
+	if err := hg.FetchStable(ctx, e.cfg.Group, e.cfg.EventsTopic); err != nil {
+		t.Errorf("the group's offsets after the aborts: %v", err)
+	}
+	out, _, err = runWastatus(t, args("hanging")...)
+	if err != nil || strings.TrimSpace(out) != "no hanging transactions" {
+		t.Errorf("txn hanging after the aborts: %v\n%s", err, out)
 	}
 }
