@@ -117,6 +117,16 @@ func FindHanging(ctx context.Context, adm *kadm.Client, scope HangingScope, now 
 	if err != nil {
 		return nil, fmt.Errorf("describe producers: %w", err)
 	}
+	var unanswered []string
+	set.Each(func(t string, p int32) {
+		if _, ok := described[t].Partitions[p]; !ok {
+			unanswered = append(unanswered, fmt.Sprintf("%s/%d", t, p))
+		}
+	})
+	if len(unanswered) > 0 {
+		slices.Sort(unanswered)
+		return nil, fmt.Errorf("describe producers: no answer for %v", unanswered)
+	}
 	var open []HangingTxn
 	for _, dp := range described.SortedPartitions() {
 		if dp.Err != nil {
