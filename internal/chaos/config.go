@@ -54,12 +54,11 @@ type Config struct {
 	// Bounce is how the own broker is bounced: "kill" (SIGKILL, the
 	// default), "stop" (SIGTERM, a controlled shutdown), "random", or
 	// "none". A restart of a single-node Kafka 4.4 broker while transactions
-	// commit can leave hanging transactions (docs/RELIABILITY.md): always
-	// after a controlled shutdown, sometimes after a SIGKILL. Every
+	// commit can leave hanging transactions (docs/RELIABILITY.md), more
+	// often after a controlled shutdown than after a SIGKILL. Every
 	// transactional consumer of their partitions then stalls, wastatus
-	// included, until an operator aborts them; a run that hits it fails to
-	// drain. "none" leaves the broker alone, for runs that must not fail on
-	// that broker bug (CI).
+	// included, until an operator aborts them: the harness does, with
+	// wastatus txn abort (heal.go). "none" leaves the broker alone.
 	Bounce string
 
 	// Keep keeps Dir (and the own broker's data, the broker stopped) for

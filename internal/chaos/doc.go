@@ -10,6 +10,14 @@
 // current topic's read_committed log. docs/RELIABILITY.md says what this
 // proves and the last figures.
 //
+// A restart of a single-node Kafka 4.4 broker can leave hanging
+// transactions, which stall every transactional consumer of their
+// partitions (docs/RELIABILITY.md). From the bounce to the end of the
+// drain, the harness does what an operator does then: it runs `wastatus txn
+// abort --yes --unattributed` every few seconds (heal.go), and the summary
+// names what it aborted. The checks then say whether the processors
+// recovered from the aborts without loss.
+//
 // Run is the one code path: `go run ./tools/chaos` calls it with flags, and
 // TestChaos with a shorter duration (WASTATUS_TEST_OWN_BROKER=1).
 //
@@ -38,12 +46,13 @@
 //	run.go        the posting phase: kills, the bounce, reaping; the drain
 //	fleet.go      one OS process per start of an instance, their logs
 //	generator.go  the workload, regions, duplicates, late retries, POSTs
+//	heal.go       aborting hanging transactions after the bounce, as an operator would
 //	verify.go     the checks against the topics
 //	summary.go    Summary and its printed form
 //
 // Goroutines: Run's goroutine drives everything and alone touches the
 // processes; the generator's scheduler goroutine and its posting workers
 // (six per region) share its counters under a mutex; the broker bounce
-// runs on a goroutine of its own and reports on a channel; one goroutine
-// per OS process waits for it to end.
+// runs on a goroutine of its own and reports on a channel, and so does the
+// healer; one goroutine per OS process waits for it to end.
 package chaos

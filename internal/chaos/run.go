@@ -42,6 +42,10 @@ func (h *harness) chaos(ctx context.Context) error {
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	var bounceResult *bounce
+	// The healer runs from the bounce to the end of the drain.
+	healing, stopHealing := context.WithCancel(ctx)
+	defer stopHealing()
+	healDone := make(chan healed, 1)
 	for posting.Err() == nil {
 		select {
 		case <-posting.Done():
@@ -66,6 +70,7 @@ func (h *harness) chaos(ctx context.Context) error {
 			at := time.Since(start)
 			h.log.Info("bouncing the broker", "how", how, "at", at.Round(time.Millisecond))
 			go func() { bounced <- h.bounce(ctx, how, at) }()
+			go h.heal(healing, healDone)
 		}
 		if time.Now().After(nextKill) {
 			if err := h.killOne(); err != nil {
@@ -123,6 +128,10 @@ func (h *harness) chaos(ctx context.Context) error {
 		h.v.add(checkDrained, "%v", err)
 	}
 	h.sum.Drain = time.Since(drainBegan)
+	if bouncing {
+		stopHealing()
+		h.sum.Hanging = (<-healDone).String()
+	}
 
 	h.stopAll()
 	for _, p := range h.processors {

@@ -16,6 +16,7 @@ type Summary struct {
 	Posting        time.Duration // how long the posting phase lasted
 	Drain          time.Duration // from the end of posting to everything acknowledged and folded
 	Bounce         string        // how the broker was bounced and for how long; "" if not
+	Hanging        string        // what became of hanging transactions after the bounce; "" if no bounce
 	Kills, Wipes   int           // processors SIGKILLed; of them restarted on an empty data dir
 	OutageExits    int           // processes that ended during the broker outage, restarted
 	Prepared       prepared      // restores and catch-ups the processors logged
@@ -41,6 +42,9 @@ func (s Summary) Write(w io.Writer) {
 		broker = "own broker, bounced by " + s.Bounce
 	}
 	p("  broker:      %s; %s", broker, s.SessionTimeout)
+	if s.Hanging != "" {
+		p("  hanging:     %s", s.Hanging)
+	}
 	g := s.Gen
 	p("  generator:   %d messages, %d statuses, %d sent again (duplicates), %d deliveries 2-7 payload hours late",
 		g.Messages, g.Statuses, g.Duplicates, g.Late)
