@@ -214,20 +214,28 @@ func testHangingProcessor(t *testing.T, addr string, adm *kadm.Client) {
 func lastStable(ctx context.Context, t *testing.T, adm *kadm.Client, topic string, part int32) int64 {
 	t.Helper()
 	o, err := adm.ListCommittedOffsets(ctx, topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, _ := o.Lookup(topic, part)
-	return l.Offset
+	return listedOffset(t, o, err, topic, part)
 }
 
 func highWatermark(ctx context.Context, t *testing.T, adm *kadm.Client, topic string, part int32) int64 {
 	t.Helper()
 	o, err := adm.ListEndOffsets(ctx, topic)
+	return listedOffset(t, o, err, topic, part)
+}
+
+// listedOffset returns topic/part's offset in o, listed with err.
+func listedOffset(t *testing.T, o kadm.ListedOffsets, err error, topic string, part int32) int64 {
+	t.Helper()
+	if err == nil {
+		err = o.Error()
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, _ := o.Lookup(topic, part)
+	l, ok := o.Lookup(topic, part)
+	if !ok {
+		t.Fatalf("no offset listed for %s/%d", topic, part)
+	}
 	return l.Offset
 }
 
