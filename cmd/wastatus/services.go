@@ -45,9 +45,23 @@ func (k *kafkaFlags) register(fs *pflag.FlagSet) {
 	fs.StringSliceVar(&k.brokers, "brokers", nil, "Kafka seed brokers, comma separated (run: empty starts an embedded broker)")
 	fs.StringVar(&k.registry, "schema-registry", "", "schema registry URL: register the schemas there and use its ids (else the fixed ids 1 and 2)")
 	fs.StringVar(&k.events, "events-topic", processor.DefaultEventsTopic, "topic of raw status events")
+	k.registerOutputs(fs)
+	fs.Int32Var(&k.partitions, "partitions", 12, "partitions of topics the processor creates")
+	k.security.register(fs)
+}
+
+// registerOutputs registers the flags of the processors' output topics.
+func (k *kafkaFlags) registerOutputs(fs *pflag.FlagSet) {
 	fs.StringVar(&k.current, "current-topic", processor.DefaultCurrentTopic, "compacted topic of current message states")
 	fs.StringVar(&k.dlq, "dlq-topic", processor.DefaultDLQTopic, "dead-letter topic")
-	fs.Int32Var(&k.partitions, "partitions", 12, "partitions of topics the processor creates")
+}
+
+// registerForAdmin registers what a command that only inspects the
+// processors' topics needs: the brokers, the output topics and how to
+// connect.
+func (k *kafkaFlags) registerForAdmin(fs *pflag.FlagSet) {
+	fs.StringSliceVar(&k.brokers, "brokers", nil, "Kafka seed brokers, comma separated")
+	k.registerOutputs(fs)
 	k.security.register(fs)
 }
 

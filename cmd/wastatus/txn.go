@@ -59,7 +59,7 @@ transactional ids, DESCRIBE_CONFIGS on the cluster, and, to abort,
 CLUSTER_ACTION.`,
 	}
 	fs := cmd.PersistentFlags()
-	f.k.register(fs)
+	f.k.registerForAdmin(fs)
 	fs.StringVar(&f.group, "group", processor.DefaultGroup, "consumer group of the processors")
 	fs.StringVar(&f.prefix, "transactional-id-prefix", "", "the processors' transactional ids start with this (default: the group and a dot)")
 	fs.DurationVar(&f.olderThan, "older-than", 0, "judge a transaction once it has gone this long without a record (0: the brokers' transaction.max.timeout.ms)")

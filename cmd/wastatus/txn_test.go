@@ -37,7 +37,8 @@ func TestTxnHangingLeavesLiveTransactions(t *testing.T) {
 		t.Fatal(err)
 	}
 	args := func(a ...string) []string {
-		return append(append([]string{"txn"}, a...), append(e.kafkaArgs(), "--group", e.cfg.Group, "--older-than", "1ms")...)
+		return append(append([]string{"txn"}, a...), "--brokers", strings.Join(e.cfg.Brokers, ","), "--current-topic", e.cfg.CurrentTopic,
+			"--dlq-topic", e.cfg.DLQTopic, "--group", e.cfg.Group, "--older-than", "1ms")
 	}
 	time.Sleep(5 * time.Millisecond) // the only wait: --older-than must pass on the clock
 	out, errOut, err := runWastatus(t, args("hanging")...)
@@ -113,7 +114,8 @@ func TestTxnAbort(t *testing.T) {
 	hg.CommitOffset(ctx, "ghost", e.cfg.Group, e.cfg.EventsTopic, false)
 	time.Sleep(5 * time.Millisecond) // the only wait: --older-than must pass on the clock
 	args := func(a ...string) []string {
-		return append(append([]string{"txn"}, a...), append(e.kafkaArgs(), "--group", e.cfg.Group, "--older-than", "1ms")...)
+		return append(append([]string{"txn"}, a...), "--brokers", strings.Join(e.cfg.Brokers, ","), "--current-topic", e.cfg.CurrentTopic,
+			"--dlq-topic", e.cfg.DLQTopic, "--group", e.cfg.Group, "--older-than", "1ms")
 	}
 
 	out, _, err := runWastatus(t, args("hanging")...)

@@ -36,7 +36,7 @@ func (h *harness) heal(ctx context.Context, done chan<- healed) {
 		}
 		out, err := exec.CommandContext(ctx, h.bin, "txn", "abort", "--yes", "--unattributed",
 			"--brokers", strings.Join(h.brokers, ","),
-			"--events-topic", h.names.events, "--current-topic", h.names.current, "--dlq-topic", h.names.dlq,
+			"--current-topic", h.names.current, "--dlq-topic", h.names.dlq,
 			"--group", h.names.group, "--older-than", healAfter.String(), "--log-format", "json").CombinedOutput()
 		if ctx.Err() != nil {
 			return
