@@ -75,7 +75,7 @@ func (b *Bench) runProcessor(ctx context.Context) (*Report, error) {
 				Ratio: round(rd.ratio(), 3), CPUSeconds: round(rd.sut.child.cpu.Seconds(), 3),
 				BaselineCPUSeconds: round(rd.base.child.cpu.Seconds(), 3), PeakRSSBytes: rd.sut.child.peakRSS,
 				EventsProcessed: rd.sut.done, BaselineEvents: rd.base.done,
-				CPUGrowth: round(cpuGrowth(rd.sut.tenths), 3),
+				CPUGrowth: round(cpuGrowth(rd.sut.tenths), 3), BaselineCPUGrowth: round(cpuGrowth(rd.base.tenths), 3),
 			})
 		}
 	}
@@ -84,6 +84,7 @@ func (b *Bench) runProcessor(ctx context.Context) (*Report, error) {
 	r.EventsProcessed, r.BaselineEvents = sut.done, base.done
 	r.PeakRSSBytes, r.BaselinePeakRSSBytes = sut.child.peakRSS, base.child.peakRSS
 	r.Tenths, r.CPUGrowth = roundTenths(sut.tenths), round(cpuGrowth(sut.tenths), 3)
+	r.BaselineCPUGrowth = round(cpuGrowth(base.tenths), 3)
 	r.CPUSeconds, r.BaselineCPUSeconds = sut.child.cpu.Seconds(), base.child.cpu.Seconds()
 	p := sut.rec.percentiles(50, 99)
 	r.P50Ms, r.P99Ms = p[0], p[1]

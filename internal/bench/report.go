@@ -59,9 +59,12 @@ type Report struct {
 	// (Tenth), and how much the CPU time per event grew from the second
 	// tenth to the last, on the least-squares line through tenths 2-10
 	// (cpuGrowth; -1 without them): in a run to 10M messages, the cost at
-	// 9-10M messages in state over that at 1-2M.
-	Tenths    []Tenth `json:"tenths,omitempty"`
-	CPUGrowth float64 `json:"cpu_growth,omitempty"`
+	// 9-10M messages in state over that at 1-2M. BaselineCPUGrowth is the
+	// same of the baseline's drain, which keeps no state: a control for
+	// what the broker and the machine add over the run.
+	Tenths            []Tenth `json:"tenths,omitempty"`
+	CPUGrowth         float64 `json:"cpu_growth,omitempty"`
+	BaselineCPUGrowth float64 `json:"baseline_cpu_growth,omitempty"`
 
 	Targets []Target `json:"targets"`
 
@@ -91,7 +94,8 @@ type Round struct {
 	PeakRSSBytes         int64   `json:"peak_rss_bytes"`
 	EventsProcessed      int64   `json:"events_processed"` // by the processor
 	BaselineEvents       int64   `json:"baseline_events_processed"`
-	CPUGrowth            float64 `json:"cpu_growth"` // as Report's
+	CPUGrowth            float64 `json:"cpu_growth"`          // as Report's
+	BaselineCPUGrowth    float64 `json:"baseline_cpu_growth"` // as Report's
 }
 
 // flatGrowth is the most the processor's CPU time per event may grow from
@@ -194,14 +198,14 @@ func (r *Report) table(w io.Writer) {
 		fmt.Fprintf(w, "errors\t%d\n", r.Errors)
 	}
 	for _, rd := range r.Rounds {
-		fmt.Fprintf(w, "round %d\t%.0f\t%.0f\t%.3f (CPU s %.2f, %.2f; peak RSS MiB %.1f; CPU growth %s)\n", rd.Round, rd.EventsPerSec, rd.BaselineEventsPerSec, rd.Ratio, rd.CPUSeconds, rd.BaselineCPUSeconds, float64(rd.PeakRSSBytes)/(1<<20), growth(rd.CPUGrowth))
+		fmt.Fprintf(w, "round %d\t%.0f\t%.0f\t%.3f (CPU s %.2f, %.2f; peak RSS MiB %.1f; CPU growth %s, baseline %s)\n", rd.Round, rd.EventsPerSec, rd.BaselineEventsPerSec, rd.Ratio, rd.CPUSeconds, rd.BaselineCPUSeconds, float64(rd.PeakRSSBytes)/(1<<20), growth(rd.CPUGrowth), growth(rd.BaselineCPUGrowth))
 	}
 	if len(r.Tenths) > 0 {
 		fmt.Fprintf(w, "tenths\tevents/s\tCPU µs/event\tGCs/M events\talloc B/event\n")
 		for i, t := range r.Tenths {
 			fmt.Fprintf(w, "tenth %d\t%.0f\t%s\t%s\t%s\t(events %d-%d)\n", i+1, t.EventsPerSec, ms(t.CPUMicros), known(t.GCsPerMillion, 1), known(t.AllocBytes, 0), t.From, t.To)
 		}
-		fmt.Fprintf(w, "CPU growth\t%s\t(last tenth over the second, on the line through tenths 2-10)\n", growth(r.CPUGrowth))
+		fmt.Fprintf(w, "CPU growth\t%s\t%s\t(last tenth over the second, on the line through tenths 2-10)\n", growth(r.CPUGrowth), growth(r.BaselineCPUGrowth))
 	}
 	for _, p := range r.Phases {
 		detail := p.Detail
