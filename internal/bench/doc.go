@@ -77,7 +77,10 @@
 // also gives the child's Go collector, its collections per million events
 // and bytes allocated per event, from its /metrics (Prometheus' Go
 // collector, parsed with expfmt) read at the samples that cut the tenths:
-// eleven reads a run, so reading costs the child nothing that shows.
+// eleven reads a run, so reading costs the child nothing that shows. The
+// baseline's drain is cut the same way, and its growth
+// (Report.BaselineCPUGrowth) is a control: the baseline keeps no state,
+// so what it shows is what the broker and the machine add over a run.
 //
 // # Files
 //
