@@ -155,6 +155,11 @@ type TestingKnobs struct {
 	// waiting for their offsets (reconcile.go), for tests that run it
 	// themselves.
 	NoUnstartedCheck bool
+	// SwallowRevoke, when it returns true for a revoked partition, keeps
+	// that partition's worker as if its revoke had never reached the
+	// processor: what franz-go's GroupTransactSession does to every revoke
+	// after the first until a transaction ends (see wakePoll).
+	SwallowRevoke func(partition int32) bool
 }
 
 func (c Config) withDefaults() Config {

@@ -210,7 +210,7 @@
 //	topics.go     topic specs, creation with kadm, the partition-count check
 //	processor.go  New, Run, the poll loop, group callbacks, offset decisions
 //	worker.go     the per-partition worker: fold, emit, dead letters, commit
-//	reconcile.go  dropping workers left waiting by a revoke that never came
+//	reconcile.go  dropping workers, waiting or started, whose revoke never came
 //	hanging.go    FindHanging, AbortHanging: transactions no coordinator will end
 //	restore.go    restores from the current topic, silent catch-ups on the events topic
 //	view.go       the view of the whole current topic behind the query API
@@ -231,7 +231,7 @@
 // catches up runs a consumer client of its own until it is done.
 //
 // franz-go's GroupTransactSession passes on no revoke (and no loss) after
-// the first until a transaction ends. Four things make up for it: a revoke
+// the first until a transaction ends. Five things make up for it: a revoke
 // or a loss ends the idle poll's wait at once (wakePoll), and Run then ends
 // an empty transaction, almost always before the group calls back again,
 // so that the instance hears of the next; a revoke that still came first
@@ -242,7 +242,11 @@
 // offsets is dropped if the group coordinator no longer lists its
 // partition for the member (reconcile.go), and adjustOffsets makes a
 // worker for any partition whose offsets come without one; and a
-// partition assigned again without a revoke replaces its worker. Run also
+// partition assigned again without a revoke replaces its worker; and for a
+// while after each revoke that did reach it, the same check counts the
+// started workers whose partitions the coordinator lists for the member in
+// neither assignment, and the poll loop drops, between transactions, those
+// counted twice in a row with no records of theirs polled since. Run also
 // starts goroutines that watch the events topic's id and the unstarted
 // workers and, with ServeAll, one that follows the current topic into the
 // view.

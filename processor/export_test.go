@@ -90,3 +90,24 @@ func (p *Processor) WarnLongWaits(ctx context.Context, hint time.Duration) {
 	now := time.Now()
 	p.dropStaleUnstarted(ctx, cl, now.Add(-hint), now.Add(-hint))
 }
+
+// MarkUnlisted sets the count of checks in a row that did not list part for
+// p's member, as checkStarted would have counted them.
+func (p *Processor) MarkUnlisted(part int32, n int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if w := p.owned[part]; w != nil {
+		w.unlisted = n
+	}
+}
+
+// Unlisted returns part's count of checks in a row that did not list it;
+// -1 when p has no worker for part.
+func (p *Processor) Unlisted(part int32) int {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if w := p.owned[part]; w != nil {
+		return w.unlisted
+	}
+	return -1
+}

@@ -22,6 +22,9 @@ type Stats struct {
 	Batches     uint64 // transactions committed
 	Restored    uint64 // states read from the current topic by restores
 	Aborted     uint64 // transactions a rebalance aborted (their records are read again)
+	// MissedRevokes counts the workers dropped because their partition
+	// was revoked and the revoke never reached the processor (reconcile.go).
+	MissedRevokes uint64
 
 	// ByStatus counts committed events by status value and region.
 	ByStatus map[StatusRegion]uint64
@@ -42,7 +45,7 @@ type StatusRegion struct{ Status, Region string }
 type counters struct {
 	events, advanced, filled, stale, duplicates, failedAfter atomic.Uint64
 	unknown, deadLetters, emitted, replayed, batches         atomic.Uint64
-	restored, aborted                                        atomic.Uint64
+	restored, aborted, missedRevokes                         atomic.Uint64
 	latency                                                  *hist.Histogram
 
 	mu        sync.Mutex
@@ -94,20 +97,21 @@ func (c *counters) setPreparing(part int32, read, total int64, done bool) {
 
 func (c *counters) snapshot() Stats {
 	s := Stats{
-		Events:      c.events.Load(),
-		Advanced:    c.advanced.Load(),
-		Filled:      c.filled.Load(),
-		Stale:       c.stale.Load(),
-		Duplicates:  c.duplicates.Load(),
-		FailedAfter: c.failedAfter.Load(),
-		Unknown:     c.unknown.Load(),
-		DeadLetters: c.deadLetters.Load(),
-		Emitted:     c.emitted.Load(),
-		Replayed:    c.replayed.Load(),
-		Batches:     c.batches.Load(),
-		Restored:    c.restored.Load(),
-		Aborted:     c.aborted.Load(),
-		Latency:     c.latency.Snapshot(),
+		Events:        c.events.Load(),
+		Advanced:      c.advanced.Load(),
+		Filled:        c.filled.Load(),
+		Stale:         c.stale.Load(),
+		Duplicates:    c.duplicates.Load(),
+		FailedAfter:   c.failedAfter.Load(),
+		Unknown:       c.unknown.Load(),
+		DeadLetters:   c.deadLetters.Load(),
+		Emitted:       c.emitted.Load(),
+		Replayed:      c.replayed.Load(),
+		Batches:       c.batches.Load(),
+		Restored:      c.restored.Load(),
+		Aborted:       c.aborted.Load(),
+		MissedRevokes: c.missedRevokes.Load(),
+		Latency:       c.latency.Snapshot(),
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -55,7 +56,8 @@ type Processor struct {
 	running atomic.Bool
 	stats   *counters
 
-	revokedSinceEnd atomic.Bool // a revoke reached us since the last transaction ended
+	revokedSinceEnd atomic.Bool  // a revoke reached us since the last transaction ended
+	releasedAt      atomic.Int64 // unix nanoseconds of the last revoke or loss that reached us
 
 	// pollMu guards pollWake, which ends the idle wait of the poll in
 	// progress, if any (see wakePoll).
@@ -172,6 +174,7 @@ func (p *Processor) Run(ctx context.Context) error {
 				return fmt.Errorf("%w: reset after a revoke: %w", ErrTransaction, err)
 			}
 		}
+		p.retireUnlisted(sess.Client(), batch)
 		sess.AllowRebalance()
 	}
 }
@@ -606,10 +609,14 @@ func (p *Processor) lost(_ context.Context, cl *kgo.Client, lost map[string][]in
 // poll in progress if wake is set (see wakePoll).
 func (p *Processor) release(cl *kgo.Client, revoked map[string][]int32, wake bool) {
 	p.revokedSinceEnd.Store(true)
+	p.releasedAt.Store(time.Now().UnixNano())
 	if wake {
 		defer p.wakePoll()
 	}
 	parts := revoked[p.cfg.EventsTopic]
+	if swallow := p.cfg.Testing.SwallowRevoke; swallow != nil {
+		parts = slices.DeleteFunc(slices.Clone(parts), swallow)
+	}
 	if len(parts) == 0 {
 		return
 	}
@@ -639,7 +646,8 @@ func (p *Processor) release(cl *kgo.Client, revoked map[string][]int32, wake boo
 // almost always gets there first: a race won by a wide margin, not a
 // guarantee. For a worker that never started, what it leaves behind is
 // caught by adjustOffsets (dropUnassigned) or by the coordinator check
-// (reconcile.go); a started worker has no such net.
+// (reconcile.go); for a started one, by the same check, which the poll loop
+// acts on between transactions (retireUnlisted).
 // TestRevokesInQuickSuccession makes those two revokes.
 func (p *Processor) wakePoll() {
 	p.pollMu.Lock()
@@ -725,6 +733,7 @@ func (p *Processor) adjustOffsets(ctx context.Context, offsets map[string]map[in
 		for _, w := range unassigned {
 			w.stop()
 			p.stats.forget(w.partition)
+			p.stats.missedRevokes.Add(1)
 			w.log.Warn("partition revoked without a revoke callback; its worker never started")
 		}
 	}()

@@ -34,6 +34,29 @@ import (
 // worker stays. A classic group that is rebalancing lists no assignments,
 // so it tells nothing until it is stable again.
 //
+// A started worker whose revoke was swallowed is worse off: it keeps
+// answering reads of a partition another member now folds, with states that
+// no longer change, and Ready stays true. A swallowed revoke comes only
+// after one that reached the processor and before the next transaction
+// ends, so for a while after each revoke or loss (startedWatch) the check
+// also asks about the started workers, and counts, for each, the checks in a
+// row that found its partition listed for this member in neither
+// assignment. Such a partition is no longer the member's, or is about to
+// stop being it: a consumer-protocol coordinator lists a partition whose
+// revoke the member has yet to acknowledge in neither (Kafka's describe
+// leaves out the partitions pending revocation), and a classic group lists
+// the assignment of its stable generation, which a member may still be
+// taking in. Either way the revoke runs at the poll loop's next
+// AllowRebalance, before any further poll (franz-go gives a waiting
+// rebalance priority), and drops the partition's buffered records. So the
+// poll loop drops a worker only once unlistedChecks checks in a row,
+// unstartedCheck apart, did not list its partition, and no records of it
+// were polled since the first of them (retireUnlisted), between two
+// transactions: where the revoke callback itself would have dropped it.
+// Should records of it come after all, the transaction aborts and Run
+// stops, as for any partition no worker owns; nothing is committed past
+// records never folded.
+//
 // A worker its member still holds that waits much longer than any member's
 // transaction can last is most likely held by a hanging transaction on the
 // group's offsets (hanging.go), which no coordinator will ever end: the
@@ -41,6 +64,7 @@ import (
 const (
 	unstartedGrace = 15 * time.Second
 	unstartedCheck = 5 * time.Second
+	unlistedChecks = 2
 )
 
 // waitHint is how long a held worker waits for its offsets before the
@@ -51,7 +75,14 @@ func (p *Processor) waitHint() time.Duration {
 	return max(2*p.cfg.TransactionTimeout, time.Minute)
 }
 
-// watchUnstarted drops stale unstarted workers until ctx is done.
+// startedWatch is how long after a revoke or a loss reached the processor
+// the check looks for started workers whose revoke did not: the waitHint,
+// past which the transaction under way when it came, whose end lets the
+// next revoke through, has ended or been aborted by the broker.
+func (p *Processor) startedWatch() time.Duration { return p.waitHint() }
+
+// watchUnstarted drops stale unstarted workers, and marks started ones
+// whose revoke never came, until ctx is done.
 func (p *Processor) watchUnstarted(ctx context.Context, cl *kgo.Client) {
 	if p.cfg.Testing.NoUnstartedCheck {
 		return
@@ -59,8 +90,80 @@ func (p *Processor) watchUnstarted(ctx context.Context, cl *kgo.Client) {
 	every(ctx, unstartedCheck, func() bool {
 		now := time.Now()
 		p.dropStaleUnstarted(ctx, cl, now.Add(-unstartedGrace), now.Add(-p.waitHint()))
+		p.checkStarted(ctx, cl, now)
 		return true
 	})
+}
+
+// checkStarted asks the group coordinator about the started workers while a
+// revoke or a loss that reached the processor is recent, or a worker's count
+// is under way, and counts for each worker the checks in a row that did not
+// list its partition for this member. It changes no count when the
+// coordinator cannot answer.
+func (p *Processor) checkStarted(ctx context.Context, cl *kgo.Client, now time.Time) {
+	recent := now.Sub(time.Unix(0, p.releasedAt.Load())) < p.startedWatch()
+	p.mu.RLock()
+	var started []*worker
+	counting := false
+	for _, w := range p.owned {
+		if w.hasStarted() {
+			started = append(started, w)
+			counting = counting || w.unlisted > 0
+		}
+	}
+	p.mu.RUnlock()
+	if len(started) == 0 || !recent && !counting {
+		return
+	}
+	held, err := p.memberPartitions(ctx, cl)
+	if err != nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, w := range started {
+		switch {
+		case p.owned[w.partition] != w:
+		case held[w.partition]:
+			w.unlisted = 0
+		default:
+			w.unlisted++
+		}
+	}
+}
+
+// retireUnlisted drops the started workers whose partitions unlistedChecks
+// checks in a row did not list for this member, and restarts the count of
+// those with records in batch, which franz-go still consumes. The poll loop
+// calls it between transactions, when no worker has a fold to do.
+func (p *Processor) retireUnlisted(cl *kgo.Client, batch map[int32][]*kgo.Record) {
+	p.mu.Lock()
+	var drop []*worker
+	for part, w := range p.owned {
+		switch {
+		case w.unlisted == 0:
+		case len(batch[part]) > 0:
+			w.unlisted = 0
+		case w.unlisted >= unlistedChecks:
+			delete(p.owned, part)
+			drop = append(drop, w)
+		}
+	}
+	p.mu.Unlock()
+	if len(drop) == 0 {
+		return
+	}
+	parts := make([]int32, 0, len(drop))
+	for _, w := range drop {
+		w.stop()
+		p.stats.forget(w.partition)
+		p.stats.missedRevokes.Add(1)
+		w.log.Warn("partition no longer assigned to this member, and its revoke never reached the processor; dropped its worker",
+			"checks", unlistedChecks, "check_interval", unstartedCheck)
+		parts = append(parts, w.partition)
+	}
+	// One that was restoring or catching up is still paused.
+	cl.ResumeFetchPartitions(map[string][]int32{p.cfg.EventsTopic: parts})
 }
 
 // dropStaleUnstarted drops the workers made before cutoff that have not
@@ -113,6 +216,7 @@ func (p *Processor) dropStaleUnstarted(ctx context.Context, cl *kgo.Client, cuto
 	for _, w := range drop {
 		w.stop()
 		p.stats.forget(w.partition)
+		p.stats.missedRevokes.Add(1)
 		w.log.Warn("partition no longer assigned to this member, and its revoke never reached the processor; dropped the worker waiting for its offsets",
 			"waited", time.Since(w.created).Round(time.Second))
 		parts = append(parts, w.partition)

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -14,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/wastatus/wastatus/internal/kafkatest"
+	"github.com/wastatus/wastatus/processor"
 )
 
 // TestRevokesInQuickSuccession: an idle processor A owns every partition of
@@ -207,5 +210,198 @@ func TestStaleUnstartedWorker(t *testing.T) {
 				t.Fatalf("offsets fetched for partition %d without a worker: made %t, started %t, err %v", old, made, started, err)
 			}
 		})
+	}
+}
+
+// TestMissedRevokeOfStartedWorker: A owns every partition and has folded a
+// message in each; B joins, and the revoke that takes B's share from A never
+// reaches A's workers, as franz-go's GroupTransactSession does to every
+// revoke after the first until a transaction ends. A's started workers for
+// those partitions would answer reads for ever with states B has moved on
+// from. They must be dropped once the coordinator has twice not listed their
+// partitions for A, leaving every partition with one owner, both processors
+// running, and A refusing reads of B's messages.
+func TestMissedRevokeOfStartedWorker(t *testing.T) {
+	for _, protocol := range []string{"classic", "consumer"} {
+		t.Run(protocol, func(t *testing.T) {
+			f := newFixture(t, 4)
+			f.cfg.GroupProtocol = protocol
+			var logs lockedBuffer
+			cfgA := f.cfg
+			cfgA.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+			var (
+				mu        sync.Mutex
+				swallowed []int32
+			)
+			cfgA.Testing.SwallowRevoke = func(part int32) bool {
+				mu.Lock()
+				defer mu.Unlock()
+				swallowed = append(swallowed, part)
+				return true
+			}
+			a := f.startOn(cfgA, openStore(t, t.TempDir()))
+			defer a.stop(t)
+
+			// One message in each partition, sent, folded by A.
+			wamids := map[int32]string{}
+			for i := 0; len(wamids) < 4; i++ {
+				id := fmt.Sprintf("wamid.missed.%d", i)
+				part, _ := a.p.Partition(id)
+				if _, ok := wamids[part]; !ok {
+					wamids[part] = id
+					f.produce(f.event(id, "sent", 1_700_000_000))
+				}
+			}
+			kafkatest.Eventually(t, 30*time.Second, func() error {
+				for _, id := range wamids {
+					if _, _, err := a.p.Get(id); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+
+			b := f.start(t.TempDir())
+			defer b.stop(t)
+			procs := map[string]*running{"a": a, "b": b}
+			kafkatest.Eventually(t, 60*time.Second, func() error {
+				owners := map[int32][]string{}
+				for name, r := range procs {
+					select {
+					case err := <-r.done:
+						t.Fatalf("%s: Run returned: %v", name, err)
+					default:
+					}
+					if ok, why := r.p.Ready(); !ok {
+						return fmt.Errorf("%s not ready: %s", name, why)
+					}
+					for _, part := range r.p.Owned() {
+						owners[part] = append(owners[part], name)
+					}
+				}
+				for part := range int32(4) {
+					if o := owners[part]; len(o) != 1 {
+						slices.Sort(o)
+						return fmt.Errorf("partition %d claimed by %v", part, o)
+					}
+				}
+				if n := len(b.p.Owned()); n != 2 {
+					return fmt.Errorf("B owns %d partitions", n)
+				}
+				return nil
+			})
+			mu.Lock()
+			lost := slices.Clone(swallowed)
+			mu.Unlock()
+			slices.Sort(lost)
+			lost = slices.Compact(lost)
+			theirs := b.p.Owned()
+			slices.Sort(theirs)
+			if len(lost) == 0 || !slices.Equal(lost, theirs) {
+				t.Fatalf("A's revokes swallowed %v; B owns %v", lost, theirs)
+			}
+			if got := a.p.Stats().MissedRevokes; got != uint64(len(lost)) {
+				t.Errorf("A counted %d missed revokes, want %d", got, len(lost))
+			}
+			if n := strings.Count(logs.String(), "its revoke never reached the processor; dropped its worker"); n != len(lost) {
+				t.Errorf("A warned %d times of a dropped started worker, want %d", n, len(lost))
+			}
+
+			// B folds what comes next for its messages; A no longer
+			// answers for them.
+			part := lost[0]
+			f.produce(f.event(wamids[part], "read", 1_700_000_100))
+			kafkatest.Eventually(t, 30*time.Second, func() error {
+				m, _, err := b.p.Get(wamids[part])
+				if err != nil {
+					return err
+				}
+				if m.Status != "read" {
+					return fmt.Errorf("B has %s", m.Status)
+				}
+				return nil
+			})
+			if _, _, err := a.p.Get(wamids[part]); !errors.Is(err, processor.ErrNotOwner) {
+				t.Fatalf("A answers for partition %d, which B owns: %v", part, err)
+			}
+		})
+	}
+}
+
+// TestUnlistedWorkerWithRecordsStays: a started worker whose partition the
+// coordinator did not list is dropped only when no records of it were polled
+// since: records in the batch show franz-go still consumes the partition, and
+// a worker dropped then would make the next batch's records of it stop Run.
+// Nor is it dropped after one check alone.
+func TestUnlistedWorkerWithRecordsStays(t *testing.T) {
+	f := newFixture(t, 4)
+	f.cfg.Testing.NoUnstartedCheck = true // the test sets the counts itself
+	var (
+		mu    sync.Mutex
+		armed func()
+	)
+	f.cfg.Testing.BeforeTxnEnd = func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if armed != nil {
+			armed()
+			armed = nil
+		}
+	}
+	a := f.start(t.TempDir())
+	defer a.stop(t)
+	idIn := func(part int32, tag string) string {
+		for i := 0; ; i++ {
+			id := fmt.Sprintf("wamid.%s.%d", tag, i)
+			if p, _ := a.p.Partition(id); p == part {
+				return id
+			}
+		}
+	}
+	folded := func(id, status string) {
+		t.Helper()
+		kafkatest.Eventually(t, 30*time.Second, func() error {
+			select {
+			case err := <-a.done:
+				t.Fatalf("Run returned: %v", err)
+			default:
+			}
+			m, _, err := a.p.Get(id)
+			if err != nil {
+				return err
+			}
+			if m.Status != status {
+				return fmt.Errorf("%s is %s", id, m.Status)
+			}
+			return nil
+		})
+	}
+
+	// Counted past the threshold while a batch with its records is in
+	// flight: the batch restarts the count.
+	mu.Lock()
+	armed = func() { a.p.MarkUnlisted(0, 2) }
+	mu.Unlock()
+	id := idIn(0, "kept")
+	f.produce(f.event(id, "sent", 1_700_000_000))
+	folded(id, "sent")
+	if n := a.p.Unlisted(0); n != 0 {
+		t.Fatalf("partition 0's count is %d after a batch with its records, want 0 (-1: dropped)", n)
+	}
+
+	// One check alone does not drop it; a later batch of another
+	// partition shows the poll loop went round.
+	a.p.MarkUnlisted(0, 1)
+	other := idIn(1, "other")
+	f.produce(f.event(other, "sent", 1_700_000_000))
+	folded(other, "sent")
+	if n := a.p.Unlisted(0); n != 1 {
+		t.Fatalf("partition 0's count is %d after one check, want 1 (-1: dropped)", n)
+	}
+
+	f.produce(f.event(id, "read", 1_700_000_100))
+	folded(id, "read")
+	if got := a.p.Stats().MissedRevokes; got != 0 {
+		t.Fatalf("%d workers dropped as missed revokes", got)
 	}
 }

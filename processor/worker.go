@@ -60,6 +60,11 @@ type worker struct {
 	// waitHinted: dropStaleUnstarted has warned that the worker waits
 	// long for its offsets. Guarded by p.mu.
 	waitHinted bool
+	// unlisted counts the checks in a row, since records of the partition
+	// were last polled, that found the partition assigned to this member
+	// in neither of the group coordinator's assignments (checkStarted).
+	// Guarded by p.mu.
+	unlisted int
 
 	// Set by adjustOffsets before started is closed; next is then the
 	// worker's (the poll loop reads it after a fold's result, to rewind).
@@ -102,7 +107,9 @@ func newWorker(ctx context.Context, p *Processor, cl *kgo.Client, partition int3
 // stop cancels the worker and waits for it, after it has done the jobs
 // queued (a commit). The poll loop never sends to a worker being stopped:
 // stops happen in rebalance callbacks, which run only while no batch is in
-// flight, or after the poll loop ended.
+// flight, in the poll loop itself between transactions (retireUnlisted), or
+// after the poll loop ended; an unstarted worker, which never gets a job,
+// may be stopped from anywhere.
 func (w *worker) stop() {
 	w.cancel()
 	close(w.jobs)

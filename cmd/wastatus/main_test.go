@@ -110,6 +110,7 @@ func TestRunDemo(t *testing.T) {
 		`wastatus_edge_requests_total{result="accepted"} 2`,
 		`wastatus_edge_request_seconds_count`,
 		`wastatus_processor_transactions_total{result="committed"}`,
+		`wastatus_processor_missed_revokes_total 0`,
 		`wastatus_store_disk_bytes`,
 		`wastatus_store_disk_free_bytes`,
 		`wastatus_store_recent_hits_total`,
