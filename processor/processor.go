@@ -730,12 +730,9 @@ func (p *Processor) adjustOffsets(ctx context.Context, offsets map[string]map[in
 	parts := offsets[p.cfg.EventsTopic]
 	var unassigned []*worker
 	defer func() { // after the unlock below: a worker's stop waits for it
-		for _, w := range unassigned {
-			w.stop()
-			p.stats.forget(w.partition)
-			p.stats.missedRevokes.Add(1)
+		p.dropMissed(unassigned, func(w *worker) {
 			w.log.Warn("partition revoked without a revoke callback; its worker never started")
-		}
+		})
 	}()
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -153,15 +153,10 @@ func (p *Processor) retireUnlisted(cl *kgo.Client, batch map[int32][]*kgo.Record
 	if len(drop) == 0 {
 		return
 	}
-	parts := make([]int32, 0, len(drop))
-	for _, w := range drop {
-		w.stop()
-		p.stats.forget(w.partition)
-		p.stats.missedRevokes.Add(1)
+	parts := p.dropMissed(drop, func(w *worker) {
 		w.log.Warn("partition no longer assigned to this member, and its revoke never reached the processor; dropped its worker",
 			"checks", unlistedChecks, "check_interval", unstartedCheck)
-		parts = append(parts, w.partition)
-	}
+	})
 	// One that was restoring or catching up is still paused.
 	cl.ResumeFetchPartitions(map[string][]int32{p.cfg.EventsTopic: parts})
 }
@@ -212,13 +207,23 @@ func (p *Processor) dropStaleUnstarted(ctx context.Context, cl *kgo.Client, cuto
 			"a hanging transaction may hold them: see wastatus txn hanging",
 			"group", p.cfg.Group, "waited", time.Since(w.created).Round(time.Second))
 	}
-	parts := make([]int32, 0, len(drop))
-	for _, w := range drop {
+	return p.dropMissed(drop, func(w *worker) {
+		w.log.Warn("partition no longer assigned to this member, and its revoke never reached the processor; dropped the worker waiting for its offsets",
+			"waited", time.Since(w.created).Round(time.Second))
+	})
+}
+
+// dropMissed stops the workers of partitions whose revoke never reached the
+// processor, already taken out of p.owned, forgets their gauges, counts them
+// and warns of each, and returns their partitions. p.mu must not be held: a
+// worker's stop waits for it.
+func (p *Processor) dropMissed(ws []*worker, warn func(*worker)) []int32 {
+	parts := make([]int32, 0, len(ws))
+	for _, w := range ws {
 		w.stop()
 		p.stats.forget(w.partition)
 		p.stats.missedRevokes.Add(1)
-		w.log.Warn("partition no longer assigned to this member, and its revoke never reached the processor; dropped the worker waiting for its offsets",
-			"waited", time.Since(w.created).Round(time.Second))
+		warn(w)
 		parts = append(parts, w.partition)
 	}
 	return parts

@@ -101,24 +101,7 @@ func TestRevokesInQuickSuccession(t *testing.T) {
 	c := f.launch(f.cfg, openStore(t, t.TempDir()))
 
 	procs := map[string]*running{"a": a, "b": b, "c": c}
-	kafkatest.Eventually(t, 60*time.Second, func() error {
-		owners := map[int32][]string{}
-		for name, r := range procs {
-			if ok, why := r.p.Ready(); !ok {
-				return fmt.Errorf("%s not ready: %s", name, why)
-			}
-			for _, part := range r.p.Owned() {
-				owners[part] = append(owners[part], name)
-			}
-		}
-		for part := range int32(6) {
-			if o := owners[part]; len(o) != 1 {
-				slices.Sort(o)
-				return fmt.Errorf("partition %d claimed by %v", part, o)
-			}
-		}
-		return nil
-	})
+	kafkatest.Eventually(t, 60*time.Second, func() error { return oneOwnerEach(t, procs, 6) })
 	mu.Lock()
 	if !released {
 		t.Error("A's acknowledgement of its first revoke was never held: the test made no second revoke")
@@ -127,6 +110,33 @@ func TestRevokesInQuickSuccession(t *testing.T) {
 	for _, r := range procs {
 		r.stop(t)
 	}
+}
+
+// oneOwnerEach reports a processor of procs not ready, or a partition of n
+// that not exactly one of them owns; it fails t if one's Run has returned.
+func oneOwnerEach(t *testing.T, procs map[string]*running, n int32) error {
+	t.Helper()
+	owners := map[int32][]string{}
+	for name, r := range procs {
+		select {
+		case err := <-r.done:
+			t.Fatalf("%s: Run returned: %v", name, err)
+		default:
+		}
+		if ok, why := r.p.Ready(); !ok {
+			return fmt.Errorf("%s not ready: %s", name, why)
+		}
+		for _, part := range r.p.Owned() {
+			owners[part] = append(owners[part], name)
+		}
+	}
+	for part := range n {
+		if o := owners[part]; len(o) != 1 {
+			slices.Sort(o)
+			return fmt.Errorf("partition %d claimed by %v", part, o)
+		}
+	}
+	return nil
 }
 
 // owned counts the partitions a heartbeat says its member owns; -1 for a
@@ -265,25 +275,8 @@ func TestMissedRevokeOfStartedWorker(t *testing.T) {
 			defer b.stop(t)
 			procs := map[string]*running{"a": a, "b": b}
 			kafkatest.Eventually(t, 60*time.Second, func() error {
-				owners := map[int32][]string{}
-				for name, r := range procs {
-					select {
-					case err := <-r.done:
-						t.Fatalf("%s: Run returned: %v", name, err)
-					default:
-					}
-					if ok, why := r.p.Ready(); !ok {
-						return fmt.Errorf("%s not ready: %s", name, why)
-					}
-					for _, part := range r.p.Owned() {
-						owners[part] = append(owners[part], name)
-					}
-				}
-				for part := range int32(4) {
-					if o := owners[part]; len(o) != 1 {
-						slices.Sort(o)
-						return fmt.Errorf("partition %d claimed by %v", part, o)
-					}
+				if err := oneOwnerEach(t, procs, 4); err != nil {
+					return err
 				}
 				if n := len(b.p.Owned()); n != 2 {
 					return fmt.Errorf("B owns %d partitions", n)
