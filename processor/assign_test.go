@@ -13,7 +13,8 @@ import (
 // GroupTransactSession swallowed: a worker that never started, for a
 // partition the client's offset fetch no longer covers, is dropped; a
 // worker whose partition is being fetched, or that started (its partition
-// is consumed, and only a revoke callback may stop it), stays. In a CI run
+// is consumed, and only a revoke callback or the coordinator check may stop
+// it), stays. In a CI run
 // a consumer-protocol group revoked partitions 3-5 and then 2 of one
 // instance 4 ms apart; the second revoke never reached the processor, and
 // its unstarted worker for partition 2 held Ready at "partition 2
@@ -47,5 +48,58 @@ func TestDropUnassigned(t *testing.T) {
 	}
 	if again := p.dropUnassigned(fetching); len(again) != 0 {
 		t.Errorf("a second pass dropped %d workers", len(again))
+	}
+}
+
+// TestRetireUnlisted checks the rules by which the poll loop drops started
+// workers whose partitions the coordinator did not list: only once counted
+// unlistedChecks times, only with no records of theirs in the batch just
+// folded (which restarts the count), and not while a rebalance callback
+// waits for the loop, whose revoke, late rather than lost, drops them
+// itself; the next round drops what is left.
+func TestRetireUnlisted(t *testing.T) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers("127.0.0.1:1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	p := &Processor{log: slog.New(slog.DiscardHandler), owned: make(map[int32]*worker), stats: newCounters()}
+	counts := []int{0, 1, unlistedChecks, unlistedChecks, unlistedChecks + 1}
+	for part, n := range counts {
+		w := newWorker(context.Background(), p, cl, int32(part))
+		close(w.started)
+		close(w.done) // never run: stop has nothing to wait for
+		w.unlisted = n
+		p.owned[int32(part)] = w
+	}
+	owned := func() []int32 {
+		parts := p.Owned()
+		slices.Sort(parts)
+		return parts
+	}
+	batch := map[int32][]*kgo.Record{3: {{}}} // 3 was polled: still consumed
+
+	p.rebalanceWaits.Store(true)
+	p.retireUnlisted(cl, batch)
+	if got := owned(); !slices.Equal(got, []int32{0, 1, 2, 3, 4}) {
+		t.Fatalf("with a rebalance callback waiting, owned %v, want all five", got)
+	}
+	if p.owned[3].unlisted != 0 {
+		t.Errorf("partition 3's count is %d after a batch with its records, want 0", p.owned[3].unlisted)
+	}
+
+	p.retireUnlisted(cl, nil)
+	if got := owned(); !slices.Equal(got, []int32{0, 1, 3}) {
+		t.Fatalf("owned %v, want [0 1 3]", got)
+	}
+	if n := p.stats.missedRevokes.Load(); n != 2 {
+		t.Errorf("counted %d missed revokes, want 2", n)
+	}
+	if p.owned[1].unlisted != 1 {
+		t.Errorf("partition 1's count is %d, want 1", p.owned[1].unlisted)
+	}
+	p.retireUnlisted(cl, nil)
+	if got := owned(); !slices.Equal(got, []int32{0, 1, 3}) {
+		t.Fatalf("a second round owned %v, want [0 1 3]", got)
 	}
 }

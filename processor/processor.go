@@ -58,6 +58,7 @@ type Processor struct {
 
 	revokedSinceEnd atomic.Bool  // a revoke reached us since the last transaction ended
 	releasedAt      atomic.Int64 // unix nanoseconds of the last revoke or loss that reached us
+	rebalanceWaits  atomic.Bool  // a rebalance callback waits for the poll loop (see retireUnlisted)
 
 	// pollMu guards pollWake, which ends the idle wait of the poll in
 	// progress, if any (see wakePoll).
@@ -304,6 +305,7 @@ func (p *Processor) clientOpts(txnID string) []kgo.Opt {
 		kgo.OnPartitionsAssigned(p.assigned),
 		kgo.OnPartitionsRevoked(p.revoked),
 		kgo.OnPartitionsLost(p.lost),
+		kgo.OnPartitionsCallbackBlocked(func(context.Context, *kgo.Client) { p.rebalanceWaits.Store(true) }),
 		kgo.AdjustFetchOffsetsFn(p.adjustOffsets),
 		kgo.TransactionalID(txnID),
 		kgo.TransactionTimeout(p.cfg.TransactionTimeout),
@@ -462,9 +464,13 @@ func (p *Processor) transact(ctx context.Context, sess *kgo.GroupTransactSession
 		if w := p.owned[part]; w != nil {
 			workers = append(workers, w)
 		} else {
-			// Cannot happen with BlockRebalanceOnPoll. Never fold for a
-			// partition we do not own, and never commit its offsets
-			// either, which would skip its records for good: abort.
+			// Cannot happen with BlockRebalanceOnPoll, unless a worker
+			// was dropped on the coordinator's word and franz-go, which
+			// has not yet heard the answer the coordinator gave it,
+			// still consumes the partition (retireUnlisted). Never fold
+			// for a partition we do not own, and never commit its
+			// offsets either, which would skip its records for good:
+			// abort.
 			unowned = append(unowned, part)
 		}
 	}
@@ -731,7 +737,7 @@ func (p *Processor) adjustOffsets(ctx context.Context, offsets map[string]map[in
 	var unassigned []*worker
 	defer func() { // after the unlock below: a worker's stop waits for it
 		p.dropMissed(unassigned, func(w *worker) {
-			w.log.Warn("partition revoked without a revoke callback; its worker never started")
+			w.log.Warn("partition no longer fetched, and its revoke never reached the processor; dropped its worker, which never started")
 		})
 	}()
 	p.mu.Lock()

@@ -117,6 +117,9 @@ func (p *Processor) checkStarted(ctx context.Context, cl *kgo.Client, now time.T
 	}
 	held, err := p.memberPartitions(ctx, cl)
 	if err != nil {
+		// A classic group tells nothing while it rebalances; the next
+		// revoke that gets through opens the window again.
+		p.log.Debug("cannot tell whether started partitions are still assigned", "err", err)
 		return
 	}
 	p.mu.Lock()
@@ -135,8 +138,22 @@ func (p *Processor) checkStarted(ctx context.Context, cl *kgo.Client, now time.T
 // retireUnlisted drops the started workers whose partitions unlistedChecks
 // checks in a row did not list for this member, and restarts the count of
 // those with records in batch, which franz-go still consumes. The poll loop
-// calls it between transactions, when no worker has a fold to do.
+// calls it between transactions, when no worker has a fold to do, and just
+// before it lets rebalances run. While a rebalance callback waits for that
+// (franz-go signals it), it drops nothing: a revoke held back by a long
+// transaction is late, not lost, and drops its workers itself; a worker
+// whose revoke is lost is dropped on the next round.
 func (p *Processor) retireUnlisted(cl *kgo.Client, batch map[int32][]*kgo.Record) {
+	waits := p.rebalanceWaits.Swap(false)
+	p.mu.RLock()
+	counting := false
+	for _, w := range p.owned {
+		counting = counting || w.unlisted > 0
+	}
+	p.mu.RUnlock()
+	if !counting {
+		return
+	}
 	p.mu.Lock()
 	var drop []*worker
 	for part, w := range p.owned {
@@ -144,7 +161,7 @@ func (p *Processor) retireUnlisted(cl *kgo.Client, batch map[int32][]*kgo.Record
 		case w.unlisted == 0:
 		case len(batch[part]) > 0:
 			w.unlisted = 0
-		case w.unlisted >= unlistedChecks:
+		case w.unlisted >= unlistedChecks && !waits:
 			delete(p.owned, part)
 			drop = append(drop, w)
 		}

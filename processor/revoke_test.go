@@ -293,12 +293,17 @@ func TestMissedRevokeOfStartedWorker(t *testing.T) {
 			if len(lost) == 0 || !slices.Equal(lost, theirs) {
 				t.Fatalf("A's revokes swallowed %v; B owns %v", lost, theirs)
 			}
-			if got := a.p.Stats().MissedRevokes; got != uint64(len(lost)) {
-				t.Errorf("A counted %d missed revokes, want %d", got, len(lost))
-			}
-			if n := strings.Count(logs.String(), "its revoke never reached the processor; dropped its worker"); n != len(lost) {
-				t.Errorf("A warned %d times of a dropped started worker, want %d", n, len(lost))
-			}
+			// Counted and warned of just after each is taken out of
+			// Owned.
+			kafkatest.Eventually(t, 10*time.Second, func() error {
+				if got := a.p.Stats().MissedRevokes; got != uint64(len(lost)) {
+					return fmt.Errorf("A counted %d missed revokes, want %d", got, len(lost))
+				}
+				if n := strings.Count(logs.String(), "its revoke never reached the processor; dropped its worker"); n != len(lost) {
+					return fmt.Errorf("A warned %d times of a dropped started worker, want %d", n, len(lost))
+				}
+				return nil
+			})
 
 			// B folds what comes next for its messages; A no longer
 			// answers for them.

@@ -56,6 +56,7 @@ type worker struct {
 	cancel    context.CancelFunc
 	started   chan struct{} // closed by adjustOffsets once resume is set
 	done      chan struct{}
+	stopOnce  sync.Once
 	created   time.Time // when the partition was assigned (see dropStaleUnstarted)
 	// waitHinted: dropStaleUnstarted has warned that the worker waits
 	// long for its offsets. Guarded by p.mu.
@@ -110,9 +111,16 @@ func newWorker(ctx context.Context, p *Processor, cl *kgo.Client, partition int3
 // flight, in the poll loop itself between transactions (retireUnlisted), or
 // after the poll loop ended; an unstarted worker, which never gets a job,
 // may be stopped from anywhere.
+//
+// Stopping a worker twice waits for it twice and does nothing more: the
+// poll loop and a rebalance callback may both drop one (retireUnlisted and
+// assigned) should franz-go let a callback run while the loop is between
+// polls.
 func (w *worker) stop() {
-	w.cancel()
-	close(w.jobs)
+	w.stopOnce.Do(func() {
+		w.cancel()
+		close(w.jobs)
+	})
 	<-w.done
 }
 

@@ -50,7 +50,7 @@ func processorCollector(p *processor.Processor) prometheus.Collector {
 	restored := prometheus.NewDesc("wastatus_processor_restored_total",
 		"States read from the current topic to restore partitions whose state was lost or could not be trusted.", nil, nil)
 	missed := prometheus.NewDesc("wastatus_processor_missed_revokes_total",
-		"Workers dropped because the group took their partition from this member and the revoke never reached the processor (franz-go's transactional session passes on none after the first until a transaction ends). Each one before it was dropped may have answered reads of its partition with states that no longer changed.", nil, nil)
+		"Workers dropped because the group took their partition from this member and the revoke never reached the processor (franz-go's transactional session passes on none after the first until a transaction ends). A started one, until it was dropped, may have answered reads of its partition with states that no longer changed.", nil, nil)
 	lag := prometheus.NewDesc("wastatus_processor_consumer_lag",
 		"Events of an owned partition after the last one polled.", []string{"partition"}, nil)
 	preparing := prometheus.NewDesc("wastatus_processor_prepare_progress_ratio",
