@@ -160,6 +160,10 @@ type TestingKnobs struct {
 	// processor: what franz-go's GroupTransactSession does to every revoke
 	// after the first until a transaction ends (see wakePoll).
 	SwallowRevoke func(partition int32) bool
+	// CommitDespiteWaitingCallback tries to commit a transaction even
+	// while a rebalance callback waits for the poll loop, so that a test
+	// can see End wedged and bounded (see endWedged).
+	CommitDespiteWaitingCallback bool
 }
 
 func (c Config) withDefaults() Config {

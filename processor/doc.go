@@ -250,4 +250,10 @@
 // starts goroutines that watch the events topic's id and the unstarted
 // workers and, with ServeAll, one that follows the current topic into the
 // view.
+//
+// A transaction never ends with a commit while franz-go signals a rebalance
+// callback waiting for the poll loop: in a consumer-protocol group End
+// would then wait for a heartbeat that franz-go holds back until that
+// callback has run, which waits for End (see endWedged). It aborts, and
+// End is bounded by twice the transaction timeout all the same.
 package processor

@@ -111,3 +111,7 @@ func (p *Processor) Unlisted(part int32) int {
 	}
 	return -1
 }
+
+// RebalanceWaits reports whether franz-go has signalled a rebalance
+// callback waiting for p's poll loop since the loop last looked.
+func (p *Processor) RebalanceWaits() bool { return p.rebalanceWaits.Load() }

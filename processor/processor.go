@@ -525,11 +525,23 @@ func (p *Processor) transact(ctx context.Context, sess *kgo.GroupTransactSession
 	if hook := p.cfg.Testing.BeforeTxnEnd; hook != nil {
 		hook()
 	}
-	committed, err := sess.End(tctx, kgo.TryCommit)
+	// A rebalance callback that waits for this loop means a revoke may be
+	// on its way: abort, as End would on the revoke, without waiting for
+	// it (see endWedged).
+	try := kgo.TryCommit
+	if p.rebalanceWaits.Load() && !p.cfg.Testing.CommitDespiteWaitingCallback {
+		try = kgo.TryAbort
+	}
+	ectx, cancelEnd := context.WithTimeout(tctx, p.endTimeout())
+	committed, err := sess.End(ectx, try)
+	cancelEnd()
 	if err != nil {
 		abortAll()
 		if ctx.Err() != nil && tctx.Err() != nil {
 			return nil
+		}
+		if ectx.Err() != nil && tctx.Err() == nil {
+			return fmt.Errorf("%w: %w", ErrTransaction, endWedged(p.endTimeout(), err))
 		}
 		return fmt.Errorf("%w: %w", ErrTransaction, err)
 	}
@@ -559,6 +571,28 @@ func (p *Processor) transact(ctx context.Context, sess *kgo.GroupTransactSession
 		pd.w.jobs <- job{commit: pd}
 	}
 	return nil
+}
+
+// endTimeout bounds a transaction's End: twice the transaction timeout,
+// past which the broker has aborted the transaction anyway.
+func (p *Processor) endTimeout() time.Duration { return 2 * p.cfg.TransactionTimeout }
+
+// endWedged is the error of an End that did not return within d.
+//
+// In a consumer-protocol group, franz-go's heartbeat loop, once a
+// heartbeat has brought a new assignment, stops answering the heartbeat
+// that End forces before it commits, until the revoke callback has run;
+// and with BlockRebalanceOnPoll that callback waits for the poll loop,
+// which waits in End. A heartbeat that End forces itself brings the revoke
+// to End, which aborts; one the heartbeat timer sends while a transaction
+// is open leaves End waiting for ever. So transact ends with an abort when
+// franz-go has signalled a callback waiting for the loop
+// (OnPartitionsCallbackBlocked), and the revoke then runs; the signal comes
+// a moment after the heartbeat, so an End begun within that moment may
+// still wait, and the bound turns that into an error that stops Run rather
+// than a processor that stops for good.
+func endWedged(d time.Duration, err error) error {
+	return fmt.Errorf("transaction end did not return within %s (franz-go may wait for a revoke that waits for it): %w", d, err)
 }
 
 // assigned creates a worker for every newly assigned partition. It runs in

@@ -403,3 +403,117 @@ func TestUnlistedWorkerWithRecordsStays(t *testing.T) {
 		t.Fatalf("%d workers dropped as missed revokes", got)
 	}
 }
+
+// TestRevokeDuringTransaction: in a consumer-protocol group, a heartbeat
+// that brings a revoke while a transaction is open makes franz-go's
+// heartbeat loop stop answering the heartbeat that End forces, until the
+// revoke callback has run; and that callback waits for the poll loop, which
+// waits in End. A's transaction is held until its revoke callback waits
+// (C joining takes partitions from A), as a transaction of a few
+// milliseconds is when a timer heartbeat brings the revoke. A must abort
+// that transaction rather than wait in End for ever, fold the held record
+// again where it belongs, and the group must settle with one owner for
+// each partition.
+func TestRevokeDuringTransaction(t *testing.T) {
+	t.Run("aborted", func(t *testing.T) { testRevokeDuringTransaction(t, false) })
+	t.Run("wedged End bounded", func(t *testing.T) { testRevokeDuringTransaction(t, true) })
+}
+
+// testRevokeDuringTransaction makes the revoke; with commit, A tries to
+// commit all the same, and its End, which then waits for the revoke, must
+// give up after twice the transaction timeout and stop Run with an error
+// that says so.
+func testRevokeDuringTransaction(t *testing.T, commit bool) {
+	f := newFixture(t, 6)
+	f.cfg.GroupProtocol = "consumer"
+	var (
+		mu    sync.Mutex
+		armed bool
+		held  = make(chan struct{})
+		hold  = make(chan struct{})
+	)
+	cfgA := f.cfg
+	cfgA.Testing.BeforeTxnEnd = func() {
+		mu.Lock()
+		stop := armed
+		armed = false
+		mu.Unlock()
+		if stop {
+			close(held)
+			<-hold
+		}
+	}
+	if commit {
+		cfgA.Testing.CommitDespiteWaitingCallback = true
+		cfgA.TransactionTimeout = 2 * time.Second
+	}
+	a := f.startOn(cfgA, openStore(t, t.TempDir()))
+	if !commit {
+		defer a.stop(t)
+	}
+
+	mine := a.p.Owned()
+	mu.Lock()
+	armed = true
+	mu.Unlock()
+	var id string
+	for i := 0; id == ""; i++ {
+		if cand := fmt.Sprintf("wamid.busy.%d", i); slices.Contains(mine, func() int32 { p, _ := a.p.Partition(cand); return p }()) {
+			id = cand
+		}
+	}
+	f.produce(f.event(id, "sent", 1_700_000_000))
+	<-held
+	b := f.launch(f.cfg, openStore(t, t.TempDir()))
+	defer b.stop(t)
+	kafkatest.Eventually(t, 30*time.Second, func() error {
+		if !a.p.RebalanceWaits() {
+			return errors.New("A's revoke callback does not wait for its poll loop yet")
+		}
+		return nil
+	})
+	close(hold)
+	if commit {
+		select {
+		case err := <-a.done:
+			if !errors.Is(err, processor.ErrTransaction) || !strings.Contains(err.Error(), "did not return within 4s") {
+				t.Fatalf("A's Run returned %v, want its End bounded", err)
+			}
+		case <-time.After(60 * time.Second):
+			t.Fatal("A's End still waits a minute after its transaction was let go")
+		}
+		if err := a.store.Close(); err != nil {
+			t.Error(err)
+		}
+		return
+	}
+
+	procs := map[string]*running{"a": a, "b": b}
+	kafkatest.Eventually(t, 60*time.Second, func() error {
+		if err := oneOwnerEach(t, procs, 6); err != nil {
+			return err
+		}
+		if n := len(b.p.Owned()); n != 3 {
+			return fmt.Errorf("B owns %d partitions", n)
+		}
+		return nil
+	})
+	if a.p.Stats().Aborted == 0 {
+		t.Error("A's held transaction was not aborted")
+	}
+	part, _ := a.p.Partition(id)
+	owner := a
+	if slices.Contains(b.p.Owned(), part) {
+		owner = b
+	}
+	kafkatest.Eventually(t, 30*time.Second, func() error {
+		m, _, err := owner.p.Get(id)
+		if err != nil {
+			return err
+		}
+		if m.Status != "sent" {
+			return fmt.Errorf("%s is %s", id, m.Status)
+		}
+		return nil
+	})
+}
