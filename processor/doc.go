@@ -255,5 +255,5 @@
 // callback waiting for the poll loop: in a consumer-protocol group End
 // would then wait for a heartbeat that franz-go holds back until that
 // callback has run, which waits for End (see endWedged). It aborts, and
-// End is bounded by twice the transaction timeout all the same.
+// End is bounded by the transaction timeout all the same.
 package processor

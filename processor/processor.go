@@ -534,14 +534,15 @@ func (p *Processor) transact(ctx context.Context, sess *kgo.GroupTransactSession
 	}
 	ectx, cancelEnd := context.WithTimeout(tctx, p.endTimeout())
 	committed, err := sess.End(ectx, try)
+	wedged := errors.Is(ectx.Err(), context.DeadlineExceeded)
 	cancelEnd()
 	if err != nil {
 		abortAll()
 		if ctx.Err() != nil && tctx.Err() != nil {
 			return nil
 		}
-		if ectx.Err() != nil && tctx.Err() == nil {
-			return fmt.Errorf("%w: %w", ErrTransaction, endWedged(p.endTimeout(), err))
+		if wedged {
+			err = endWedged(p.endTimeout(), err)
 		}
 		return fmt.Errorf("%w: %w", ErrTransaction, err)
 	}
@@ -573,9 +574,12 @@ func (p *Processor) transact(ctx context.Context, sess *kgo.GroupTransactSession
 	return nil
 }
 
-// endTimeout bounds a transaction's End: twice the transaction timeout,
-// past which the broker has aborted the transaction anyway.
-func (p *Processor) endTimeout() time.Duration { return 2 * p.cfg.TransactionTimeout }
+// endTimeout bounds a transaction's End: the transaction timeout, past
+// which the broker has aborted the transaction anyway (it counts from the
+// transaction's first write, before End began), and which is below the
+// group's session timeout (45 s by default), past which another member
+// takes the partitions of a member that stopped heartbeating.
+func (p *Processor) endTimeout() time.Duration { return p.cfg.TransactionTimeout }
 
 // endWedged is the error of an End that did not return within d.
 //
@@ -587,10 +591,13 @@ func (p *Processor) endTimeout() time.Duration { return 2 * p.cfg.TransactionTim
 // to End, which aborts; one the heartbeat timer sends while a transaction
 // is open leaves End waiting for ever. So transact ends with an abort when
 // franz-go has signalled a callback waiting for the loop
-// (OnPartitionsCallbackBlocked), and the revoke then runs; the signal comes
-// a moment after the heartbeat, so an End begun within that moment may
-// still wait, and the bound turns that into an error that stops Run rather
-// than a processor that stops for good.
+// (OnPartitionsCallbackBlocked), and the revoke then runs. The signal comes
+// a moment after the heartbeat, so an End that forces its heartbeat within
+// that moment (its offsets commit's round trip) may still wait; the bound
+// turns that into an error that stops Run, and the instance restarts,
+// rather than a processor that stops for good. The signal also comes for
+// an assignment, and in classic groups, which abort a transaction or two
+// that could have committed: a rebalance's cost, their records read again.
 func endWedged(d time.Duration, err error) error {
 	return fmt.Errorf("transaction end did not return within %s (franz-go may wait for a revoke that waits for it): %w", d, err)
 }
