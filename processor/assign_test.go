@@ -72,34 +72,34 @@ func TestRetireUnlisted(t *testing.T) {
 		w.unlisted = n
 		p.owned[int32(part)] = w
 	}
-	owned := func() []int32 {
-		parts := p.Owned()
-		slices.Sort(parts)
-		return parts
+	// 0 is not counted; 1 is counted once; 2 and 4 twice and more, with
+	// no records polled; 3 twice, with records in the first round's batch:
+	// still consumed.
+	rounds := []struct {
+		waits  bool
+		batch  map[int32][]*kgo.Record
+		owned  []int32
+		missed uint64
+		count1 int
+		count3 int
+	}{
+		{waits: true, batch: map[int32][]*kgo.Record{3: {{}}}, owned: []int32{0, 1, 2, 3, 4}, count1: 1, count3: 0},
+		{owned: []int32{0, 1, 3}, missed: 2, count1: 1, count3: 0},
+		{owned: []int32{0, 1, 3}, missed: 2, count1: 1, count3: 0},
 	}
-	batch := map[int32][]*kgo.Record{3: {{}}} // 3 was polled: still consumed
-
-	p.rebalanceWaits.Store(true)
-	p.retireUnlisted(cl, batch)
-	if got := owned(); !slices.Equal(got, []int32{0, 1, 2, 3, 4}) {
-		t.Fatalf("with a rebalance callback waiting, owned %v, want all five", got)
-	}
-	if p.owned[3].unlisted != 0 {
-		t.Errorf("partition 3's count is %d after a batch with its records, want 0", p.owned[3].unlisted)
-	}
-
-	p.retireUnlisted(cl, nil)
-	if got := owned(); !slices.Equal(got, []int32{0, 1, 3}) {
-		t.Fatalf("owned %v, want [0 1 3]", got)
-	}
-	if n := p.stats.missedRevokes.Load(); n != 2 {
-		t.Errorf("counted %d missed revokes, want 2", n)
-	}
-	if p.owned[1].unlisted != 1 {
-		t.Errorf("partition 1's count is %d, want 1", p.owned[1].unlisted)
-	}
-	p.retireUnlisted(cl, nil)
-	if got := owned(); !slices.Equal(got, []int32{0, 1, 3}) {
-		t.Fatalf("a second round owned %v, want [0 1 3]", got)
+	for i, r := range rounds {
+		p.rebalanceWaits.Store(r.waits)
+		p.retireUnlisted(cl, r.batch)
+		got := p.Owned()
+		slices.Sort(got)
+		if !slices.Equal(got, r.owned) {
+			t.Fatalf("round %d (a callback waiting: %t): owned %v, want %v", i+1, r.waits, got, r.owned)
+		}
+		if n := p.stats.missedRevokes.Load(); n != r.missed {
+			t.Errorf("round %d: counted %d missed revokes, want %d", i+1, n, r.missed)
+		}
+		if c1, c3 := p.owned[1].unlisted, p.owned[3].unlisted; c1 != r.count1 || c3 != r.count3 {
+			t.Errorf("round %d: the counts of 1 and 3 are %d and %d, want %d and %d", i+1, c1, c3, r.count1, r.count3)
+		}
 	}
 }

@@ -101,7 +101,7 @@ func TestRevokesInQuickSuccession(t *testing.T) {
 	c := f.launch(f.cfg, openStore(t, t.TempDir()))
 
 	procs := map[string]*running{"a": a, "b": b, "c": c}
-	kafkatest.Eventually(t, 60*time.Second, func() error { return oneOwnerEach(t, procs, 6) })
+	kafkatest.Eventually(t, 60*time.Second, func() error { return oneOwnerEach(t, procs, 6, nil) })
 	mu.Lock()
 	if !released {
 		t.Error("A's acknowledgement of its first revoke was never held: the test made no second revoke")
@@ -112,9 +112,10 @@ func TestRevokesInQuickSuccession(t *testing.T) {
 	}
 }
 
-// oneOwnerEach reports a processor of procs not ready, or a partition of n
-// that not exactly one of them owns; it fails t if one's Run has returned.
-func oneOwnerEach(t *testing.T, procs map[string]*running, n int32) error {
+// oneOwnerEach reports a processor of procs not ready, a partition of n
+// that not exactly one of them owns, or one that owns other than counts
+// gives for it; it fails t if one's Run has returned.
+func oneOwnerEach(t *testing.T, procs map[string]*running, n int32, counts map[string]int) error {
 	t.Helper()
 	owners := map[int32][]string{}
 	for name, r := range procs {
@@ -126,7 +127,11 @@ func oneOwnerEach(t *testing.T, procs map[string]*running, n int32) error {
 		if ok, why := r.p.Ready(); !ok {
 			return fmt.Errorf("%s not ready: %s", name, why)
 		}
-		for _, part := range r.p.Owned() {
+		owned := r.p.Owned()
+		if want, ok := counts[name]; ok && len(owned) != want {
+			return fmt.Errorf("%s owns %d partitions, want %d", name, len(owned), want)
+		}
+		for _, part := range owned {
 			owners[part] = append(owners[part], name)
 		}
 	}
@@ -274,15 +279,7 @@ func TestMissedRevokeOfStartedWorker(t *testing.T) {
 			b := f.start(t.TempDir())
 			defer b.stop(t)
 			procs := map[string]*running{"a": a, "b": b}
-			kafkatest.Eventually(t, 60*time.Second, func() error {
-				if err := oneOwnerEach(t, procs, 4); err != nil {
-					return err
-				}
-				if n := len(b.p.Owned()); n != 2 {
-					return fmt.Errorf("B owns %d partitions", n)
-				}
-				return nil
-			})
+			kafkatest.Eventually(t, 60*time.Second, func() error { return oneOwnerEach(t, procs, 4, map[string]int{"b": 2}) })
 			mu.Lock()
 			lost := slices.Clone(swallowed)
 			mu.Unlock()
@@ -501,15 +498,7 @@ func testRevokeDuringTransaction(t *testing.T, commit bool) {
 	}
 
 	procs := map[string]*running{"a": a, "b": b}
-	kafkatest.Eventually(t, 60*time.Second, func() error {
-		if err := oneOwnerEach(t, procs, 6); err != nil {
-			return err
-		}
-		if n := len(b.p.Owned()); n != 3 {
-			return fmt.Errorf("B owns %d partitions", n)
-		}
-		return nil
-	})
+	kafkatest.Eventually(t, 60*time.Second, func() error { return oneOwnerEach(t, procs, 6, map[string]int{"b": 3}) })
 	if a.p.Stats().Aborted == 0 {
 		t.Error("A's held transaction was not aborted")
 	}
