@@ -141,9 +141,12 @@ type Config struct {
 }
 
 // TestingKnobs are hooks at the points where a crash is most interesting,
-// so crash tests can kill the process exactly there, and switches that
-// keep background work out of a test's way. Each hook is called, when set,
-// from the poll loop.
+// so crash tests can kill the process exactly there; switches that keep
+// background work out of a test's way; and switches that stand in for what
+// franz-go does and a test cannot make it do on demand (SwallowRevoke), or
+// that undo a safeguard so a test can see what it guards against
+// (CommitDespiteWaitingCallback). Each hook is called, when set, from the
+// poll loop.
 type TestingKnobs struct {
 	// AfterTxnCommit runs after a transaction committed and before its
 	// store batches are committed.
