@@ -145,7 +145,7 @@ type Config struct {
 // background work out of a test's way; and switches that stand in for what
 // franz-go does and a test cannot make it do on demand (SwallowRevoke), or
 // that undo a safeguard so a test can see what it guards against
-// (CommitDespiteWaitingCallback). Each hook is called, when set, from the
+// (CommitDespiteWaitingCallback, EndGrace). Each hook is called, when set, from the
 // poll loop.
 type TestingKnobs struct {
 	// AfterTxnCommit runs after a transaction committed and before its
@@ -165,8 +165,12 @@ type TestingKnobs struct {
 	SwallowRevoke func(partition int32) bool
 	// CommitDespiteWaitingCallback tries to commit a transaction even
 	// while a rebalance callback waits for the poll loop, so that a test
-	// can see End wedged and bounded (see endWedged).
+	// can see End wait for that callback, and cancelled (see end).
 	CommitDespiteWaitingCallback bool
+	// EndGrace, when set, replaces endGrace: how long an End that tries to
+	// commit may go on once a rebalance callback waits for it. A test sets
+	// it past the transaction timeout to see the timeout cancel End.
+	EndGrace time.Duration
 }
 
 func (c Config) withDefaults() Config {

@@ -254,6 +254,8 @@
 // A transaction never ends with a commit while franz-go signals a rebalance
 // callback waiting for the poll loop: in a consumer-protocol group End
 // would then wait for a heartbeat that franz-go holds back until that
-// callback has run, which waits for End (see endWedged). It aborts, and
-// End is bounded by the transaction timeout all the same.
+// callback has run, which waits for End. It aborts. An End already under
+// way when the signal comes is cancelled a second later, any End past the
+// transaction timeout, and its transaction aborted; unless it had asked
+// the broker to end the transaction, when Run stops (see end).
 package processor

@@ -573,3 +573,63 @@ func TestAbortedTransaction(t *testing.T) {
 	defer r.stop(t)
 	fd.check(r.p)
 }
+
+// TestEndTxnOutlastingTimeoutStopsRun holds the broker's answer to a
+// transaction's EndTxn commit past the transaction timeout: End is then
+// cancelled after asking the broker to end the transaction, so whether it
+// committed is unknown, and Run must stop and say so rather than read the
+// records again. The answer is then let go (the commit goes through), and
+// a restart on the same store must hold, and have emitted, the fold of
+// every event.
+func TestEndTxnOutlastingTimeoutStopsRun(t *testing.T) {
+	f := newFixture(t, 2)
+	if f.cluster.Real() {
+		t.Skip("holds an EndTxn answer through kfake")
+	}
+	f.cfg.TransactionTimeout = 3 * time.Second
+	fd := newFolded(t, f)
+	dir := t.TempDir()
+	r := f.start(dir)
+	fd.produce("A", 40, 400)
+	fd.check(r.p)
+
+	release := make(chan struct{})
+	var once sync.Once
+	let := func() { once.Do(func() { close(release) }) }
+	defer let()
+	var held atomic.Bool
+	f.cluster.Fake.ControlKey(int16(kmsg.EndTxn), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		if !req.(*kmsg.EndTxnRequest).Commit {
+			return nil, nil, false
+		}
+		f.cluster.Fake.DropControl()
+		held.Store(true)
+		f.cluster.Fake.SleepControl(func() { <-release })
+		return nil, nil, false
+	})
+	fd.produce("B", 40, 400)
+	began := time.Now()
+	var err error
+	select {
+	case err = <-r.done:
+	case <-time.After(60 * time.Second):
+		t.Fatal("Run goes on a minute after the EndTxn was held")
+	}
+	if !held.Load() {
+		t.Fatalf("Run returned before an EndTxn was held: %v", err)
+	}
+	if !errors.Is(err, processor.ErrTransaction) || !strings.Contains(err.Error(), "whether it committed is unknown") {
+		t.Fatalf("Run: %v, want ErrTransaction saying the outcome is unknown", err)
+	}
+	if waited := time.Since(began); waited < f.cfg.TransactionTimeout {
+		t.Errorf("Run stopped %s after the events were produced, before the transaction timeout", waited)
+	}
+	if err := r.store.Close(); err != nil {
+		t.Fatal(err)
+	}
+	let()
+
+	r = f.start(dir)
+	defer r.stop(t)
+	fd.check(r.p)
+}

@@ -25,6 +25,11 @@ type Stats struct {
 	// MissedRevokes counts the workers dropped because their partition
 	// was revoked and the revoke never reached the processor (reconcile.go).
 	MissedRevokes uint64
+	// EndsCancelled counts transaction ends cancelled because franz-go
+	// held them for a rebalance callback that waited for them, or past the
+	// transaction timeout, and whose transactions were then aborted; they
+	// count in Aborted too (see end).
+	EndsCancelled uint64
 
 	// ByStatus counts committed events by status value and region.
 	ByStatus map[StatusRegion]uint64
@@ -45,7 +50,7 @@ type StatusRegion struct{ Status, Region string }
 type counters struct {
 	events, advanced, filled, stale, duplicates, failedAfter atomic.Uint64
 	unknown, deadLetters, emitted, replayed, batches         atomic.Uint64
-	restored, aborted, missedRevokes                         atomic.Uint64
+	restored, aborted, missedRevokes, endsCancelled          atomic.Uint64
 	latency                                                  *hist.Histogram
 
 	mu        sync.Mutex
@@ -111,6 +116,7 @@ func (c *counters) snapshot() Stats {
 		Restored:      c.restored.Load(),
 		Aborted:       c.aborted.Load(),
 		MissedRevokes: c.missedRevokes.Load(),
+		EndsCancelled: c.endsCancelled.Load(),
 		Latency:       c.latency.Snapshot(),
 	}
 	c.mu.Lock()

@@ -59,6 +59,8 @@ type Processor struct {
 	revokedSinceEnd atomic.Bool  // a revoke reached us since the last transaction ended
 	releasedAt      atomic.Int64 // unix nanoseconds of the last revoke or loss that reached us
 	rebalanceWaits  atomic.Bool  // a rebalance callback waits for the poll loop (see retireUnlisted)
+	endTxnWrites    atomic.Int64 // EndTxn requests the client wrote (see end)
+	ending          atomic.Pointer[endWatch]
 
 	// pollMu guards pollWake, which ends the idle wait of the poll in
 	// progress, if any (see wakePoll).
@@ -305,7 +307,7 @@ func (p *Processor) clientOpts(txnID string) []kgo.Opt {
 		kgo.OnPartitionsAssigned(p.assigned),
 		kgo.OnPartitionsRevoked(p.revoked),
 		kgo.OnPartitionsLost(p.lost),
-		kgo.OnPartitionsCallbackBlocked(func(context.Context, *kgo.Client) { p.rebalanceWaits.Store(true) }),
+		kgo.OnPartitionsCallbackBlocked(p.callbackBlocked),
 		kgo.AdjustFetchOffsetsFn(p.adjustOffsets),
 		kgo.TransactionalID(txnID),
 		kgo.TransactionTimeout(p.cfg.TransactionTimeout),
@@ -317,9 +319,7 @@ func (p *Processor) clientOpts(txnID string) []kgo.Opt {
 		kgo.FetchMaxPartitionBytes(FetchMaxPartitionBytes),
 		kgo.MetadataMinAge(MetadataMinAge),
 	}
-	if len(p.cfg.Hooks) > 0 {
-		opts = append(opts, kgo.WithHooks(p.cfg.Hooks...))
-	}
+	opts = append(opts, kgo.WithHooks(append([]kgo.Hook{endTxnCounter{&p.endTxnWrites}}, p.cfg.Hooks...)...))
 	if p.cfg.GroupProtocol == "consumer" {
 		opts = append(opts, kgo.ServerSideBalancer(), kgo.Balancers(kgo.StickyBalancer()))
 	}
@@ -527,22 +527,16 @@ func (p *Processor) transact(ctx context.Context, sess *kgo.GroupTransactSession
 	}
 	// A rebalance callback that waits for this loop means a revoke may be
 	// on its way: abort, as End would on the revoke, without waiting for
-	// it (see endWedged).
+	// it (see end).
 	try := kgo.TryCommit
 	if p.rebalanceWaits.Load() && !p.cfg.Testing.CommitDespiteWaitingCallback {
 		try = kgo.TryAbort
 	}
-	ectx, cancelEnd := context.WithTimeout(tctx, p.endTimeout())
-	committed, err := sess.End(ectx, try)
-	wedged := errors.Is(ectx.Err(), context.DeadlineExceeded)
-	cancelEnd()
+	committed, err := p.end(tctx, sess, try)
 	if err != nil {
 		abortAll()
 		if ctx.Err() != nil && tctx.Err() != nil {
 			return nil
-		}
-		if wedged {
-			err = endWedged(p.endTimeout(), err)
 		}
 		return fmt.Errorf("%w: %w", ErrTransaction, err)
 	}
@@ -572,34 +566,6 @@ func (p *Processor) transact(ctx context.Context, sess *kgo.GroupTransactSession
 		pd.w.jobs <- job{commit: pd}
 	}
 	return nil
-}
-
-// endTimeout bounds a transaction's End: the transaction timeout, past
-// which the broker has aborted the transaction anyway (it counts from the
-// transaction's first write, before End began), and which is below the
-// group's session timeout (45 s by default), past which another member
-// takes the partitions of a member that stopped heartbeating.
-func (p *Processor) endTimeout() time.Duration { return p.cfg.TransactionTimeout }
-
-// endWedged is the error of an End that did not return within d.
-//
-// In a consumer-protocol group, franz-go's heartbeat loop, once a
-// heartbeat has brought a new assignment, stops answering the heartbeat
-// that End forces before it commits, until the revoke callback has run;
-// and with BlockRebalanceOnPoll that callback waits for the poll loop,
-// which waits in End. A heartbeat that End forces itself brings the revoke
-// to End, which aborts; one the heartbeat timer sends while a transaction
-// is open leaves End waiting for ever. So transact ends with an abort when
-// franz-go has signalled a callback waiting for the loop
-// (OnPartitionsCallbackBlocked), and the revoke then runs. The signal comes
-// a moment after the heartbeat, so an End that forces its heartbeat within
-// that moment (its offsets commit's round trip) may still wait; the bound
-// turns that into an error that stops Run, and the instance restarts,
-// rather than a processor that stops for good. The signal also comes for
-// an assignment, and in classic groups, which abort a transaction or two
-// that could have committed: a rebalance's cost, their records read again.
-func endWedged(d time.Duration, err error) error {
-	return fmt.Errorf("transaction end did not return within %s (franz-go may wait for a revoke that waits for it): %w", d, err)
 }
 
 // assigned creates a worker for every newly assigned partition. It runs in

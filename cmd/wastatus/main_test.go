@@ -111,6 +111,7 @@ func TestRunDemo(t *testing.T) {
 		`wastatus_edge_request_seconds_count`,
 		`wastatus_processor_transactions_total{result="committed"}`,
 		`wastatus_processor_missed_revokes_total 0`,
+		`wastatus_processor_transaction_ends_cancelled_total 0`,
 		`wastatus_store_disk_bytes`,
 		`wastatus_store_disk_free_bytes`,
 		`wastatus_store_recent_hits_total`,

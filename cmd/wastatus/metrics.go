@@ -51,6 +51,8 @@ func processorCollector(p *processor.Processor) prometheus.Collector {
 		"States read from the current topic to restore partitions whose state was lost or could not be trusted.", nil, nil)
 	missed := prometheus.NewDesc("wastatus_processor_missed_revokes_total",
 		"Workers dropped because the group took their partition from this member and the revoke never reached the processor (franz-go's transactional session passes on none after the first until a transaction ends). A started one, until it was dropped, may have answered reads of its partition with states that no longer changed.", nil, nil)
+	cancelled := prometheus.NewDesc("wastatus_processor_transaction_ends_cancelled_total",
+		"Transaction ends cancelled, and their transactions aborted (they count as aborted too), because franz-go held them for a rebalance callback that waited for them, or past the transaction timeout.", nil, nil)
 	lag := prometheus.NewDesc("wastatus_processor_consumer_lag",
 		"Events of an owned partition after the last one polled.", []string{"partition"}, nil)
 	preparing := prometheus.NewDesc("wastatus_processor_prepare_progress_ratio",
@@ -58,7 +60,7 @@ func processorCollector(p *processor.Processor) prometheus.Collector {
 	latency := prometheus.NewDesc("wastatus_processor_end_to_end_seconds",
 		"Time from an event's receipt at the edge to the commit of the transaction that emitted its message's state.", nil, nil)
 	return statsCollector{
-		descs: []*prometheus.Desc{events, received, failedAfter, dead, emitted, replayed, txns, restored, missed, lag, preparing, latency},
+		descs: []*prometheus.Desc{events, received, failedAfter, dead, emitted, replayed, txns, restored, missed, cancelled, lag, preparing, latency},
 		collect: func(ch chan<- prometheus.Metric, _ []*prometheus.Desc) {
 			s := p.Stats()
 			counter(ch, events, s.Advanced, "advanced")
@@ -77,6 +79,7 @@ func processorCollector(p *processor.Processor) prometheus.Collector {
 			counter(ch, txns, s.Aborted, "aborted")
 			counter(ch, restored, s.Restored)
 			counter(ch, missed, s.MissedRevokes)
+			counter(ch, cancelled, s.EndsCancelled)
 			for part, n := range s.Lag {
 				ch <- prometheus.MustNewConstMetric(lag, prometheus.GaugeValue, float64(n), strconv.Itoa(int(part)))
 			}
