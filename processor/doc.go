@@ -255,7 +255,9 @@
 // callback waiting for the poll loop: in a consumer-protocol group End
 // would then wait for a heartbeat that franz-go holds back until that
 // callback has run, which waits for End. It aborts. An End already under
-// way when the signal comes is cancelled a second later, any End past the
-// transaction timeout, and its transaction aborted; unless it had asked
-// the broker to end the transaction, when Run stops (see end).
+// way when the signal comes is cancelled a second later, and any End past
+// the transaction timeout; its transaction is then aborted and its records
+// read again, unless it tried to commit and had asked the broker to end
+// the transaction, when whether it committed is unknown and Run stops (see
+// end).
 package processor

@@ -40,18 +40,28 @@ var (
 // So an End that tries to commit is cancelled once the callback has waited
 // endGrace for it, unless the client has by then written an EndTxn; and
 // any End is cancelled past the transaction timeout (the broker aborts the
-// transaction by then anyway). franz-go leaves a cancelled End's
-// transaction to be aborted with TryAbort, which re-initialises the
-// producer id and so fences what the broker still holds open: when no
-// EndTxn was written, nothing was committed, and end aborts it that way,
-// returning not committed; the records are read again, and the callback
-// runs once the poll loop lets it. When an EndTxn was written, whether the
-// transaction committed is unknown, and end returns an error that stops
-// Run: a restart resumes from what Kafka and the store say (see the resume
-// rules in doc.go). The hook counts a write once it is done, so an End
-// cancelled in the microseconds while its EndTxn is being written is taken
-// for one that wrote none; should that EndTxn commit, the records are
-// folded and their states emitted a second time, equal to the first:
+// transaction by then anyway). After a cancelled End franz-go aborts the
+// transaction on the next End with TryAbort: it re-initialises the
+// producer id, which fences what the broker still holds open, or, when
+// End was cancelled before it reached EndTransaction, sends the abort.
+// When the cancelled End tried to commit and wrote an EndTxn, whether it
+// committed is unknown, and end returns an error that stops Run: a restart
+// resumes from what Kafka and the store say (see the resume rules in
+// doc.go). Otherwise nothing was committed: end aborts, returns not
+// committed, and the records are read again; the callback runs once the
+// poll loop lets it.
+//
+// The hook counts a write once it is done, and a cancelled request stops
+// waiting for its write: an EndTxn that went out just as End was cancelled
+// may be counted only later. The abort that follows goes to the same
+// coordinator on the same connection, after it, so end counts again once
+// the abort is done, and stops Run if an EndTxn was counted meanwhile (the
+// abort's own EndTxn, sent only when End was cancelled in its flush, which
+// transact has done already, counts too: a needless stop, never a wrong
+// fold).
+// Only were the coordinator to move in between could a committed
+// transaction be taken for an aborted one; its records would then be
+// folded, and their states emitted, a second time, equal to the first:
 // nothing is lost.
 func (p *Processor) end(tctx context.Context, sess *kgo.GroupTransactSession, try kgo.TransactionEndTry) (bool, error) {
 	bound := p.endTimeout()
@@ -76,14 +86,21 @@ func (p *Processor) end(tctx context.Context, sess *kgo.GroupTransactSession, tr
 	if !errors.Is(cause, errCallbackWaits) && !errors.Is(cause, errEndTimedOut) {
 		return false, err
 	}
-	if p.endTxnWrites.Load() != w.writes {
-		return false, fmt.Errorf("transaction end cancelled once it had asked the broker to end the transaction (%w), so whether it committed is unknown: %w",
+	unknown := func() error {
+		return fmt.Errorf("transaction end cancelled once it had asked the broker to end the transaction (%w), so whether it committed is unknown: %w",
 			cause, err)
+	}
+	mayCommit := try == kgo.TryCommit
+	if mayCommit && p.endTxnWrites.Load() != w.writes {
+		return false, unknown()
 	}
 	hctx, hcancel := context.WithTimeout(tctx, bound)
 	defer hcancel()
 	if _, herr := sess.End(hctx, kgo.TryAbort); herr != nil {
 		return false, fmt.Errorf("abort after %w: %w", cause, errors.Join(err, herr))
+	}
+	if mayCommit && p.endTxnWrites.Load() != w.writes {
+		return false, unknown()
 	}
 	p.stats.endsCancelled.Add(1)
 	p.log.Warn("transaction end cancelled and its transaction aborted; its records will be read again", "why", cause)

@@ -8,6 +8,12 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
+// EndGrace exposes endGrace to the external tests.
+const EndGrace = endGrace
+
+// Ending reports whether a transaction's End is under way with a commit.
+func (p *Processor) Ending() bool { return p.ending.Load() != nil }
+
 // ResumeDecision exposes decide's answer to the external tests.
 type ResumeDecision struct {
 	At, CatchUpFrom int64

@@ -578,9 +578,10 @@ func TestAbortedTransaction(t *testing.T) {
 // transaction's EndTxn commit past the transaction timeout: End is then
 // cancelled after asking the broker to end the transaction, so whether it
 // committed is unknown, and Run must stop and say so rather than read the
-// records again. The answer is then let go (the commit goes through), and
-// a restart on the same store must hold, and have emitted, the fold of
-// every event.
+// records again. The answer is then let go (kfake has aborted the
+// transaction at its timeout by then, and refuses the commit), and a
+// restart on the same store must hold, and have emitted, the fold of every
+// event.
 func TestEndTxnOutlastingTimeoutStopsRun(t *testing.T) {
 	f := newFixture(t, 2)
 	if f.cluster.Real() {

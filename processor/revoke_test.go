@@ -13,6 +13,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/wastatus/wastatus/internal/kafkatest"
@@ -465,16 +466,10 @@ func testRevokeDuringTransaction(t *testing.T, mode int) {
 	a := f.startOn(cfgA, openStore(t, t.TempDir()))
 	defer a.stop(t)
 
-	mine := a.p.Owned()
 	mu.Lock()
 	armed = true
 	mu.Unlock()
-	var id string
-	for i := 0; id == ""; i++ {
-		if cand := fmt.Sprintf("wamid.busy.%d", i); slices.Contains(mine, func() int32 { p, _ := a.p.Partition(cand); return p }()) {
-			id = cand
-		}
-	}
+	id := ownedID(a)
 	f.produce(f.event(id, "sent", 1_700_000_000))
 	<-held
 	b := f.launch(f.cfg, openStore(t, t.TempDir()))
@@ -507,12 +502,142 @@ func testRevokeDuringTransaction(t *testing.T, mode int) {
 			return nil
 		})
 		waited := time.Since(released)
+		if mode == endCancelled && waited < processor.EndGrace {
+			t.Errorf("A's End was cancelled %s after its transaction was let go, before its grace", waited)
+		}
 		if mode == endTimedOut && waited < cfgA.TransactionTimeout {
 			t.Errorf("A's End was cancelled %s after its transaction was let go, before its transaction timeout", waited)
 		}
 		t.Logf("A's End was cancelled within %s of its transaction being let go", waited.Round(time.Millisecond))
 	}
 
+	settledAfterHeld(t, f, a, b, id)
+}
+
+// ownedID returns a message id whose partition r owns.
+func ownedID(r *running) string {
+	mine := r.p.Owned()
+	for i := 0; ; i++ {
+		id := fmt.Sprintf("wamid.busy.%d", i)
+		if part, _ := r.p.Partition(id); slices.Contains(mine, part) {
+			return id
+		}
+	}
+}
+
+// TestSignalDuringEnd: A's End begins before its revoke callback waits, as
+// when the heartbeat that brings the revoke crosses End's start. The
+// heartbeat of A's that would bring B's join is held until A's End is
+// under way, so End does not know of the rebalance and tries to commit; it
+// then waits for the callback, which waits for it. The signal that comes
+// during End must cancel it a second later; A must abort and go on, and the
+// group settle.
+func TestSignalDuringEnd(t *testing.T) {
+	f := newFixture(t, 6, kfake.BrokerConfigs(map[string]string{"group.consumer.heartbeat.interval.ms": "250"}))
+	if f.cluster.Real() {
+		t.Skip("holds a heartbeat with kfake's controls")
+	}
+	f.cfg.GroupProtocol = "consumer"
+	adm := kadm.NewClient(f.cl)
+	var (
+		mu      sync.Mutex
+		armed   bool
+		held    = make(chan struct{})
+		hold    = make(chan struct{})
+		aID     string
+		bJoined bool
+		hbHeld  = make(chan struct{})
+		hbLet   = make(chan struct{})
+	)
+	cfgA := f.cfg
+	cfgA.TransactionTimeout = 10 * time.Second
+	cfgA.Testing.BeforeTxnEnd = func() {
+		mu.Lock()
+		stop := armed
+		armed = false
+		mu.Unlock()
+		if stop {
+			close(held)
+			<-hold
+		}
+	}
+	a := f.startOn(cfgA, openStore(t, t.TempDir()))
+	defer a.stop(t)
+	kafkatest.Eventually(t, 30*time.Second, func() error {
+		d, err := adm.DescribeConsumerGroups(t.Context(), f.cfg.Group)
+		if err != nil {
+			return err
+		}
+		if ms := d[f.cfg.Group].Members; len(ms) == 1 {
+			aID = ms[0].MemberID
+			return nil
+		}
+		return errors.New("A is not the group's only member yet")
+	})
+	f.cluster.Fake.ControlKey(int16(kmsg.ConsumerGroupHeartbeat), func(kr kmsg.Request) (kmsg.Response, error, bool) {
+		req := kr.(*kmsg.ConsumerGroupHeartbeatRequest)
+		mu.Lock()
+		if req.MemberID != aID && req.MemberEpoch == 0 {
+			bJoined = true
+		}
+		stop := req.MemberID == aID && bJoined && hbHeld != nil
+		if stop {
+			close(hbHeld)
+			hbHeld = nil
+		}
+		mu.Unlock()
+		if stop {
+			f.cluster.Fake.SleepControl(func() { <-hbLet })
+		}
+		return nil, nil, false
+	})
+
+	mu.Lock()
+	armed = true
+	waitHeld := hbHeld
+	mu.Unlock()
+	id := ownedID(a)
+	f.produce(f.event(id, "sent", 1_700_000_000))
+	<-held
+	b := f.launch(f.cfg, openStore(t, t.TempDir()))
+	defer b.stop(t)
+	select {
+	case <-waitHeld:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no heartbeat of A's came after B joined")
+	}
+	close(hold)
+	kafkatest.Eventually(t, 10*time.Second, func() error {
+		if !a.p.Ending() {
+			return errors.New("A's End has not begun")
+		}
+		return nil
+	})
+	if a.p.RebalanceWaits() {
+		t.Fatal("A's callback waited before its End began")
+	}
+	close(hbLet)
+	kafkatest.Eventually(t, cfgA.TransactionTimeout/2, func() error {
+		select {
+		case err := <-a.done:
+			a.done <- err // for a.stop
+			t.Fatalf("A's Run returned %v", err)
+		default:
+		}
+		if a.p.Stats().EndsCancelled == 0 {
+			return errors.New("A's End is not cancelled yet")
+		}
+		return nil
+	})
+	settledAfterHeld(t, f, a, b, id)
+}
+
+// settledAfterHeld checks that the group of A and B settles with one owner
+// per partition and B owning half, that A aborted the transaction that held
+// id's event, and that id's state was then folded where it now belongs and
+// emitted once.
+func settledAfterHeld(t *testing.T, f *fixture, a, b *running, id string) {
+	t.Helper()
 	procs := map[string]*running{"a": a, "b": b}
 	kafkatest.Eventually(t, 60*time.Second, func() error { return oneOwnerEach(t, procs, 6, map[string]int{"b": 3}) })
 	if a.p.Stats().Aborted == 0 {
@@ -530,6 +655,18 @@ func testRevokeDuringTransaction(t *testing.T, mode int) {
 		}
 		if m.Status != "sent" {
 			return fmt.Errorf("%s is %s", id, m.Status)
+		}
+		return nil
+	})
+	f.consume(f.cfg.CurrentTopic, func(recs []*kgo.Record) error {
+		n := 0
+		for _, r := range recs {
+			if string(r.Key) == id {
+				n++
+			}
+		}
+		if n != 1 {
+			return fmt.Errorf("%s's state was emitted %d times, want once", id, n)
 		}
 		return nil
 	})
