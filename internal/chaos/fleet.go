@@ -208,17 +208,27 @@ func forEachLogLine(path string, fn func(m map[string]any, line string)) {
 	}
 }
 
-// prepared counts a processor's "partition prepared" log lines: partitions
-// restored from the current topic and partitions caught up silently.
+// prepared counts a processor's "partition prepared" log lines, partitions
+// restored from the current topic and partitions caught up silently, and
+// its transactions aborted by rebalances and ends cancelled.
 type prepared struct {
 	restores, catchUps       int
 	restored, caughtUp       int64 // records read
 	restoreTook, catchUpTook time.Duration
+	aborted, endsCancelled   int
 }
 
 func (s *prepared) add(path string) {
 	forEachLogLine(path, func(m map[string]any, _ string) {
-		if m["msg"] != "partition prepared" {
+		switch m["msg"] {
+		case "transaction aborted by a rebalance; its records will be read again":
+			s.aborted++
+			return
+		case "transaction end cancelled and its transaction aborted; its records will be read again":
+			s.endsCancelled++
+			return
+		case "partition prepared":
+		default:
 			return
 		}
 		why, _ := m["why"].(string)

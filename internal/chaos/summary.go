@@ -55,6 +55,7 @@ func (s Summary) Write(w io.Writer) {
 	r := s.Prepared
 	p("  processors:  %d SIGKILLs every ~%s, %d of them on a wiped data dir; %d partitions restored (%d records in %s), %d caught up (%d records in %s)",
 		s.Kills, c.KillEvery, s.Wipes, r.restores, r.restored, r.restoreTook.Round(time.Millisecond), r.catchUps, r.caughtUp, r.catchUpTook.Round(time.Millisecond))
+	p("               %d transactions aborted by rebalances, %d of them after their end was cancelled", r.aborted, r.endsCancelled)
 	if s.OutageExits > 0 {
 		p("               %d process starts ended during the broker outage (no broker to start against) and were restarted", s.OutageExits)
 	}
