@@ -37,28 +37,10 @@ func TestRevokesInQuickSuccession(t *testing.T) {
 		t.Skip("holds heartbeats with kfake's controls")
 	}
 	f.cfg.GroupProtocol = "consumer"
-	adm := kadm.NewClient(f.cl)
-	members := func() []string {
-		d, err := adm.DescribeConsumerGroups(context.Background(), f.cfg.Group)
-		if err != nil {
-			return nil
-		}
-		var ids []string
-		for _, m := range d[f.cfg.Group].Members {
-			ids = append(ids, m.MemberID)
-		}
-		return ids
-	}
+	members := func() []string { return groupMembers(f) }
 
 	a := f.start(t.TempDir())
-	var aID string
-	kafkatest.Eventually(t, 30*time.Second, func() error {
-		if ids := members(); len(ids) == 1 {
-			aID = ids[0]
-			return nil
-		}
-		return errors.New("A is not the group's only member yet")
-	})
+	aID := onlyMember(t, f)
 
 	// Installed before B joins, so that A's acknowledgement is held
 	// whether it comes before C's join or after.
@@ -433,23 +415,9 @@ const (
 func testRevokeDuringTransaction(t *testing.T, mode int) {
 	f := newFixture(t, 6, kfake.BrokerConfigs(map[string]string{"group.consumer.heartbeat.interval.ms": "250"}))
 	f.cfg.GroupProtocol = "consumer"
-	var (
-		mu    sync.Mutex
-		armed bool
-		held  = make(chan struct{})
-		hold  = make(chan struct{})
-	)
+	hold := newTxnHold()
 	cfgA := f.cfg
-	cfgA.Testing.BeforeTxnEnd = func() {
-		mu.Lock()
-		stop := armed
-		armed = false
-		mu.Unlock()
-		if stop {
-			close(held)
-			<-hold
-		}
-	}
+	cfgA.Testing.BeforeTxnEnd = hold.beforeEnd
 	if mode != endAborts {
 		// Longer than the hold, so that the broker has not
 		// aborted the transaction before End commits its offsets:
@@ -466,13 +434,7 @@ func testRevokeDuringTransaction(t *testing.T, mode int) {
 	a := f.startOn(cfgA, openStore(t, t.TempDir()))
 	defer a.stop(t)
 
-	mu.Lock()
-	armed = true
-	mu.Unlock()
-	id := ownedID(a)
-	f.produce(f.event(id, "sent", 1_700_000_000))
-	<-held
-	b := f.launch(f.cfg, openStore(t, t.TempDir()))
+	id, b := holdAndJoin(t, f, a, hold)
 	defer b.stop(t)
 	kafkatest.Eventually(t, 30*time.Second, func() error {
 		if !a.p.RebalanceWaits() {
@@ -480,7 +442,7 @@ func testRevokeDuringTransaction(t *testing.T, mode int) {
 		}
 		return nil
 	})
-	close(hold)
+	close(hold.release)
 	released := time.Now()
 	if mode != endAborts {
 		// A cancelled End would take its transaction timeout with
@@ -489,18 +451,7 @@ func testRevokeDuringTransaction(t *testing.T, mode int) {
 		if mode == endTimedOut {
 			within = 3 * cfgA.TransactionTimeout
 		}
-		kafkatest.Eventually(t, within, func() error {
-			select {
-			case err := <-a.done:
-				a.done <- err // for a.stop
-				t.Fatalf("A's Run returned %v", err)
-			default:
-			}
-			if a.p.Stats().EndsCancelled == 0 {
-				return errors.New("A's End is not cancelled yet")
-			}
-			return nil
-		})
+		waitEndCancelled(t, a, within)
 		waited := time.Since(released)
 		if mode == endCancelled && waited < processor.EndGrace {
 			t.Errorf("A's End was cancelled %s after its transaction was let go, before its grace", waited)
@@ -512,6 +463,92 @@ func testRevokeDuringTransaction(t *testing.T, mode int) {
 	}
 
 	settledAfterHeld(t, f, a, b, id)
+}
+
+// groupMembers returns the member ids of f's group, none if it cannot say.
+func groupMembers(f *fixture) []string {
+	d, err := kadm.NewClient(f.cl).DescribeConsumerGroups(context.Background(), f.cfg.Group)
+	if err != nil {
+		return nil
+	}
+	var ids []string
+	for _, m := range d[f.cfg.Group].Members {
+		ids = append(ids, m.MemberID)
+	}
+	return ids
+}
+
+// onlyMember waits until f's group has one member and returns its id.
+func onlyMember(t *testing.T, f *fixture) string {
+	t.Helper()
+	var id string
+	kafkatest.Eventually(t, 30*time.Second, func() error {
+		if ids := groupMembers(f); len(ids) == 1 {
+			id = ids[0]
+			return nil
+		}
+		return errors.New("the group does not have one member yet")
+	})
+	return id
+}
+
+// txnHold holds one transaction before its end, once armed: its
+// beforeEnd, a BeforeTxnEnd hook, closes held and waits for release.
+type txnHold struct {
+	mu            sync.Mutex
+	armed         bool
+	held, release chan struct{}
+}
+
+func newTxnHold() *txnHold {
+	return &txnHold{held: make(chan struct{}), release: make(chan struct{})}
+}
+
+// arm holds the next transaction to end.
+func (h *txnHold) arm() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.armed = true
+}
+
+func (h *txnHold) beforeEnd() {
+	h.mu.Lock()
+	stop := h.armed
+	h.armed = false
+	h.mu.Unlock()
+	if stop {
+		close(h.held)
+		<-h.release
+	}
+}
+
+// waitEndCancelled waits up to within for a transaction end of r's to be
+// cancelled; should r's Run return meanwhile, it fails at once.
+func waitEndCancelled(t *testing.T, r *running, within time.Duration) {
+	t.Helper()
+	kafkatest.Eventually(t, within, func() error {
+		select {
+		case err := <-r.done:
+			r.done <- err // for r.stop
+			t.Fatalf("Run returned %v", err)
+		default:
+		}
+		if r.p.Stats().EndsCancelled == 0 {
+			return errors.New("no transaction end cancelled yet")
+		}
+		return nil
+	})
+}
+
+// holdAndJoin produces an event of a message of a's, holds the transaction
+// that folds it before its end, then launches B; the caller stops B.
+func holdAndJoin(t *testing.T, f *fixture, a *running, hold *txnHold) (string, *running) {
+	t.Helper()
+	hold.arm()
+	id := ownedID(a)
+	f.produce(f.event(id, "sent", 1_700_000_000))
+	<-hold.held
+	return id, f.launch(f.cfg, openStore(t, t.TempDir()))
 }
 
 // ownedID returns a message id whose partition r owns.
@@ -538,42 +575,19 @@ func TestSignalDuringEnd(t *testing.T) {
 		t.Skip("holds a heartbeat with kfake's controls")
 	}
 	f.cfg.GroupProtocol = "consumer"
-	adm := kadm.NewClient(f.cl)
 	var (
 		mu      sync.Mutex
-		armed   bool
-		held    = make(chan struct{})
-		hold    = make(chan struct{})
-		aID     string
 		bJoined bool
 		hbHeld  = make(chan struct{})
 		hbLet   = make(chan struct{})
 	)
+	hold := newTxnHold()
 	cfgA := f.cfg
 	cfgA.TransactionTimeout = 10 * time.Second
-	cfgA.Testing.BeforeTxnEnd = func() {
-		mu.Lock()
-		stop := armed
-		armed = false
-		mu.Unlock()
-		if stop {
-			close(held)
-			<-hold
-		}
-	}
+	cfgA.Testing.BeforeTxnEnd = hold.beforeEnd
 	a := f.startOn(cfgA, openStore(t, t.TempDir()))
 	defer a.stop(t)
-	kafkatest.Eventually(t, 30*time.Second, func() error {
-		d, err := adm.DescribeConsumerGroups(t.Context(), f.cfg.Group)
-		if err != nil {
-			return err
-		}
-		if ms := d[f.cfg.Group].Members; len(ms) == 1 {
-			aID = ms[0].MemberID
-			return nil
-		}
-		return errors.New("A is not the group's only member yet")
-	})
+	aID := onlyMember(t, f)
 	f.cluster.Fake.ControlKey(int16(kmsg.ConsumerGroupHeartbeat), func(kr kmsg.Request) (kmsg.Response, error, bool) {
 		req := kr.(*kmsg.ConsumerGroupHeartbeatRequest)
 		mu.Lock()
@@ -593,20 +607,16 @@ func TestSignalDuringEnd(t *testing.T) {
 	})
 
 	mu.Lock()
-	armed = true
 	waitHeld := hbHeld
 	mu.Unlock()
-	id := ownedID(a)
-	f.produce(f.event(id, "sent", 1_700_000_000))
-	<-held
-	b := f.launch(f.cfg, openStore(t, t.TempDir()))
+	id, b := holdAndJoin(t, f, a, hold)
 	defer b.stop(t)
 	select {
 	case <-waitHeld:
 	case <-time.After(30 * time.Second):
 		t.Fatal("no heartbeat of A's came after B joined")
 	}
-	close(hold)
+	close(hold.release)
 	kafkatest.Eventually(t, 10*time.Second, func() error {
 		if !a.p.Ending() {
 			return errors.New("A's End has not begun")
@@ -617,18 +627,7 @@ func TestSignalDuringEnd(t *testing.T) {
 		t.Fatal("A's callback waited before its End began")
 	}
 	close(hbLet)
-	kafkatest.Eventually(t, cfgA.TransactionTimeout/2, func() error {
-		select {
-		case err := <-a.done:
-			a.done <- err // for a.stop
-			t.Fatalf("A's Run returned %v", err)
-		default:
-		}
-		if a.p.Stats().EndsCancelled == 0 {
-			return errors.New("A's End is not cancelled yet")
-		}
-		return nil
-	})
+	waitEndCancelled(t, a, cfgA.TransactionTimeout/2)
 	settledAfterHeld(t, f, a, b, id)
 }
 
