@@ -145,8 +145,8 @@ type Config struct {
 // background work out of a test's way; and switches that stand in for what
 // franz-go does and a test cannot make it do on demand (SwallowRevoke), or
 // that undo a safeguard so a test can see what it guards against
-// (CommitDespiteWaitingCallback, EndGrace). Each hook is called, when set, from the
-// poll loop.
+// (CommitDespiteWaitingCallback, EndGrace). Each hook is called, when set,
+// from the poll loop.
 type TestingKnobs struct {
 	// AfterTxnCommit runs after a transaction committed and before its
 	// store batches are committed.
