@@ -35,7 +35,7 @@ var (
 // when the callback already waits (End then forces no heartbeat), but the
 // signal comes a moment after the heartbeat, and an End begun within that
 // moment still waits: a crash test on a real broker saw two processors
-// wait so at once, when one rebalance reached them both.
+// wait out the transaction timeout at the same moment.
 //
 // So an End that tries to commit is cancelled once the callback has waited
 // endGrace for it, unless the client has by then written an EndTxn; and
