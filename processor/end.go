@@ -69,7 +69,7 @@ func (p *Processor) end(tctx context.Context, sess *kgo.GroupTransactSession, tr
 	defer cancelBound()
 	ectx, cancel := context.WithCancelCause(bctx)
 	defer cancel(nil)
-	w := &endWatch{cancel: cancel, writes: p.endTxnWrites.Load(), grace: p.endGrace()}
+	w := &endWatch{cancel: cancel, writes: p.endTxnWrites.Load(), grace: p.grace()}
 	if try == kgo.TryCommit {
 		p.ending.Store(w)
 		if p.rebalanceWaits.Load() {
@@ -114,8 +114,8 @@ func (p *Processor) end(tctx context.Context, sess *kgo.GroupTransactSession, tr
 // takes the partitions of a member that stopped heartbeating.
 func (p *Processor) endTimeout() time.Duration { return p.cfg.TransactionTimeout }
 
-// endGrace is endGrace, or the test's.
-func (p *Processor) endGrace() time.Duration {
+// grace is endGrace, or the test's (Testing.EndGrace).
+func (p *Processor) grace() time.Duration {
 	if g := p.cfg.Testing.EndGrace; g > 0 {
 		return g
 	}

@@ -58,7 +58,7 @@ type Processor struct {
 
 	revokedSinceEnd atomic.Bool  // a revoke reached us since the last transaction ended
 	releasedAt      atomic.Int64 // unix nanoseconds of the last revoke or loss that reached us
-	rebalanceWaits  atomic.Bool  // a rebalance callback waits for the poll loop (see retireUnlisted)
+	rebalanceWaits  atomic.Bool  // a rebalance callback waits for the poll loop (see retireUnlisted, end)
 	endTxnWrites    atomic.Int64 // EndTxn requests the client wrote (see end)
 	ending          atomic.Pointer[endWatch]
 
