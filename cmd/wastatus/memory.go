@@ -15,7 +15,7 @@ import (
 // MiB resident:
 //
 //   - Pebble's block cache (--cache-bytes, 32 MiB, full by then) and its
-//     two memtables (state.DefaultMemTableSize, 32 MiB each): 98 MiB. Built
+//     two memtables (--memtable-bytes, 32 MiB each): 98 MiB. Built
 //     with cgo, Pebble allocates them with C malloc, outside the Go heap,
 //     and one malloc arena (malloc_cgo.go) keeps the C heap at the cache's
 //     size; built without cgo, they are Go memory.
@@ -59,6 +59,21 @@ const (
 	// the Go heap's share of 256 MiB made the collector run all the time.
 	// The bench measured the same events per second with both.
 	defaultCacheBytes = 32 << 20
+	// defaultMemTableBytes is --memtable-bytes' default: the store's own
+	// (state.DefaultMemTableSize). Memtables of 16 MiB, with Go's limit
+	// given the 32 MiB they free, kept the collections per million events
+	// flat over a 10M-message drain (37 to 34, against 39 to 63), and took
+	// as much CPU over six rounds each: the collector's saving went
+	// elsewhere, likely to the block cache, which Pebble charges memtables
+	// to and which then held 16 MiB less while one memtable was live
+	// (docs/PERFORMANCE.md, "Memtables of 16 MiB"). The flag is for a
+	// --memory-limit below 200 MiB, which with the default cache and two
+	// of these would leave Go less than minGoMemory.
+	defaultMemTableBytes = int64(state.DefaultMemTableSize)
+	// minMemTableBytes is the least --memtable-bytes accepted, a bound
+	// for typing mistakes: a 1 MiB memtable already fills about once a
+	// transaction (4 and 8 MiB measured slower, processor/doc.go).
+	minMemTableBytes = 1 << 20
 	// memoryReserve is the part of the limit that is neither Pebble's nor
 	// the Go runtime's: the mapped binary (31 MiB) and thread stacks,
 	// with room for a larger binary.
@@ -70,8 +85,8 @@ const (
 
 // pebbleMemory is what the store allocates for its cache and memtables
 // (state.Options: about CacheSize + 2*MemTableSize).
-func pebbleMemory(cacheBytes int64) int64 {
-	return cacheBytes + 2*int64(state.DefaultMemTableSize)
+func pebbleMemory(cacheBytes, memTableBytes int64) int64 {
+	return cacheBytes + 2*memTableBytes
 }
 
 // goMemoryLimit returns the Go runtime's soft memory limit for a process
@@ -87,18 +102,19 @@ func goMemoryLimit(total, pebble int64, pebbleInGoHeap bool) (int64, error) {
 		limit -= pebble
 	}
 	if limit < minGoMemory {
-		return 0, fmt.Errorf("--memory-limit %d leaves %d bytes for Go after Pebble's %d (--cache-bytes and two memtables) and %d for the binary; Go needs at least %d: raise --memory-limit or lower --cache-bytes",
+		return 0, fmt.Errorf("--memory-limit %d leaves %d bytes for Go after Pebble's %d (--cache-bytes and two of --memtable-bytes) and %d for the binary; Go needs at least %d: raise --memory-limit, or lower --cache-bytes or --memtable-bytes",
 			total, limit, pebble, int64(memoryReserve), int64(minGoMemory))
 	}
 	return limit, nil
 }
 
 // applyMemoryLimit sets the Go runtime's soft memory limit for a process
-// within total bytes whose store caches cacheBytes, unless GOMEMLIMIT is
-// set.
-func applyMemoryLimit(total, cacheBytes int64, log *slog.Logger) error {
+// within total bytes whose store caches cacheBytes and has memtables of
+// memTableBytes, unless GOMEMLIMIT is set.
+func applyMemoryLimit(total, cacheBytes, memTableBytes int64, log *slog.Logger) error {
 	inGo := !cgoBuild()
-	limit, err := goMemoryLimit(total, pebbleMemory(cacheBytes), inGo)
+	pebble := pebbleMemory(cacheBytes, memTableBytes)
+	limit, err := goMemoryLimit(total, pebble, inGo)
 	if err != nil {
 		return err
 	}
@@ -110,7 +126,7 @@ func applyMemoryLimit(total, cacheBytes int64, log *slog.Logger) error {
 		return nil
 	}
 	debug.SetMemoryLimit(limit)
-	log.Info("memory limit", "total_bytes", total, "go_bytes", limit, "pebble_bytes", pebbleMemory(cacheBytes), "pebble_in_go_heap", inGo, "malloc_arenas", mallocArenaLimit())
+	log.Info("memory limit", "total_bytes", total, "go_bytes", limit, "pebble_bytes", pebble, "pebble_in_go_heap", inGo, "malloc_arenas", mallocArenaLimit())
 	return nil
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"log/slog"
 	"math"
 	"os"
@@ -8,11 +9,13 @@ import (
 	"runtime/debug"
 	"strings"
 	"testing"
+
+	"github.com/twmb/franz-go/pkg/kfake"
 )
 
 func TestGoMemoryLimit(t *testing.T) {
 	const mib = 1 << 20
-	pebble := pebbleMemory(defaultCacheBytes)
+	pebble := pebbleMemory(defaultCacheBytes, defaultMemTableBytes)
 	tests := []struct {
 		name   string
 		total  int64
@@ -47,12 +50,46 @@ func TestGoMemoryLimit(t *testing.T) {
 // bench needed: with less than about twice its live heap (70 MiB at most)
 // the collector ran all the time.
 func TestDefaultMemoryBudget(t *testing.T) {
-	got, err := goMemoryLimit(defaultMemoryLimit, pebbleMemory(defaultCacheBytes), false)
+	got, err := goMemoryLimit(defaultMemoryLimit, pebbleMemory(defaultCacheBytes, defaultMemTableBytes), false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got < 120<<20 {
 		t.Fatalf("default Go memory limit %d MiB, want at least 120 MiB", got>>20)
+	}
+}
+
+// TestMemTableBytesFlag checks that process takes its memtables' size into
+// its memory budget and refuses a size Pebble cannot use.
+func TestMemTableBytesFlag(t *testing.T) {
+	if _, ok := os.LookupEnv("GOMEMLIMIT"); ok {
+		t.Skip("GOMEMLIMIT is set: the budget is not logged")
+	}
+	old := debug.SetMemoryLimit(-1)
+	t.Cleanup(func() { debug.SetMemoryLimit(old) })
+	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	args := func(memTable string) []string {
+		return []string{"process", "--brokers", c.ListenAddrs()[0], "--partitions", "1", "--data-dir", t.TempDir(), "--http-addr", "127.0.0.1:0",
+			"--cache-bytes", "16777216", "--memtable-bytes", memTable}
+	}
+	for _, bad := range []string{"1000", "4294967296"} {
+		cmd, err := runCmd(t, args(bad)...)
+		if err == nil || !strings.Contains(err.Error(), "--memtable-bytes "+bad) {
+			t.Fatalf("--memtable-bytes %s: err = %v, want one naming the flag\nstderr:\n%s", bad, err, cmd.err)
+		}
+	}
+	cmd := startCmd(t, args("8388608")...)
+	cmd.addr(t, "processor api listening")
+	want := fmt.Sprintf("pebble_bytes=%d", 16<<20+2*(8<<20))
+	if log := cmd.err.String(); !strings.Contains(log, want) {
+		t.Fatalf("the memory limit's log line lacks %s:\n%s", want, log)
+	}
+	if err := cmd.stop(); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -66,17 +103,17 @@ func TestApplyMemoryLimit(t *testing.T) {
 			t.Skip("GOMEMLIMIT is set")
 		}
 		debug.SetMemoryLimit(math.MaxInt64)
-		if err := applyMemoryLimit(defaultMemoryLimit, defaultCacheBytes, log); err != nil {
+		if err := applyMemoryLimit(defaultMemoryLimit, defaultCacheBytes, defaultMemTableBytes, log); err != nil {
 			t.Fatal(err)
 		}
-		want, _ := goMemoryLimit(defaultMemoryLimit, pebbleMemory(defaultCacheBytes), !cgoBuild())
+		want, _ := goMemoryLimit(defaultMemoryLimit, pebbleMemory(defaultCacheBytes, defaultMemTableBytes), !cgoBuild())
 		if got := debug.SetMemoryLimit(-1); got != want {
 			t.Fatalf("runtime memory limit = %d, want %d", got, want)
 		}
 	})
 	t.Run("zero leaves it alone", func(t *testing.T) {
 		debug.SetMemoryLimit(math.MaxInt64)
-		if err := applyMemoryLimit(0, defaultCacheBytes, log); err != nil {
+		if err := applyMemoryLimit(0, defaultCacheBytes, defaultMemTableBytes, log); err != nil {
 			t.Fatal(err)
 		}
 		if got := debug.SetMemoryLimit(-1); got != math.MaxInt64 {
@@ -86,7 +123,7 @@ func TestApplyMemoryLimit(t *testing.T) {
 	t.Run("GOMEMLIMIT wins", func(t *testing.T) {
 		t.Setenv("GOMEMLIMIT", "1GiB")
 		debug.SetMemoryLimit(math.MaxInt64)
-		if err := applyMemoryLimit(defaultMemoryLimit, defaultCacheBytes, log); err != nil {
+		if err := applyMemoryLimit(defaultMemoryLimit, defaultCacheBytes, defaultMemTableBytes, log); err != nil {
 			t.Fatal(err)
 		}
 		if got := debug.SetMemoryLimit(-1); got != math.MaxInt64 {
@@ -94,7 +131,7 @@ func TestApplyMemoryLimit(t *testing.T) {
 		}
 	})
 	t.Run("a cache too large for the limit fails", func(t *testing.T) {
-		if err := applyMemoryLimit(defaultMemoryLimit, 1<<30, log); err == nil {
+		if err := applyMemoryLimit(defaultMemoryLimit, 1<<30, defaultMemTableBytes, log); err == nil {
 			t.Fatal("applyMemoryLimit with a 1 GiB cache in 256 MiB: no error")
 		}
 	})

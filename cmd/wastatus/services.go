@@ -117,6 +117,7 @@ type processFlags struct {
 	policy         string
 	dataDir        string
 	cacheBytes     int64
+	memTableBytes  int64
 	minFreeDisk    int64
 	memoryLimit    int64
 }
@@ -132,7 +133,8 @@ func (p *processFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&p.policy, "policy", "failed-wins", "failed after delivered: failed-wins (terminal) or delivery-wins")
 	fs.StringVar(&p.dataDir, "data-dir", "./data", "directory for the state store (and the embedded broker)")
 	registerMinFreeDisk(fs, &p.minFreeDisk)
-	fs.Int64Var(&p.cacheBytes, "cache-bytes", defaultCacheBytes, fmt.Sprintf("Pebble block cache size; it and two %d MiB memtables count against --memory-limit", state.DefaultMemTableSize>>20))
+	fs.Int64Var(&p.cacheBytes, "cache-bytes", defaultCacheBytes, "Pebble block cache size; it and two memtables (--memtable-bytes) count against --memory-limit")
+	fs.Int64Var(&p.memTableBytes, "memtable-bytes", defaultMemTableBytes, "size of each of Pebble's memtables, at least 1 MiB and below 4 GiB; up to two exist at a time, and they count against --memory-limit")
 	fs.Int64Var(&p.memoryLimit, "memory-limit", defaultMemoryLimit, "bytes the process aims to stay within: Pebble's cache and memtables, plus the Go runtime's soft memory limit (GOMEMLIMIT) set to the rest; 0: no Go limit (GOMEMLIMIT, when set, wins)")
 }
 
@@ -294,11 +296,15 @@ func (s *stack) startProcessor(k *kafkaFlags, p *processFlags) (*processor.Proce
 	if err != nil {
 		return nil, err
 	}
-	if err := applyMemoryLimit(p.memoryLimit, p.cacheBytes, s.log); err != nil {
+	if p.memTableBytes < minMemTableBytes || p.memTableBytes >= 4<<30 {
+		return nil, fmt.Errorf("--memtable-bytes %d: want at least %d and below 4 GiB", p.memTableBytes, int64(minMemTableBytes))
+	}
+	if err := applyMemoryLimit(p.memoryLimit, p.cacheBytes, p.memTableBytes, s.log); err != nil {
 		return nil, err
 	}
 	store, err := state.Open(filepath.Join(p.dataDir, "state"), state.Options{
 		CacheSize:    p.cacheBytes,
+		MemTableSize: uint64(p.memTableBytes),
 		Logger:       s.log.With("component", "store"),
 		Policy:       policy,
 		MinFreeBytes: minFree,
