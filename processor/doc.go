@@ -173,7 +173,9 @@
 //     lookup CPU: neighbouring seeks still miss the caches); committing in
 //     key order (memtable insert CPU 0.38 to 0.35 s, the sort ate it);
 //     smaller memtables (4 and 8 MiB: slower, more flushes and sstables to
-//     check).
+//     check); 16 MiB memtables with the 32 MiB they free given to Go's
+//     soft limit (the collections flat as the state grew, the CPU the
+//     same).
 //   - Config.TxnMaxRecords (10,000) bounds a transaction under a backlog,
 //     where its fixed costs (the flush, EndTxn and the offset commit, and
 //     the store commit that the next fold waits for) are amortized. Under a steady load below
