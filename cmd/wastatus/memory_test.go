@@ -60,7 +60,8 @@ func TestDefaultMemoryBudget(t *testing.T) {
 }
 
 // TestMemTableBytesFlag checks that process takes its memtables' size into
-// its memory budget and refuses a size Pebble cannot use.
+// its memory budget, and refuses sizes below 1 MiB or of 4 GiB (Pebble's
+// limit) or more.
 func TestMemTableBytesFlag(t *testing.T) {
 	if _, ok := os.LookupEnv("GOMEMLIMIT"); ok {
 		t.Skip("GOMEMLIMIT is set: the budget is not logged")
