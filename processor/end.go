@@ -58,8 +58,7 @@ var (
 // the abort is done, and stops Run if an EndTxn was counted meanwhile (the
 // abort's own EndTxn, sent only when End was cancelled in its flush, which
 // transact has done already, counts too: a needless stop, never a wrong
-// fold).
-// Only were the coordinator to move in between could a committed
+// fold). Only were the coordinator to move in between could a committed
 // transaction be taken for an aborted one; its records would then be
 // folded, and their states emitted, a second time, equal to the first:
 // nothing is lost.
