@@ -175,7 +175,11 @@
 //     smaller memtables (4 and 8 MiB: slower, more flushes and sstables to
 //     check); 16 MiB memtables with the 32 MiB they free given to Go's
 //     soft limit (the collections flat as the state grew, the CPU the
-//     same).
+//     same); index entries of the open epoch written once, sorted and
+//     ingested when it is sealed, found meanwhile by a table in memory
+//     (compactions 29% less CPU at 10M, but the 8.4 MiB table and the
+//     seals cost as much: docs/PERFORMANCE.md, "The open epoch's index
+//     written once").
 //   - Config.TxnMaxRecords (10,000) bounds a transaction under a backlog,
 //     where its fixed costs (the flush, EndTxn and the offset commit, and
 //     the store commit that the next fold waits for) are amortized. Under a steady load below
