@@ -41,6 +41,7 @@ import (
 // million messages, and the table's 8.4 MiB of live heap and the seals
 // cost the processor as much (docs/PERFORMANCE.md, "The open epoch's
 // index written once").
+//
 // Within an epoch the key is the hash alone: wamids with one hash share an
 // entry holding all their seqs, and the records' wamids tell them apart
 // (ten million messages over 12 partitions hold such a pair about once in
